@@ -1,0 +1,39 @@
+package broker
+
+import "sync"
+
+// busPeer is one connection on a bus topic.
+type busPeer struct {
+	r    Receiver
+	echo bool // also receives what it sends itself
+}
+
+// JoinBus makes r a peer of the bus room on exactly topic (bus rooms are
+// not hierarchical) until the returned function is called. With echo, r
+// also receives the frames it sends.
+func (b *Broker) JoinBus(topic Topic, r Receiver, echo bool) (leave func()) {
+	p := &busPeer{r: r, echo: echo}
+	b.peers.Insert(string(topic), p)
+	var once sync.Once
+	return func() { once.Do(func() { b.peers.Remove(string(topic), p) }) }
+}
+
+// SendBus accepts m on the bus namespace and hands it to every peer on
+// exactly m.Topic. from is the sending peer, which gets m only if it joined
+// with echo; a nil from (an HTTP POST) reaches every peer.
+func (b *Broker) SendBus(m *Message, from Receiver) error {
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	b.stamp(m)
+	for _, p := range b.peers.Values(string(m.Topic)) {
+		if p.r != from || p.echo {
+			p.r.Deliver(m)
+		}
+	}
+	return nil
+}
+
+// BusPeers returns the number of bus peers and of trie nodes holding them.
+func (b *Broker) BusPeers() (peers, nodes int) {
+	return b.peers.Len(), b.peers.Nodes()
+}

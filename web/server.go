@@ -1,0 +1,214 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/mercury-broker/mercury/broker"
+)
+
+// Options configures a Server. The zero value gives the documented
+// defaults.
+type Options struct {
+	// AllowOrigins lists the browser origins allowed to connect; see
+	// originPolicy. Empty: same-host browsers and non-browser clients.
+	AllowOrigins []string
+	// MaxMessageSize caps one message, in bytes. Default 1 MiB.
+	MaxMessageSize int64
+	// MaxConnections caps concurrent WebSocket connections. Default 10,000.
+	MaxConnections int
+	// OutgoingQueue caps the bytes waiting to be written to one
+	// connection; past it the connection is closed as a slow consumer.
+	// Default 1 MiB.
+	OutgoingQueue int
+	// PingInterval is how often each connection is pinged. Default 30s.
+	PingInterval time.Duration
+	// PongTimeout is how long a ping may wait for its pong before the
+	// connection is dropped. Default 20s.
+	PongTimeout time.Duration
+	// WriteTimeout bounds one network write. Default 10s.
+	WriteTimeout time.Duration
+	// Topics bounds topic length and depth.
+	Topics broker.TopicLimits
+	// Logger receives the server's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults of Options.
+const (
+	DefaultMaxMessageSize = 1 << 20
+	DefaultMaxConnections = 10000
+	DefaultOutgoingQueue  = 1 << 20
+	DefaultPingInterval   = 30 * time.Second
+	DefaultPongTimeout    = 20 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+)
+
+func (o *Options) setDefaults() {
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.OutgoingQueue <= 0 {
+		o.OutgoingQueue = DefaultOutgoingQueue
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
+	}
+	if o.PongTimeout <= 0 {
+		o.PongTimeout = DefaultPongTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Server serves Mercury's wire over HTTP and WebSocket for one broker.
+type Server struct {
+	broker *broker.Broker
+	opts   Options
+	origin originPolicy
+	router chi.Router
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	shutdown bool
+	wg       sync.WaitGroup // every goroutine a connection owns
+
+	slowConsumers atomic.Int64
+}
+
+// New returns a Server for b. It fails only on bad options.
+func New(b *broker.Broker, opts Options) (*Server, error) {
+	opts.setDefaults()
+	origin, err := newOriginPolicy(opts.AllowOrigins)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		broker: b,
+		opts:   opts,
+		origin: origin,
+		log:    opts.Logger,
+		conns:  make(map[*conn]struct{}),
+	}
+	s.router = s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	for _, p := range patterns {
+		r.Get("/"+p.String()+"/*", s.handleWebSocket(p))
+		if p.postable() {
+			r.Post("/"+p.String()+"/*", s.handlePost(p))
+		}
+	}
+	return r
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.router.ServeHTTP(w, r)
+}
+
+// topicOf returns the topic of a request to /{pattern}/{topic}. The path
+// is the decoded one, so %2F is a separator; the query is never part of it.
+func (s *Server) topicOf(p pattern, r *http.Request) (broker.Topic, *apiError) {
+	raw := strings.TrimPrefix(r.URL.Path, "/"+p.String())
+	if raw == "" || raw == "/" {
+		return "", &apiError{Status: http.StatusNotFound, Code: "no_topic",
+			Message: fmt.Sprintf("no topic: use /%s/<topic>, for example /%s/livesys/42", p, p)}
+	}
+	t, err := s.opts.Topics.Parse(raw)
+	if err != nil {
+		return "", &apiError{Status: http.StatusBadRequest, Code: "topic", Topic: raw, Message: err.Error()}
+	}
+	return t, nil
+}
+
+// SlowConsumers returns how many connections were closed for not reading
+// fast enough.
+func (s *Server) SlowConsumers() int64 { return s.slowConsumers.Load() }
+
+// Connections returns the number of open WebSocket connections.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+var errShuttingDown = errors.New("web: server is shutting down")
+
+// register adds c to the live connections, unless the server is full or
+// shutting down.
+func (s *Server) register(c *conn) *apiError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.shutdown:
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "shutting_down", Message: errShuttingDown.Error()}
+	case len(s.conns) >= s.opts.MaxConnections:
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "limit",
+			Message: fmt.Sprintf("too many connections: the limit is %d", s.opts.MaxConnections)}
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1) // done when the connection's handler returns
+	return nil
+}
+
+func (s *Server) unregister(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Shutdown closes every WebSocket connection with 1001 "going away" and
+// refuses new ones. It returns once all connections are gone, or when ctx
+// ends, cutting those left. Stopping the listener and waiting for plain
+// HTTP requests is the http.Server's job (http.Server.Shutdown).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(1001, "going away")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.ws.CloseNow()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
