@@ -83,16 +83,36 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 		defer s.wg.Done()
 		defer s.unregister(c)
 
+		// Attach before the handshake completes: once a client sees its
+		// handshake answered, it is subscribed. Frames wait until the
+		// connection is up.
+		detach := c.attach()
 		cw := &corkingWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout}
 		// The origin was checked above, with our own rules.
 		ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 		if err != nil {
 			s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
+			c.teardown(detach)
 			return
 		}
 		ws.SetReadLimit(s.opts.MaxMessageSize)
 		c.serve(ws, cw.conn)
+		c.teardown(detach)
 	}
+}
+
+// attach joins the broker as the connection's pattern says, and returns
+// the function that leaves.
+func (c *conn) attach() (detach func()) {
+	switch c.pattern {
+	case patternSub:
+		return c.s.broker.Subscribe(c.topic, c)
+	case patternBus:
+		return c.s.broker.JoinBus(c.topic, c, c.echo)
+	case patternPull:
+		return c.s.broker.Pull(c.topic, c, c.pull)
+	}
+	return func() {}
 }
 
 // newConn reads a connection's options from the query string.
@@ -110,13 +130,15 @@ func (s *Server) newConn(p pattern, topic broker.Topic, r *http.Request) (*conn,
 	return c, nil
 }
 
-// serve runs the connection until it ends, then tears it down.
+// serve runs the connection until it ends.
 func (c *conn) serve(ws *websocket.Conn, cork *corkConn) {
 	c.mu.Lock()
 	c.ws, c.cork = ws, cork
 	pending := c.closing // a close requested during the handshake
 	if pending {
 		c.s.wg.Add(1)
+	} else {
+		c.startWriter()
 	}
 	c.mu.Unlock()
 	if pending {
@@ -125,34 +147,27 @@ func (c *conn) serve(ws *websocket.Conn, cork *corkConn) {
 			ws.Close(c.closeCode, c.closeReason)
 		}()
 	}
-
-	var detach func()
-	switch c.pattern {
-	case patternSub:
-		detach = c.s.broker.Subscribe(c.topic, c)
-	case patternBus:
-		detach = c.s.broker.JoinBus(c.topic, c, c.echo)
-	case patternPull:
-		detach = c.s.broker.Pull(c.topic, c, c.pull)
-	}
 	c.pinger = time.AfterFunc(c.s.opts.PingInterval, c.ping)
 
 	err := c.readLoop()
 	c.s.log.Debug("connection closed", "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic,
 		"duration", time.Since(c.opened).Round(time.Millisecond), "reason", closeReason(err))
-
 	ws.CloseNow() // unblocks a writer stuck on the network
+}
+
+// teardown stops the connection's goroutines and leaves the broker.
+func (c *conn) teardown(detach func()) {
 	c.mu.Lock()
 	c.dead = true
 	c.out, c.spare, c.outBytes = nil, nil, 0
 	c.mu.Unlock()
-	c.pinger.Stop()
+	if c.pinger != nil {
+		c.pinger.Stop()
+	}
 	c.bg.Wait()
 	// Only now, with the writer gone, does a puller give back what it
 	// could not write.
-	if detach != nil {
-		detach()
-	}
+	detach()
 }
 
 func closeReason(err error) string {
@@ -236,12 +251,18 @@ func (c *conn) enqueue(f outFrame) {
 	}
 	c.out = append(c.out, f)
 	c.outBytes += len(f.data)
-	if !c.writing {
+	c.startWriter()
+	c.mu.Unlock()
+}
+
+// startWriter starts the writer if frames wait, the connection is up and
+// no writer runs; c.mu is held.
+func (c *conn) startWriter() {
+	if !c.writing && c.ws != nil && len(c.out) > 0 {
 		c.writing = true
 		c.bg.Add(1)
 		go c.writeLoop()
 	}
-	c.mu.Unlock()
 }
 
 // writeLoop writes queued frames until the queue is empty, each batch

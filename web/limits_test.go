@@ -1,0 +1,278 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/mercury-broker/mercury/web/client"
+)
+
+func dialStatus(t *testing.T, url string, header http.Header) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, url, &client.Options{Header: header})
+	if err == nil {
+		c.CloseNow()
+		return http.StatusSwitchingProtocols
+	}
+	he, ok := err.(*client.HandshakeError)
+	if !ok {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	return he.Status
+}
+
+func TestOriginChecks(t *testing.T) {
+	open := startServer(t, Options{})
+	sameHost := "http://" + strings.TrimPrefix(open.http.URL, "http://")
+	for _, c := range []struct {
+		origin string
+		want   int
+	}{
+		{"", 101},                    // not a browser
+		{sameHost, 101},              // a page served by the broker's host
+		{"http://evil.example", 401}, // another site
+	} {
+		h := http.Header{}
+		if c.origin != "" {
+			h.Set("Origin", c.origin)
+		}
+		if got := dialStatus(t, open.ws+"/sub/x", h); got != c.want {
+			t.Errorf("no allow list, Origin %q: %d, want %d", c.origin, got, c.want)
+		}
+	}
+
+	ts := startServer(t, Options{AllowOrigins: []string{"example.com", "*.example.org", "https://secure.example.net"}})
+	for _, c := range []struct {
+		origin string
+		want   int
+	}{
+		{"http://example.com", 101},
+		{"https://example.com:8443", 101},
+		{"https://app.example.org", 101},
+		{"https://secure.example.net", 101},
+		{"", 401},                            // a list requires an Origin
+		{"http://example.com.evil.net", 401}, // look-alike suffix
+		{"http://notexample.com", 401},       // look-alike prefix
+		{"http://example.org.evil.net", 401}, //
+		{"http://secure.example.net", 401},   // wrong scheme
+		{"http://evilexample.org", 401},      // *.example.org needs a dot
+	} {
+		h := http.Header{}
+		if c.origin != "" {
+			h.Set("Origin", c.origin)
+		}
+		if got := dialStatus(t, ts.ws+"/sub/x", h); got != c.want {
+			t.Errorf("Origin %q: %d, want %d", c.origin, got, c.want)
+		}
+		resp, err := client.Post(context.Background(), nil, ts.http.URL+"/pub/x", "", []byte("m"), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 200
+		if c.want != 101 {
+			want = 401
+		}
+		if resp.Status != want {
+			t.Errorf("POST with Origin %q: %d, want %d", c.origin, resp.Status, want)
+		}
+		if want == 401 && !strings.Contains(string(resp.Body), "Origin check failed") {
+			t.Errorf("POST with Origin %q: body %q", c.origin, resp.Body)
+		}
+	}
+}
+
+func TestSlowConsumerIsClosedAndOthersCarryOn(t *testing.T) {
+	ts := startServer(t, Options{OutgoingQueue: 64 << 10})
+	// The slow subscriber never reads: a raw connection, not a peer.
+	ctx := context.Background()
+	slow, err := client.Dial(ctx, ts.ws+"/sub/feed", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.CloseNow()
+	fast := ts.dial(t, "sub", "/feed")
+	ts.waitSubscribed(t, 2)
+
+	payload := strings.Repeat("x", 4096)
+	pub := ts.dial(t, "pub", "/feed")
+	sent := 0
+	for ts.SlowConsumers() == 0 {
+		pub.send(t, payload)
+		sent++
+		if got := fast.nextText(t); got != payload {
+			t.Fatalf("fast subscriber got a %d-byte frame", len(got))
+		}
+		if sent > 100000 {
+			t.Fatal("the slow consumer was never closed")
+		}
+	}
+	// The fast subscriber and the publisher are unaffected.
+	pub.send(t, "after")
+	if got := fast.nextText(t); got != "after" {
+		t.Fatalf("fast subscriber got %q", got)
+	}
+	// The slow one, reading at last, finds its connection closed with 1008.
+	for {
+		_, err := slow.Read(ctx)
+		if err != nil {
+			if client.CloseStatus(err) != 1008 || client.CloseReason(err) != "slow consumer" {
+				t.Fatalf("slow consumer ended with %v, want 1008 slow consumer", err)
+			}
+			break
+		}
+	}
+	waitFor(t, func() bool { return ts.Connections() == 2 })
+}
+
+func TestMessageSizeLimit(t *testing.T) {
+	ts := startServer(t, Options{MaxMessageSize: 1000})
+	sub := ts.dial(t, "sub", "/big")
+	if resp := post(t, ts, "pub", "/big", "", strings.Repeat("y", 1001)); resp.Status != 413 {
+		t.Fatalf("oversized POST = %d, want 413", resp.Status)
+	}
+	pub := ts.dial(t, "pub", "/big")
+	pub.send(t, strings.Repeat("y", 1000)) // at the limit: accepted
+	if got := sub.nextText(t); len(got) != 1000 {
+		t.Fatalf("got %d bytes", len(got))
+	}
+	pub.send(t, strings.Repeat("y", 1001))
+	if err := pub.ended(t); client.CloseStatus(err) != 1009 {
+		t.Fatalf("oversized frame ended the connection with %v, want 1009", err)
+	}
+	sub.nothing(t)
+}
+
+func TestConnectionLimit(t *testing.T) {
+	ts := startServer(t, Options{MaxConnections: 2})
+	ts.dial(t, "sub", "/a")
+	ts.dial(t, "sub", "/a")
+	if got := dialStatus(t, ts.ws+"/sub/a", nil); got != 503 {
+		t.Fatalf("third connection: %d, want 503", got)
+	}
+}
+
+func TestInvalidUTF8ClosesWith1007(t *testing.T) {
+	ts := startServer(t, Options{})
+	sub := ts.dial(t, "sub", "/u")
+	pub := ts.dial(t, "pub", "/u")
+	// The client library sends whatever bytes it is given.
+	if err := pub.WriteText(context.Background(), "\xff\xfe"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.ended(t); client.CloseStatus(err) != 1007 {
+		t.Fatalf("invalid UTF-8 ended the connection with %v, want 1007", err)
+	}
+	sub.nothing(t)
+}
+
+func TestUnansweredPingsDropTheConnection(t *testing.T) {
+	ts := startServer(t, Options{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond})
+	// A client that never reads never answers pings.
+	c, err := client.Dial(context.Background(), ts.ws+"/sub/quiet", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	live := ts.dial(t, "sub", "/quiet") // reads, so answers pings
+	waitFor(t, func() bool { return ts.Connections() == 1 })
+	time.Sleep(300 * time.Millisecond)
+	if ts.Connections() != 1 {
+		t.Fatal("a connection answering pings was dropped")
+	}
+	post(t, ts, "pub", "/quiet", "", "still here")
+	if got := live.nextText(t); got != "still here" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestShutdownClosesWith1001(t *testing.T) {
+	ts := startServer(t, Options{})
+	sub := ts.dial(t, "sub", "/s")
+	pull := ts.dial(t, "pull", "/s")
+	ts.waitSubscribed(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*peer{sub, pull} {
+		if err := p.ended(t); client.CloseStatus(err) != int(websocket.StatusGoingAway) {
+			t.Fatalf("ended with %v, want 1001", err)
+		}
+	}
+	if got := dialStatus(t, ts.ws+"/sub/s", nil); got != 503 {
+		t.Fatalf("dial during shutdown: %d, want 503", got)
+	}
+}
+
+// TestConnectCyclesLeaveNothingBehind runs 100,000 connect/disconnect
+// cycles over every pattern and checks that subscriptions, trie nodes,
+// queues and memory are back where they started.
+func TestConnectCyclesLeaveNothingBehind(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100,000 connections")
+	}
+	ts := startServer(t, Options{})
+	cycles := 100000
+	if raceEnabled {
+		cycles = 20000 // the race detector makes each cycle ~5x slower
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	cycle := func(i int) {
+		pattern := []string{"sub", "bus", "pull", "pub", "push"}[i%5]
+		topic := "/cycle/x" + strings.Repeat("x", i%7) + "/n" + string(rune('a'+i%26))
+		c, err := client.Dial(context.Background(), client.URL(ts.ws, pattern, topic, nil), nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		c.CloseNow()
+	}
+	for i := range 2000 { // warm up pools and maps
+		cycle(i)
+	}
+	waitFor(t, func() bool { return ts.Connections() == 0 })
+	before := heap()
+	const workers = 8
+	done := make(chan struct{})
+	for w := range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := w; i < cycles; i += workers {
+				cycle(i)
+			}
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	waitFor(t, func() bool { return ts.Connections() == 0 })
+	if subs, nodes := ts.broker.Subscriptions(); subs != 0 || nodes != 0 {
+		t.Fatalf("after %d cycles: %d subscriptions, %d trie nodes left", cycles, subs, nodes)
+	}
+	if peers, nodes := ts.broker.BusPeers(); peers != 0 || nodes != 0 {
+		t.Fatalf("after %d cycles: %d bus peers, %d trie nodes left", cycles, peers, nodes)
+	}
+	if q := ts.broker.Queues(); len(q) != 0 {
+		t.Fatalf("after %d cycles: %d queues left", cycles, len(q))
+	}
+	after := heap()
+	t.Logf("%d cycles: heap %d KB before, %d KB after", cycles, before>>10, after>>10)
+	if after > before+4<<20 {
+		t.Fatalf("heap grew from %d KB to %d KB over %d cycles", before>>10, after>>10, cycles)
+	}
+}
