@@ -202,8 +202,8 @@ func requireNode(t testing.TB) {
 
 // nodeEvent is one line printed by node/wsclient.js.
 type nodeEvent struct {
-	Open     bool   `json:"open"`
-	Protocol string `json:"protocol"`
+	Open     bool    `json:"open"`
+	Protocol string  `json:"protocol"`
 	Text     *string `json:"text"`
 	Binary   *string `json:"binary"`
 	Close    *struct {
