@@ -53,7 +53,7 @@ func msg(topic, payload string) *Message {
 
 func TestPublishReachesSubscribersAboveAndAtTopic(t *testing.T) {
 	b := New(Options{})
-	var parent, child, sibling, lookalike, other inbox
+	var parent, child, sibling, lookalike inbox
 	b.Subscribe("/foo", &parent)
 	b.Subscribe("/foo/bar", &child)
 	b.Subscribe("/foo/baz", &sibling)
@@ -65,7 +65,6 @@ func TestPublishReachesSubscribersAboveAndAtTopic(t *testing.T) {
 	b.Publish(msg("/foo", "parent"))
 	b.Publish(msg("/foo/bar/baz", "grandchild"))
 	b.Publish(msg("/fo", "prefix"))
-	_ = other
 
 	check := func(name string, in *inbox, want ...string) {
 		t.Helper()
