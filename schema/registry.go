@@ -47,6 +47,19 @@ const MaxSchemaFile = 4 << 20
 // ErrOutsideFolder refuses a "$ref" that leaves the schema's folder.
 var ErrOutsideFolder = errors.New("schema: only files in the schema's own folder can be referenced")
 
+// CompileError says which bus's schema failed to compile, and why.
+type CompileError struct {
+	Bus  broker.Topic
+	File string
+	Err  error
+}
+
+func (e *CompileError) Error() string {
+	return fmt.Sprintf("bus %s: schema %s: %v", e.Bus, e.File, e.Err)
+}
+
+func (e *CompileError) Unwrap() error { return e.Err }
+
 // Compile reads and compiles the schema of each source. An error names
 // the bus, the file and what is wrong.
 func Compile(sources []Source) (*Registry, error) {
@@ -57,7 +70,7 @@ func Compile(sources []Source) (*Registry, error) {
 		}
 		bs, err := compile(src.File)
 		if err != nil {
-			return nil, fmt.Errorf("bus %s: schema %s: %w", src.Bus, src.File, err)
+			return nil, &CompileError{Bus: src.Bus, File: src.File, Err: err}
 		}
 		r.buses[src.Bus] = bs
 	}
