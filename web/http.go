@@ -56,6 +56,9 @@ func isBinaryBody(r *http.Request, body []byte) bool {
 // accept hands a message that entered on pattern p to the broker; from is
 // the sending connection, nil for HTTP.
 func (s *Server) accept(p pattern, m *broker.Message, from *conn) *apiError {
+	if aerr := s.validate(m); aerr != nil {
+		return aerr // refused by the bus's schema: never delivered
+	}
 	var err error
 	switch p {
 	case patternPub:

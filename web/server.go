@@ -41,6 +41,12 @@ type Options struct {
 	Topics broker.TopicLimits
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Buses are the buses in force at start: policies and schemas. Nil:
+	// no buses, every topic accepts anything.
+	Buses *Buses
+	// Reload builds new buses, for SIGHUP and POST /api/reload (see
+	// Server.Reload). Nil: the server cannot reload.
+	Reload func() (*Buses, error)
 }
 
 // Defaults of Options.
@@ -91,6 +97,9 @@ type Server struct {
 	wg       sync.WaitGroup // every goroutine a connection owns
 
 	slowConsumers atomic.Int64
+
+	buses    atomic.Pointer[Buses] // swapped whole by Reload
+	reloadMu sync.Mutex            // one reload at a time
 }
 
 // New returns a Server for b. It fails only on bad options.
@@ -107,6 +116,9 @@ func New(b *broker.Broker, opts Options) (*Server, error) {
 		log:    opts.Logger,
 		conns:  make(map[*conn]struct{}),
 	}
+	if opts.Buses != nil {
+		s.buses.Store(opts.Buses)
+	}
 	s.router = s.routes()
 	return s, nil
 }
@@ -117,6 +129,7 @@ func (s *Server) routes() chi.Router {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	s.apiRoutes(r)
 	for _, p := range patterns {
 		r.Get("/"+p.String()+"/*", s.handleWebSocket(p))
 		if p.postable() {

@@ -29,6 +29,7 @@ type stdio struct {
 
 var commands = map[string]command{
 	"serve":   {"run the broker", runServe},
+	"config":  {"check a config file and its schemas: config check FILE", runConfig},
 	"version": {"print the version", runVersion},
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
 	"strings"
 	"sync"
@@ -14,65 +15,78 @@ import (
 	"time"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/cmd/mercury/internal/config"
 	"github.com/mercury-broker/mercury/web"
 )
-
-// stringList is a repeatable flag that also takes comma-separated values.
-type stringList []string
-
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-func (l *stringList) Set(v string) error {
-	for s := range strings.SplitSeq(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
-	}
-	return nil
-}
 
 func runServe(ctx context.Context, args []string, io stdio) error {
 	fs := newFlagSet("serve", "[flags]",
 		"mercury serve                                  # 127.0.0.1:3000, no config file needed",
+		"mercury serve --config mercury.yaml            # buses and schemas; see mercury.example.yaml",
 		"mercury serve --listen :3000 --allow-origin https://dash.example.com",
+		"MERCURY_LISTEN=:3000 mercury serve             # every flag is also a MERCURY_ variable",
 	)
-	listen := fs.String("listen", "127.0.0.1:3000", "`HOST:PORT` to listen on (\":3000\" for every interface)")
-	configFile := fs.String("config", "", "YAML config `FILE`")
-	var origins stringList
-	fs.Var(&origins, "allow-origin", "browser origin `PATTERN` allowed to connect, e.g. example.com, *.example.com, https://example.com (repeatable)")
-	maxMessage := fs.Int64("max-message-size", web.DefaultMaxMessageSize, "largest message in `BYTES`")
-	maxConns := fs.Int("max-connections", web.DefaultMaxConnections, "most concurrent WebSocket connections")
-	outQueue := fs.Int("outgoing-queue", web.DefaultOutgoingQueue, "`BYTES` waiting for one connection before it is closed as a slow consumer")
-	queueLimit := fs.Int("queue-limit", broker.DefaultQueueLimit, "messages waiting in one push/pull queue")
-	pingInterval := fs.Duration("ping-interval", web.DefaultPingInterval, "how often each connection is pinged")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	logFormat := fs.String("log-format", "text", "text or json")
+	flags := config.RegisterFlags(fs)
 	if err := parseFlags(fs, args, io); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError("unexpected argument %q", fs.Arg(0))
 	}
-	if *configFile != "" {
-		return usageError("--config: config files are not supported yet")
+	file := flags.File(os.Getenv)
+	load := func() (*config.Config, *web.Buses, error) {
+		cfg, err := config.Load(file, os.Getenv, flags)
+		if err != nil {
+			var ce *config.Error
+			if errors.As(err, &ce) && ce.Flag {
+				return nil, nil, usageError("%v", err)
+			}
+			return nil, nil, err
+		}
+		policies, schemas, err := cfg.Compile()
+		if err != nil {
+			return nil, nil, err
+		}
+		return cfg, &web.Buses{Policies: policies, Schemas: schemas}, nil
 	}
-	logger, err := newLogger(io, *logLevel, *logFormat)
+	cfg, buses, err := load()
 	if err != nil {
 		return err
 	}
+	logger, err := newLogger(io, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	var reload func() (*web.Buses, error)
+	if file != "" {
+		logger.Info("config loaded", "file", file, "buses", buses.String())
+		reload = func() (*web.Buses, error) {
+			next, buses, err := load()
+			if err != nil {
+				return nil, err
+			}
+			if changed := config.Restart(cfg, next); len(changed) > 0 {
+				logger.Warn("reload applies the buses only; restart to apply the other changes", "settings", strings.Join(changed, ","))
+			}
+			return buses, nil
+		}
+	}
 
-	b := broker.New(broker.Options{QueueLimit: *queueLimit})
+	b := broker.New(broker.Options{QueueLimit: cfg.QueueLimit})
 	srv, err := web.New(b, web.Options{
-		AllowOrigins:   origins,
-		MaxMessageSize: *maxMessage,
-		MaxConnections: *maxConns,
-		OutgoingQueue:  *outQueue,
-		PingInterval:   *pingInterval,
+		AllowOrigins:   cfg.AllowOrigins,
+		MaxMessageSize: cfg.MaxMessageSize,
+		MaxConnections: cfg.MaxConnections,
+		OutgoingQueue:  cfg.OutgoingQueue,
+		PingInterval:   cfg.PingInterval,
 		Logger:         logger,
+		Buses:          buses,
+		Reload:         reload,
 	})
 	if err != nil {
 		return usageError("%v", err)
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("failed to listen: %w", err)
 	}
@@ -81,10 +95,29 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 
 // serveUntilSignal serves on ln until SIGINT or SIGTERM (or ctx ends),
 // then shuts down gracefully: stop accepting, close WebSockets with 1001,
-// let HTTP requests in flight finish.
+// let HTTP requests in flight finish. SIGHUP reloads the buses.
 func serveUntilSignal(ctx context.Context, ln net.Listener, srv *web.Server, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var reloads sync.WaitGroup
+	defer reloads.Wait()
+	reloads.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				logger.Info("SIGHUP: reloading")
+				// Reload logs its outcome, but for this one.
+				if _, err := srv.Reload(); errors.Is(err, web.ErrNoReload) {
+					logger.Warn("SIGHUP ignored", "reason", err)
+				}
+			}
+		}
+	})
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -112,6 +145,7 @@ func serveUntilSignal(ctx context.Context, ln net.Listener, srv *web.Server, log
 	return nil
 }
 
+// newLogger makes the logger; level and format were checked by config.
 func newLogger(io stdio, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
