@@ -135,3 +135,6 @@ func (b *Broker) PurgeDead(topic Topic) (int, error) {
 	})
 	return n, err
 }
+
+// QueueExists reports whether topic has a live queue.
+func (b *Broker) QueueExists(topic Topic) bool { return b.queue(topic) != nil }
