@@ -32,8 +32,9 @@ func (s *Server) currentBuses() *Buses {
 
 var noBuses Buses
 
-// Reload asks Options.Reload for new buses and puts them in force. When it
-// fails the buses in force stay as they were; the error says why.
+// Reload asks Options.Reload for new buses and puts them in force, in the
+// broker (history, queues) and here (schemas). When it fails the buses in
+// force stay as they were; the error says why.
 func (s *Server) Reload() (*Buses, error) {
 	if s.opts.Reload == nil {
 		return nil, ErrNoReload
@@ -47,6 +48,10 @@ func (s *Server) Reload() (*Buses, error) {
 	}
 	if b == nil {
 		b = &Buses{}
+	}
+	if err := s.broker.SetPolicies(b.Policies); err != nil {
+		s.log.Error("reload failed; the buses in force are kept", "err", err)
+		return nil, err
 	}
 	s.buses.Store(b)
 	s.log.Info("reloaded", "buses", b.String())

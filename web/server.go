@@ -37,6 +37,9 @@ type Options struct {
 	PongTimeout time.Duration
 	// WriteTimeout bounds one network write. Default 10s.
 	WriteTimeout time.Duration
+	// SSEHeartbeat is how often an idle event stream gets a comment, to
+	// keep proxies from closing it. Default 15s.
+	SSEHeartbeat time.Duration
 	// Topics bounds topic length and depth.
 	Topics broker.TopicLimits
 	// Logger receives the server's logs. Default slog.Default().
@@ -57,6 +60,7 @@ const (
 	DefaultPingInterval   = 30 * time.Second
 	DefaultPongTimeout    = 20 * time.Second
 	DefaultWriteTimeout   = 10 * time.Second
+	DefaultSSEHeartbeat   = 15 * time.Second
 )
 
 func (o *Options) setDefaults() {
@@ -78,6 +82,9 @@ func (o *Options) setDefaults() {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
 	}
+	if o.SSEHeartbeat <= 0 {
+		o.SSEHeartbeat = DefaultSSEHeartbeat
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -94,6 +101,7 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	shutdown bool
+	done     chan struct{}  // closed by Shutdown: event streams end
 	wg       sync.WaitGroup // every goroutine a connection owns
 
 	slowConsumers atomic.Int64
@@ -115,6 +123,7 @@ func New(b *broker.Broker, opts Options) (*Server, error) {
 		origin: origin,
 		log:    opts.Logger,
 		conns:  make(map[*conn]struct{}),
+		done:   make(chan struct{}),
 	}
 	if opts.Buses != nil {
 		s.buses.Store(opts.Buses)
@@ -129,6 +138,7 @@ func (s *Server) routes() chi.Router {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	s.queueRoutes(r)
 	s.apiRoutes(r)
 	for _, p := range patterns {
 		r.Get("/"+p.String()+"/*", s.handleWebSocket(p))
@@ -201,6 +211,9 @@ func (s *Server) unregister(c *conn) {
 // HTTP requests is the http.Server's job (http.Server.Shutdown).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.shutdown {
+		close(s.done)
+	}
 	s.shutdown = true
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {

@@ -72,7 +72,10 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		}
 	}
 
-	b := broker.New(broker.Options{QueueLimit: cfg.QueueLimit})
+	b, err := broker.Open(broker.Options{QueueLimit: cfg.QueueLimit, Policies: buses.Policies, Logger: logger})
+	if err != nil {
+		return err
+	}
 	srv, err := web.New(b, web.Options{
 		AllowOrigins:   cfg.AllowOrigins,
 		MaxMessageSize: cfg.MaxMessageSize,
