@@ -306,3 +306,21 @@ func TestReloadWhilePublishing(t *testing.T) {
 	}
 	sub.nothing(t)
 }
+
+// In envelope mode a refusal is the frame's answer in place of {"ok":…}.
+func TestSchemaRefusalInEnvelopeMode(t *testing.T) {
+	ts := startServer(t, Options{Buses: testBuses(t, "livesys.json")})
+	pub := ts.dialURL(t, ts.ws+"/pub/livesys/42?envelope=1", nil)
+	pub.send(t, badCommand)
+	pub.send(t, goodCommand)
+	if e := parseError(t, pub.nextText(t)); e.Error.Code != "schema" || e.Error.Bus != "/livesys" || e.Error.Details[0].At != "/cmd" {
+		t.Fatalf("%+v", e)
+	}
+	if got := pub.nextText(t); !strings.HasPrefix(got, `{"ok":`) {
+		t.Fatalf("got %q, want an ok", got)
+	}
+	resp, err := client.Post(context.Background(), nil, ts.http.URL+"/pub/livesys/42", "", []byte(badCommand), http.Header{"Accept": {"application/json"}})
+	if err != nil || resp.Status != 422 || parseError(t, string(resp.Body)).Error.Code != "schema" {
+		t.Fatalf("POST: %v %d %s", err, resp.Status, resp.Body)
+	}
+}
