@@ -105,12 +105,13 @@ func serveUntilSignal(ctx context.Context, ln net.Listener, srv *web.Server, log
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	reloadCtx, stopReloads := context.WithCancel(ctx)
 	var reloads sync.WaitGroup
-	defer reloads.Wait()
+	defer func() { stopReloads(); reloads.Wait() }()
 	reloads.Go(func() {
 		for {
 			select {
-			case <-ctx.Done():
+			case <-reloadCtx.Done():
 				return
 			case <-hup:
 				logger.Info("SIGHUP: reloading")
