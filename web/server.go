@@ -139,7 +139,7 @@ func (s *Server) routes() chi.Router {
 		fmt.Fprintln(w, "ok")
 	})
 	s.queueRoutes(r)
-	s.apiRoutes(r)
+	s.busRoutes(r)
 	for _, p := range patterns {
 		r.Get("/"+p.String()+"/*", s.handleWebSocket(p))
 		if p.postable() {

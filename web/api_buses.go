@@ -11,9 +11,9 @@ import (
 	"github.com/mercury-broker/mercury/broker"
 )
 
-// apiRoutes serves the buses API. Plain handlers, no middleware: the
+// busRoutes serves the buses API. Plain handlers, no middleware: the
 // WebSocket routes beside them must keep http.Hijacker.
-func (s *Server) apiRoutes(r chi.Router) {
+func (s *Server) busRoutes(r chi.Router) {
 	r.Get("/api/buses", s.handleBuses)
 	r.Get("/api/buses/schema", s.handleBusSchema)
 	r.Post("/api/reload", s.handleReload)
