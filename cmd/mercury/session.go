@@ -79,7 +79,6 @@ func leaveOnEOF(std stdio, leave func()) {
 	}
 }
 
-
 // backoff spaces reconnection attempts: from 100ms, doubling, up to 5s,
 // each ±20% so that many clients do not come back at once.
 type backoff struct{ next time.Duration }
