@@ -105,9 +105,11 @@ func (d *duplex) run(ctx context.Context) error {
 		return d.result(ctx, <-recvDone)
 	}
 	// A close handshake: in raw mode, error frames the broker sent before
-	// it answered the close still arrive.
+	// it answered the close still arrive. However the reading ends then,
+	// the session is over as it should be.
 	d.conn.Close()
-	return d.result(ctx, <-recvDone)
+	<-recvDone
+	return d.result(ctx, nil)
 }
 
 // result turns how the session ended into the command's result.
