@@ -138,6 +138,6 @@ func (d *duplex) runWithInput(ctx context.Context, io stdio, u string) error {
 	if historyErr != nil {
 		d.scr.warn("%v", historyErr)
 	}
-	d.scr.note("connected to %s (Ctrl-D or Ctrl-C to leave)", u)
+	d.scr.note("connected to %s; Ctrl-D to leave", u)
 	return d.run(ctx)
 }
