@@ -48,3 +48,9 @@ func (h *headerList) Set(v string) error {
 	*h = append(*h, [2]string{k, strings.TrimSpace(val)})
 	return nil
 }
+
+// repeatedFlag is a flag that may be given more than once.
+type repeatedFlag []string
+
+func (r *repeatedFlag) String() string     { return strings.Join(*r, ", ") }
+func (r *repeatedFlag) Set(v string) error { *r = append(*r, v); return nil }

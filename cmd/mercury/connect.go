@@ -13,7 +13,7 @@ func runConnect(ctx context.Context, args []string, io stdio) error {
 	session := addSessionFlags(fs, "messages received")
 	raw := fs.Bool("raw", false, "print each message exactly as received, without reformatting")
 	asJSON := fs.Bool("json", false, "print each message as {\"data\":…} on one line")
-	var subprotocols stringList
+	var subprotocols repeatedFlag
 	fs.Var(&subprotocols, "subprotocol", "WebSocket subprotocol `NAME` to offer (repeatable)")
 	pos, err := parseArgs(fs, args, io)
 	if err != nil {
