@@ -21,9 +21,9 @@ import (
 // picks up after the last sequence number it saw, with no gap and no
 // duplicate, when its connection is cut or the broker restarts.
 
-// writeConfig writes a broker config file and returns its path. It skips
+// replayConfig writes a broker config file and returns its path. It skips
 // the test when the binary cannot read config files yet.
-func writeConfig(t *testing.T, yaml string) string {
+func replayConfig(t *testing.T, yaml string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "mercury.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
@@ -161,7 +161,7 @@ func expectEnvelopes(t *testing.T, sub *cliProc, want ...string) {
 }
 
 func TestCLISubSince(t *testing.T) {
-	config := writeConfig(t, "buses:\n  /h:\n    history: {messages: 100, age: 1h}\n")
+	config := replayConfig(t, "buses:\n  /h:\n    history: {messages: 100, age: 1h}\n")
 	b := startBroker(t, "--config", config)
 	s1 := publishSeq(t, b.HTTP+"/pub/h/a", "one")
 	publishSeq(t, b.HTTP+"/pub/h/b", "two")
@@ -187,7 +187,7 @@ func TestCLISubSince(t *testing.T) {
 }
 
 func TestCLISubResumesAfterItsConnectionIsCut(t *testing.T) {
-	config := writeConfig(t, "buses:\n  /r:\n    history: {messages: 1000, age: 1h}\n")
+	config := replayConfig(t, "buses:\n  /r:\n    history: {messages: 1000, age: 1h}\n")
 	b := startBroker(t, "--config", config)
 	proxy := startProxy(t, b.Listen)
 	sub := startCLI(t, nil, "sub", "/r", "--json", "--server", proxy.WS)
@@ -210,7 +210,7 @@ func TestCLISubResumesAfterItsConnectionIsCut(t *testing.T) {
 }
 
 func TestCLISubResumesAcrossADurableBrokerRestart(t *testing.T) {
-	config := writeConfig(t, "buses:\n  /d:\n    durable: true\n")
+	config := replayConfig(t, "buses:\n  /d:\n    durable: true\n")
 	requireDataDir(t)
 	dataDir := t.TempDir()
 	b := startBroker(t, "--config", config, "--data-dir", dataDir)
