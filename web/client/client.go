@@ -1,8 +1,3 @@
-// Package client is the Go client of Mercury's wire: dial a pattern and a
-// topic, read and write frames, and publish over HTTP.
-//
-//	c, err := client.Dial(ctx, client.URL("ws://127.0.0.1:3000", "sub", "/livesys", nil), nil)
-//	f, err := c.Read(ctx) // f.Data, f.Binary
 package client
 
 import (
