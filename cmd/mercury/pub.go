@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 
 	"github.com/mercury-broker/mercury/web/client"
 )
@@ -99,11 +98,7 @@ func postEach(ctx context.Context, scr *screen, u string, messages []string, opt
 			scr.warn("the broker refused the message: %s", refusal(pe.Status, pe.Body, pe.API()))
 			continue
 		case err != nil:
-			var ue *url.Error
-			if errors.As(err, &ue) && ctx.Err() == nil {
-				err = ue.Err
-			}
-			return &exitError{code: exitConnect, err: &explained{msg: "cannot connect to " + u + ": " + err.Error(), err: err}}
+			return &exitError{code: exitConnect, err: &explained{msg: "cannot connect to " + u + ": " + unwrapDial(err).Error(), err: err}}
 		case seq == 0 && needSeq:
 			return &exitError{code: exitRefused, err: errors.New(u + ": the broker does not speak envelope mode: it gave no sequence number")}
 		}

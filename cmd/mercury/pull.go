@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/mercury-broker/mercury/web/client"
 )
@@ -59,9 +60,10 @@ func runPull(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	topic := pos[0]
-	if isURL(topic) {
-		topic = ""
+	topic := "/" + strings.Trim(pos[0], "/")
+	if isURL(pos[0]) {
+		pu, _ := url.Parse(u) // target made it
+		topic = strings.TrimPrefix(pu.Path, "/pull")
 	}
 	scr := newScreen("pull", io, conn.quiet)
 	out.apply(scr)
