@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,6 +81,10 @@ func refusal(status int, body string, api *client.APIError) string {
 		msg = msg[:i]
 	}
 	s := fmt.Sprintf("%d %s", status, http.StatusText(status))
+	// Plain-text refusals often repeat the status: "426 Upgrade Required: …",
+	// "404 page not found".
+	msg = strings.TrimPrefix(msg, s+": ")
+	msg = strings.TrimPrefix(msg, strconv.Itoa(status)+" ")
 	if msg != "" && !strings.EqualFold(msg, http.StatusText(status)) {
 		s += ": " + msg
 	}

@@ -24,7 +24,7 @@ func runPull(ctx context.Context, args []string, io stdio) error {
 	command := fs.String("exec", "", "run `COMMAND` with sh for each message, the message on its standard input, MERCURY_TOPIC, MERCURY_SEQ, MERCURY_ID and MERCURY_ATTEMPT in its environment; the message is not printed")
 	nackOnError := fs.Bool("nack-on-error", false, "with --exec: acknowledge when the command exits 0, give the message back (nack) when it fails (implies --ack)")
 	nackDelay := fs.Duration("nack-delay", 0, "with --nack-on-error: deliver a failed message again after `DURATION` at the soonest")
-	prefetch := fs.Int("prefetch", 0, "most messages held at once (default: 1 with --exec, the broker's otherwise)")
+	prefetch := fs.Int("prefetch", 0, "most messages held at once (default: 1 with --exec, N with --count N in envelope mode, else the broker's)")
 	pos, err := parseArgs(fs, args, io)
 	if err != nil {
 		return err
@@ -55,6 +55,11 @@ func runPull(ctx context.Context, args []string, io stdio) error {
 		q.Set("prefetch", strconv.Itoa(*prefetch))
 	case *command != "":
 		q.Set("prefetch", "1") // one job at a time: the others stay for other workers
+	case opts.Envelope && session.count > 0:
+		// Hold no more than will be taken: what is held and not acked when
+		// we leave is delivered again, and each delivery counts towards the
+		// bus's max_attempts.
+		q.Set("prefetch", strconv.Itoa(min(session.count, 16)))
 	}
 	u, err := conn.target("pull", pos[0], q)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/mercury-broker/mercury/web/client"
 )
 
 func TestBackoff(t *testing.T) {
@@ -45,6 +47,26 @@ func TestClosedFailure(t *testing.T) {
 		why, refused := closedFailure(tc.err)
 		if refused != tc.refused || why == "" {
 			t.Errorf("%v: %q refused=%v, want refused=%v", tc.err, why, refused, tc.refused)
+		}
+	}
+}
+
+func TestRefusalIsPlain(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		body   string
+		want   string
+	}{
+		{426, "426 Upgrade Required: /sub/… is a WebSocket endpoint; connect with a WebSocket client\n", "426 Upgrade Required: /sub/… is a WebSocket endpoint; connect with a WebSocket client"},
+		{404, "404 page not found\n", "404 Not Found: page not found"},
+		{401, "Origin check failed\n", "401 Unauthorized: Origin check failed"},
+		{403, `{"error":{"code":"forbidden","topic":"/x","message":"the token does not allow sub on /x"}}`, "403 Forbidden: the token does not allow sub on /x"},
+		{503, `{"error":{"code":"limit","message":"too many connections: the limit is 1"}}`, "503 Service Unavailable: too many connections: the limit is 1"},
+		{502, "", "502 Bad Gateway"},
+		{404, "Not Found", "404 Not Found"},
+	} {
+		if got := refusal(tc.status, tc.body, client.ParseError([]byte(tc.body))); got != tc.want {
+			t.Errorf("refusal(%d, %q) = %q, want %q", tc.status, tc.body, got, tc.want)
 		}
 	}
 }
