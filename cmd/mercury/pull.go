@@ -74,7 +74,6 @@ func runPull(ctx context.Context, args []string, io stdio) error {
 	out.apply(scr)
 	ctx, cancel := session.context(ctx)
 	defer cancel()
-	leaveOnEOF(io, cancel)
 
 	received := 0
 	r := &receiver{scr: scr, opts: opts, url: func() (string, error) { return u, nil }}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/signal"
@@ -65,19 +64,6 @@ func (s *sessionFlags) outcome(ctx context.Context, received int, err error) err
 }
 
 func timedOut(ctx context.Context) bool { return errors.Is(context.Cause(ctx), errTimedOut) }
-
-// leaveOnEOF calls leave when a person presses Ctrl-D, for commands that
-// only receive (sub, pull): when standard input is a terminal, what it
-// reads is thrown away until its end. The goroutine may outlive the
-// command, blocked on the terminal, until the process exits.
-func leaveOnEOF(std stdio, leave func()) {
-	if _, ok := terminalFD(std.in); ok {
-		go func() {
-			io.Copy(io.Discard, std.in)
-			leave()
-		}()
-	}
-}
 
 // backoff spaces reconnection attempts: from 100ms, doubling, up to 5s,
 // each ±20% so that many clients do not come back at once.

@@ -84,7 +84,6 @@ func runSub(ctx context.Context, args []string, io stdio) error {
 
 	ctx, cancel := session.context(ctx)
 	defer cancel()
-	leaveOnEOF(io, cancel)
 
 	// In envelope mode the last sequence number seen is where a new
 	// connection resumes: no gap and no duplicate across a reconnection.
