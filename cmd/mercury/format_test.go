@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -99,4 +100,26 @@ func TestPrettyJSONColours(t *testing.T) {
 			t.Errorf("prettyJSON(%s):\n%s\nwant\n%s", in, got, want.String())
 		}
 	}
+}
+
+// FuzzPrettyJSON: for any valid JSON, the indentation is encoding/json's,
+// and colours change nothing but colours.
+func FuzzPrettyJSON(f *testing.F) {
+	for _, s := range []string{`{"a":[1,"two",{"b":[true,false,null]}]}`, `"x\"y"`, `[]`, `{"":{}}`, `-0.5e-3`, `["\u00e9\\\\"]`} {
+		f.Add(s)
+	}
+	ansi := regexp.MustCompile("\x1b\\[[0-9;]*m")
+	f.Fuzz(func(t *testing.T, in string) {
+		if !json.Valid([]byte(in)) {
+			return
+		}
+		var want bytes.Buffer
+		json.Indent(&want, bytes.TrimSpace([]byte(in)), "", "  ")
+		if got := prettyJSON([]byte(in), false); string(got) != want.String() {
+			t.Fatalf("prettyJSON(%q) = %q, want %q", in, got, want.String())
+		}
+		if got := ansi.ReplaceAllString(string(prettyJSON([]byte(in), true)), ""); got != want.String() {
+			t.Fatalf("coloured prettyJSON(%q) without colours = %q", in, got)
+		}
+	})
 }
