@@ -28,6 +28,7 @@ type stdio struct {
 }
 
 var commands = map[string]command{
+	"bench":   {"measure a broker: deliveries, latency, CPU and memory", runBench},
 	"serve":   {"run the broker", runServe},
 	"version": {"print the version", runVersion},
 }
