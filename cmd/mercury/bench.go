@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 )
@@ -49,6 +51,7 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	drain := fs.Duration("drain", 2*time.Second, "after publishing, how long to wait without a delivery before counting the rest as lost")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write the bench's own CPU profile to `FILE` (to keep the load generator cheap)")
 	if err := parseFlags(fs, args, io); err != nil {
 		return err
 	}
@@ -96,6 +99,13 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 		defer bp.stop()
 		targets = append(targets, target{label: "baseline", url: bp.url, pids: []int{bp.pid()}})
 	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	var out benchOutput
 	for _, t := range targets {
 		rep, err := runLoad(ctx, cfg, t)
@@ -110,6 +120,19 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	writeTable(io.out, out, false)
 	writeFirstErrors(io.out, out)
 	return nil
+}
+
+// startCPUProfile profiles this process into file until stop is called.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("failed to start the CPU profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // writeFirstErrors says what went wrong first in each run that had errors.

@@ -13,7 +13,9 @@ import (
 // The server's cost is read from Linux's /proc, for a process and all its
 // descendants (nginx's workers are children of its master; `go run`
 // starts the broker as a child): CPU time from /proc/PID/stat, resident
-// memory from /proc/PID/status.
+// memory from /proc/PID/status, and the number of write system calls from
+// /proc/PID/io (how well a server batches frames: loopback TCP charges
+// most of a delivery's cost to the write that sends it).
 
 // userHZ is the unit of the CPU times in /proc/PID/stat: USER_HZ, 100 on
 // every Linux architecture Go runs on.
@@ -21,8 +23,9 @@ const userHZ = 100
 
 // procSample is the cost of a process tree at one moment.
 type procSample struct {
-	cpu time.Duration // user + system, all processes
-	rss int64         // bytes, all processes
+	cpu    time.Duration // user + system, all processes
+	rss    int64         // bytes, all processes
+	writes int64         // write system calls, all processes; -1: not readable
 }
 
 // pidList is a repeatable --pid flag that also takes comma-separated
@@ -79,6 +82,11 @@ func sumProcs(all []int) (procSample, error) {
 		}
 		s.cpu += st.cpu
 		s.rss += rss
+		if w := readWriteCalls(p); w < 0 || s.writes < 0 {
+			s.writes = -1
+		} else {
+			s.writes += w
+		}
 	}
 	return s, nil
 }
@@ -135,6 +143,25 @@ func readRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, nil // a zombie has no VmRSS
+}
+
+// readWriteCalls reads how many write system calls pid made (syscw), or
+// -1 when /proc/PID/io is not readable (another user's process).
+func readWriteCalls(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscw:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
 }
 
 // withDescendants returns pids and every process below them, each once.

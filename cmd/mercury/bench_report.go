@@ -87,7 +87,10 @@ type costReport struct {
 	Cores float64 `json:"cores"`
 	// CPUPerDeliveryUS is CPU microseconds per delivered message.
 	CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"`
-	RSSBytes         int64   `json:"rss_bytes"` // at the end
+	// WritesPerDelivery is write system calls per delivered message
+	// (below 1: frames batched into one write); absent when unreadable.
+	WritesPerDelivery *float64 `json:"writes_per_delivery,omitempty"`
+	RSSBytes          int64    `json:"rss_bytes"` // at the end
 }
 
 func newCostReport(pids []int, before, after procSample, elapsed time.Duration, delivered int64) costReport {
@@ -97,6 +100,10 @@ func newCostReport(pids []int, before, after procSample, elapsed time.Duration, 
 	}
 	if delivered > 0 {
 		c.CPUPerDeliveryUS = c.CPUSeconds * 1e6 / float64(delivered)
+		if before.writes >= 0 && after.writes >= 0 {
+			w := float64(after.writes-before.writes) / float64(delivered)
+			c.WritesPerDelivery = &w
+		}
 	}
 	return c
 }

@@ -74,6 +74,12 @@ var loadMetrics = []metric{
 	{"latency max (ms)", always(func(r *loadReport) float64 { return r.Latency.Max }), fmtFloat},
 	{"server CPU per delivery (µs)", ifServer(func(c *costReport) float64 { return c.CPUPerDeliveryUS }), fmtFloat},
 	{"server CPU (cores)", ifServer(func(c *costReport) float64 { return c.Cores }), fmtFloat},
+	{"server write calls per delivery", func(r *loadReport) (float64, bool) {
+		if r.Server == nil || r.Server.WritesPerDelivery == nil {
+			return 0, false
+		}
+		return *r.Server.WritesPerDelivery, true
+	}, fmtFloat},
 	{"server RSS (MB)", ifServer(func(c *costReport) float64 { return float64(c.RSSBytes) / 1e6 }), fmtFloat},
 	{"bench CPU per delivery (µs)", always(func(r *loadReport) float64 { return r.Generator.CPUPerDeliveryUS }), fmtFloat},
 	{"bench CPU (cores)", always(func(r *loadReport) float64 { return r.Generator.Cores }), fmtFloat},
