@@ -22,9 +22,9 @@ type histogram struct {
 
 const (
 	histSubBits = 7
-	histSub     = 1 << histSubBits     // values below are exact
-	histHalf    = histSub / 2          // buckets per power of two above
-	histShifts  = 64 - histSubBits     // powers of two above histSub
+	histSub     = 1 << histSubBits // values below are exact
+	histHalf    = histSub / 2      // buckets per power of two above
+	histShifts  = 64 - histSubBits // powers of two above histSub
 	histBuckets = histSub + histShifts*histHalf
 )
 
