@@ -196,13 +196,13 @@ func tableRow(name string, vals []float64, oks []bool, format func(float64) stri
 func scenarioOf(r *loadReport) string {
 	rate := "as fast as possible"
 	if r.Rate > 0 {
-		rate = fmtCount(r.Rate) + " msg/s"
+		rate = "at " + fmtCount(r.Rate) + " msg/s"
 	}
 	mode := "raw"
 	if r.Envelope {
 		mode = "envelope"
 	}
-	desc := fmt.Sprintf("%d subscribers, %d %s publisher(s) at %s, %d B, layout %s, %s, %gs",
+	desc := fmt.Sprintf("%d subscribers, %d %s publisher(s) %s, %d B, layout %s, %s, %gs",
 		r.Subscribers, r.Publishers, r.PublishVia, rate, r.Size, r.Layout, mode, r.DurationS)
 	if r.Scenario != "" {
 		return r.Scenario + ": " + desc
