@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -130,24 +131,30 @@ func writeTable(w io.Writer, out benchOutput, markdown bool) {
 	rows := [][]string{header}
 
 	var scenarios []string
-	byScenario := map[string]map[string]*loadReport{}
+	byScenario := map[string]map[string][]*loadReport{}
 	for _, r := range out.Runs {
 		s := scenarioOf(r)
 		if byScenario[s] == nil {
-			byScenario[s] = map[string]*loadReport{}
+			byScenario[s] = map[string][]*loadReport{}
 			scenarios = append(scenarios, s)
 		}
-		byScenario[s][r.Label] = r
+		byScenario[s][r.Label] = append(byScenario[s][r.Label], r)
 	}
 	for _, s := range scenarios {
-		rows = append(rows, []string{s})
+		rounds := 0
+		for _, runs := range byScenario[s] {
+			rounds = max(rounds, len(runs))
+		}
+		heading := s
+		if rounds > 1 {
+			heading += fmt.Sprintf(" (median of %d runs)", rounds)
+		}
+		rows = append(rows, []string{heading})
 		for _, m := range loadMetrics {
 			vals := make([]float64, len(labels))
 			oks := make([]bool, len(labels))
 			for i, l := range labels {
-				if r := byScenario[s][l]; r != nil {
-					vals[i], oks[i] = m.value(r)
-				}
+				vals[i], oks[i] = medianOf(byScenario[s][l], m.value)
 			}
 			rows = append(rows, tableRow(m.name, vals, oks, m.format))
 		}
@@ -174,6 +181,27 @@ func writeTable(w io.Writer, out benchOutput, markdown bool) {
 	} else {
 		writeAligned(w, rows)
 	}
+}
+
+// medianOf returns the median of a metric over the runs that have it: the
+// servers run one after the other on a shared machine, and repeating the
+// rounds and taking medians keeps one disturbed run from deciding a ratio.
+func medianOf(runs []*loadReport, value func(*loadReport) (float64, bool)) (float64, bool) {
+	var vs []float64
+	for _, r := range runs {
+		if v, ok := value(r); ok {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return 0, false
+	}
+	slices.Sort(vs)
+	n := len(vs)
+	if n%2 == 1 {
+		return vs[n/2], true
+	}
+	return (vs[n/2-1] + vs[n/2]) / 2, true
 }
 
 // tableRow formats one metric for every server, then the ratios.

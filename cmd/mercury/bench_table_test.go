@@ -172,3 +172,36 @@ func TestBenchUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteTableMedian: repeated runs of one scenario on one server show
+// the median of each figure.
+func TestWriteTableMedian(t *testing.T) {
+	out := sampleOutput()
+	out.Idle = nil
+	for _, p99 := range []float64{1, 100} {
+		r := *out.Runs[0]
+		r.Latency.P99 = p99
+		out.Runs = append(out.Runs, &r)
+	}
+	var b bytes.Buffer
+	writeTable(&b, out, false)
+	if !strings.Contains(b.String(), "10s (median of 3 runs)\n") {
+		t.Errorf("no median note:\n%s", b.String())
+	}
+	// mercury's p99 values are 4, 1 and 100: the median is 4, and
+	// the baseline's one run gives 80.
+	for _, line := range strings.Split(b.String(), "\n") {
+		if rest, ok := strings.CutPrefix(line, "  latency p99 (ms)"); ok {
+			if f := strings.Fields(rest); len(f) != 3 || f[0] != "4.00" || f[1] != "80.0" {
+				t.Errorf("p99 row %q", line)
+			}
+		}
+	}
+	if v, ok := medianOf(nil, always(func(r *loadReport) float64 { return 1 })); ok || v != 0 {
+		t.Error("median of nothing")
+	}
+	two := []*loadReport{{Published: 1}, {Published: 4}}
+	if v, _ := medianOf(two, always(func(r *loadReport) float64 { return float64(r.Published) })); v != 2.5 {
+		t.Errorf("median of 1 and 4 = %v", v)
+	}
+}

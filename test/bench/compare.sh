@@ -8,7 +8,9 @@
 # Settings (environment): SUBS (100), SIZE (128), DURATION (10s),
 # CPU_RATE (500 msg/s: a load every server keeps up with, for CPU per
 # delivery), LATENCY_RATE (2000 msg/s × SUBS deliveries/s, for latency),
-# IDLE_CONNS (15000), OUT (directory for the JSON reports and table.md;
+# IDLE_CONNS (15000), ROUNDS (3: each load runs this many times per
+# server, the servers in turn, a different one first each round; the table
+# shows medians), OUT (directory for the JSON reports and table.md;
 # default: a temporary directory, printed at the end).
 #
 # The servers and the load generator share this machine's cores: read the
@@ -22,6 +24,8 @@ DURATION=${DURATION:-10s}
 CPU_RATE=${CPU_RATE:-500}
 LATENCY_RATE=${LATENCY_RATE:-2000}
 IDLE_CONNS=${IDLE_CONNS:-15000}
+ROUNDS=${ROUNDS:-3}
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 work=$(mktemp -d /tmp/mercury-compare.XXXXXX)
 OUT=${OUT:-$work/out}
@@ -146,25 +150,27 @@ for i in 0 1 2; do
 done
 
 load=(--subs "$SUBS" --size "$SIZE" --duration "$DURATION" --publish ws --layout one --quiet --json)
+reports=()
 for scenario in cpu latency; do
   rate=$CPU_RATE
   [ "$scenario" = latency ] && rate=$LATENCY_RATE
-  for i in 0 1 2; do
-    say "$scenario: ${names[i]}, $SUBS subscribers × $rate msg/s"
-    "$bin" bench --label "${names[i]}" --scenario "$((SUBS * rate / 1000))k deliveries/s" --url "${urls[i]}" --pid "${server_pids[i]}" \
-      --rate "$rate" "${load[@]}" >"$OUT/$scenario-${names[i]}.json"
+  for round in $(seq "$ROUNDS"); do
+    for k in 0 1 2; do
+      i=$(((k + round - 1) % 3))
+      say "$scenario, round $round: ${names[i]}, $SUBS subscribers × $rate msg/s"
+      report="$OUT/$scenario-${names[i]}-$round.json"
+      "$bin" bench --label "${names[i]}" --scenario "$((SUBS * rate / 1000))k deliveries/s" --url "${urls[i]}" \
+        --pid "${server_pids[i]}" --rate "$rate" "${load[@]}" >"$report"
+      reports+=("$report")
+    done
   done
 done
-
-reports=()
-for scenario in cpu latency idle; do
-  for n in "${names[@]}"; do
-    reports+=("$OUT/$scenario-$n.json")
-  done
+for n in "${names[@]}"; do
+  reports+=("$OUT/idle-$n.json")
 done
 "$bin" bench table --markdown "${reports[@]}" >"$OUT/table.md"
 echo
-echo "$(nproc) cores, $(uptime | sed 's/.*load average/load average/'); $(nginx -v 2>&1 | sed 's/.*: //'), libnginx-mod-nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)"
+echo "$(nproc) cores, load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end; $(nginx -v 2>&1 | sed 's/.*: //'), libnginx-mod-nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)"
 "$bin" bench table "${reports[@]}"
 echo
 echo "reports and table.md in $OUT"
