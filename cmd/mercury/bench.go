@@ -36,7 +36,7 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	url := fs.String("url", "ws://127.0.0.1:3000", "the broker, `ws://HOST:PORT`")
 	subs := fs.Int("subs", 100, "subscribers")
 	pubs := fs.Int("pubs", 1, "publishers")
-	via := fs.String("publish", "ws", "publish over `ws` (a WebSocket per topic) or http (POST)")
+	via := fs.String("publish", "ws", "how publishers send, `MODE`: ws (a WebSocket per topic) or http (POST)")
 	size := fs.Int("size", 128, fmt.Sprintf("message size in `BYTES` (at least %d: each carries a run id and a timestamp)", minPayloadSize))
 	rate := fs.Float64("rate", 0, "messages per second per publisher; 0: as fast as the server takes them")
 	duration := fs.Duration("duration", 10*time.Second, "how long to publish")
