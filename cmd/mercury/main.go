@@ -38,6 +38,7 @@ var commands = map[string]command{
 	"pull":       {"take queued messages: print them, or run a command for each", runPull},
 	"connect":    {"talk to any WebSocket URL, like wscat -c", runConnect},
 	"completion": {"print the shell completion script for bash, zsh or fish", runCompletion},
+	"bench":      {"measure a broker: deliveries, latency, CPU and memory", runBench},
 }
 
 // exitError carries a process exit code up to main, the only caller of

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -93,7 +94,33 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return fmt.Errorf("failed to listen: %w", err)
 	}
+	if cfg.Pprof != "" {
+		stop, err := servePprof(cfg.Pprof, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return serveUntilSignal(ctx, ln, srv, logger)
+}
+
+// servePprof serves the runtime profiles on addr, apart from the broker's
+// own listener, and returns the function that stops it.
+func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen for --pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("profiler listening", "addr", "http://"+ln.Addr().String()+"/debug/pprof/")
+	go hs.Serve(ln)
+	return func() { hs.Close() }, nil
 }
 
 // serveUntilSignal serves on ln until SIGINT or SIGTERM (or ctx ends),
