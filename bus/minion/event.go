@@ -108,22 +108,22 @@ type Worker struct {
 
 // Schedule is a Minion 12 schedule, every column of minion_schedules.
 type Schedule struct {
-	ID       int64           `json:"id"`
-	Name     string          `json:"name"`
-	Cron     string          `json:"cron"`
-	Task     string          `json:"task"`
-	Queue    string          `json:"queue"`
-	Args     json.RawMessage `json:"args"`
-	Attempts int64           `json:"attempts"`
-	Priority int64           `json:"priority"`
-	Expire   *int64          `json:"expire"`
-	Lax      bool            `json:"lax"`
-	Notes    json.RawMessage `json:"notes"`
-	Paused   bool            `json:"paused"`
-	LastJob  *int64          `json:"last_job"`
-	Created  *time.Time      `json:"created"`
-	LastRun  *time.Time      `json:"last_run"`
-	NextRun  *time.Time      `json:"next_run"`
+	ID       int64                      `json:"id"`
+	Name     string                     `json:"name"`
+	Cron     string                     `json:"cron"`
+	Task     string                     `json:"task"`
+	Queue    string                     `json:"queue"`
+	Args     json.RawMessage            `json:"args"`
+	Attempts int64                      `json:"attempts"`
+	Priority int64                      `json:"priority"`
+	Expire   *int64                     `json:"expire"`
+	Lax      bool                       `json:"lax"`
+	Notes    json.RawMessage            `json:"notes"`
+	Paused   bool                       `json:"paused"`
+	LastJob  *int64                     `json:"last_job"`
+	Created  *time.Time                 `json:"created"`
+	LastRun  *time.Time                 `json:"last_run"`
+	NextRun  *time.Time                 `json:"next_run"`
 	Extra    map[string]json.RawMessage `json:"extra,omitempty"`
 }
 
