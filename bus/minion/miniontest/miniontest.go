@@ -209,3 +209,15 @@ func NewMinionDatabase(t testing.TB) string {
 	Perl(t, db, nil, "migrate")
 	return db
 }
+
+// WaitFor polls cond every 10ms for up to 30s.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
