@@ -207,17 +207,14 @@ func (b *Bridge) session(ctx context.Context, wait *backoff) error {
 	b.log.Info("minion bridge: publishing", "schema", schema, "database", database, "topic", b.opts.Topic, "instance", b.opts.Instance)
 	s := &run{Bridge: b, conn: conn, outbox: NewOutbox(schema),
 		info: BuildInfo{Database: database, Schema: schema, Instance: b.opts.Instance}}
-	var lastLag, lastPrune time.Time
+	var lastPrune time.Time
 	for {
 		if err := s.drain(ctx, wait); err != nil {
 			return err
 		}
 		wait.reset()
-		if time.Since(lastLag) >= b.opts.LagInterval {
-			lastLag = time.Now()
-			if err := s.measure(ctx); err != nil {
-				return err
-			}
+		if err := s.measure(ctx); err != nil {
+			return err
 		}
 		if time.Since(lastPrune) >= time.Hour {
 			lastPrune = time.Now()
@@ -277,6 +274,7 @@ type run struct {
 	conn   *pgx.Conn
 	outbox *Outbox
 	info   BuildInfo
+	lagAt  time.Time // when the lag was last measured
 }
 
 // drain publishes every readable row, batch after batch.
@@ -365,6 +363,9 @@ func (s *run) deliver(ctx context.Context, changes []Change, events []*Event, ms
 		if !sleep(ctx, d) {
 			return ctx.Err()
 		}
+		if err := s.measure(ctx); err != nil {
+			return err
+		}
 		pending = left
 	}
 	return nil
@@ -446,8 +447,12 @@ func (s *run) compat(ctx context.Context, events []*Event, done []int) {
 	}
 }
 
-// measure records and logs the lag.
+// measure records and logs the lag, at most every LagInterval.
 func (s *run) measure(ctx context.Context) error {
+	if time.Since(s.lagAt) < s.opts.LagInterval {
+		return nil
+	}
+	s.lagAt = time.Now()
 	lag, err := s.outbox.Lag(ctx, s.conn)
 	if err != nil {
 		return err
