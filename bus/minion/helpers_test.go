@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
@@ -12,8 +13,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/santhosh-tekuri/jsonschema/v5"
 
+	"github.com/mercury-broker/mercury/broker"
 	"github.com/mercury-broker/mercury/bus/minion"
 	"github.com/mercury-broker/mercury/bus/minion/miniontest"
+	"github.com/mercury-broker/mercury/web"
 )
 
 func ctxT(t testing.TB) context.Context {
@@ -104,3 +107,29 @@ func validate(t testing.TB, e *minion.Event) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// startBroker runs Mercury's broker and web server in-process, keeping
+// history messages of /audit/minion for replay, and returns its URL.
+func startBroker(t testing.TB, history int) string {
+	t.Helper()
+	var ps []broker.Policy
+	if history > 0 {
+		ps = append(ps, broker.Policy{Bus: "/audit/minion", History: broker.History{Messages: history}})
+	}
+	pol, err := broker.NewPolicies(ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := web.New(broker.New(broker.Options{Policies: pol, Logger: quiet}), web.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		ts.Close()
+	})
+	return ts.URL
+}

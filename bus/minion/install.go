@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-//go:embed sql/install.sql sql/schedules.sql sql/uninstall.sql
+//go:embed sql/install.sql sql/schedules.sql sql/uninstall.sql sql/audit.sql
 var sqlFiles embed.FS
 
 // Sentinel errors.
