@@ -132,7 +132,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, ErrNotInstalled) || errors.Is(err, ErrNoMinion) {
+		if errors.Is(err, ErrNotInstalled) || errors.Is(err, ErrNoMinion) || errors.Is(err, ErrConfig) {
 			return err
 		}
 		b.update(func(s *Stats) { s.LastError = err.Error() })
@@ -147,9 +147,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 // session is one connection to PostgreSQL: hold the outbox, listen, and
 // publish until an error.
 func (b *Bridge) session(ctx context.Context, wait *backoff) error {
-	conn, err := pgx.Connect(ctx, b.dsn)
+	conn, err := b.connect(ctx)
 	if err != nil {
-		return fmt.Errorf("failed to connect to PostgreSQL: %w", err)
+		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	schema, err := ResolveSchema(ctx, conn, b.opts.Schema)
@@ -176,9 +176,9 @@ func (b *Bridge) session(ctx context.Context, wait *backoff) error {
 
 	// NOTIFY only wakes the loop: the outbox is the truth, read on start,
 	// on every wake-up and every PollInterval.
-	listen, err := pgx.Connect(ctx, b.dsn)
+	listen, err := b.connect(ctx)
 	if err != nil {
-		return fmt.Errorf("failed to connect to PostgreSQL to listen: %w", err)
+		return err
 	}
 	defer listen.Close(context.WithoutCancel(ctx))
 	if _, err := listen.Exec(ctx, `LISTEN mercury_minion`); err != nil {
@@ -245,6 +245,23 @@ func (b *Bridge) session(ctx context.Context, wait *backoff) error {
 		}
 		t.Stop()
 	}
+}
+
+// connect opens a connection named ApplicationName unless the DSN names
+// it otherwise.
+func (b *Bridge) connect(ctx context.Context) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(b.dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the PostgreSQL URL: %w", ErrConfig, err)
+	}
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = ApplicationName
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to connect to PostgreSQL: %w", err)
+	}
+	return conn, nil
 }
 
 // hold takes the advisory lock that makes this the one active bridge of

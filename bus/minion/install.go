@@ -23,6 +23,8 @@ var (
 	ErrNotInstalled = errors.New("minion: the bridge is not installed")
 	// ErrPending: uninstall would drop events still waiting in the outbox.
 	ErrPending = errors.New("minion: events are still waiting in the outbox")
+	// ErrConfig: a setting cannot work (say, a malformed PostgreSQL URL).
+	ErrConfig = errors.New("minion: bad configuration")
 	// ErrPostgresVersion: the server is older than PostgreSQL 13.
 	ErrPostgresVersion = errors.New("minion: PostgreSQL 13 or later is needed")
 )

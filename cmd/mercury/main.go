@@ -28,6 +28,8 @@ type stdio struct {
 }
 
 var commands = map[string]command{
+	"audit":   {"keep the Minion bridge's events in PostgreSQL; export them; show a job's timeline", runAudit},
+	"bridge":  {"bridge Minion's job queue to Mercury: install, status, run", runBridge},
 	"serve":   {"run the broker", runServe},
 	"version": {"print the version", runVersion},
 }
