@@ -6,6 +6,9 @@
 #   driver.pl DSN scenario            the audit scenario below; print the job ids as JSON
 #   driver.pl DSN enqueue N [MS]      enqueue N "sleep" jobs of MS milliseconds; print their ids
 #   driver.pl DSN work [JOBS]         run a worker until no job is waiting or running
+#   driver.pl DSN perform             perform every waiting job in this process, one after
+#                                     the other (Minion's perform_jobs_in_foreground: no fork
+#                                     per job, so hundreds of jobs take seconds, not minutes)
 #   driver.pl DSN check               enqueue one job, perform it, print its final state
 use Mojo::Base -strict, -signatures;
 
@@ -48,6 +51,7 @@ elsif ($cmd eq 'work') {
   my $worker = $minion->worker;
   $worker->status->{jobs}            = $jobs;
   $worker->status->{dequeue_timeout} = 0.1;
+  $worker->unsubscribe('busy')->on(busy => sub { usleep 5000 });    # not a whole second while all slots are busy
   $worker->on(
     wait => sub ($w) {
       my $stats = $minion->stats;
@@ -56,6 +60,11 @@ elsif ($cmd eq 'work') {
   );
   $worker->run;
   out {performed => $worker->status->{performed}};
+}
+
+elsif ($cmd eq 'perform') {
+  $minion->perform_jobs_in_foreground;
+  out {stats => $minion->stats};
 }
 
 elsif ($cmd eq 'scenario') {
