@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -49,8 +48,8 @@ func runAuditLog(ctx context.Context, args []string, io stdio) error {
 	broker := fs.String("broker", "ws://127.0.0.1:3000", "the broker's `URL` (ws:// or http://)")
 	topic := fs.String("topic", minion.DefaultTopic, "`TOPIC` to keep, with everything under it")
 	batch := fs.Int("batch", 200, "most `EVENTS` stored in one transaction")
-	header := headerList{}
-	fs.Var(header, "header", "`Name: value` sent with the WebSocket handshake, e.g. Authorization (repeatable)")
+	var header headerList
+	fs.Var(&header, "header", "`NAME:VALUE` sent with the WebSocket handshake, e.g. Authorization (repeatable)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	if err := parseFlags(fs, args, io); err != nil {
@@ -70,7 +69,7 @@ func runAuditLog(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	a, err := minion.NewAuditor(*pg.url, minion.AuditOptions{
-		Broker: *broker, Header: http.Header(header), Topic: *topic, Schema: *pg.schema, Batch: *batch, Logger: logger,
+		Broker: *broker, Header: httpHeader(header), Topic: *topic, Schema: *pg.schema, Batch: *batch, Logger: logger,
 	})
 	if err != nil {
 		return usageError("%v", err)

@@ -213,17 +213,13 @@ func printStatus(io stdio, st *minion.Status) {
 	}
 }
 
-// headerList is a repeatable "Name: value" flag.
-type headerList http.Header
-
-func (h headerList) String() string { return "" }
-func (h headerList) Set(v string) error {
-	name, value, ok := strings.Cut(v, ":")
-	if !ok || strings.TrimSpace(name) == "" {
-		return fmt.Errorf("want Name: value, got %q", v)
+// httpHeader turns --header flags into an http.Header.
+func httpHeader(h headerList) http.Header {
+	out := http.Header{}
+	for _, kv := range h {
+		out.Add(kv[0], kv[1])
 	}
-	http.Header(h).Add(strings.TrimSpace(name), strings.TrimSpace(value))
-	return nil
+	return out
 }
 
 func runBridgeMinion(ctx context.Context, args []string, io stdio) error {
@@ -239,8 +235,8 @@ func runBridgeMinion(ctx context.Context, args []string, io stdio) error {
 	concurrency := fs.Int("concurrency", 8, "most publish requests in flight (one per job)")
 	poll := fs.Duration("poll-interval", 5*time.Second, "how long to wait for a NOTIFY before looking at the outbox anyway")
 	lagEvery := fs.Duration("lag-interval", 10*time.Second, "how often the outbox lag is measured and logged")
-	header := headerList{}
-	fs.Var(header, "header", "`Name: value` sent with every request to the broker, e.g. Authorization (repeatable)")
+	var header headerList
+	fs.Var(&header, "header", "`NAME:VALUE` sent with every request to the broker, e.g. Authorization (repeatable)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	if err := parseFlags(fs, args, io); err != nil {
@@ -272,10 +268,10 @@ func runBridgeMinion(ctx context.Context, args []string, io stdio) error {
 		Logger:       logger,
 	}
 	if *compat != "" {
-		opts.Compat = &minion.HTTPPublisher{Broker: *broker, Pattern: "bus", Header: http.Header(header)}
+		opts.Compat = &minion.HTTPPublisher{Broker: *broker, Pattern: "bus", Header: httpHeader(header)}
 		opts.CompatTopic = *compat
 	}
-	pub := &minion.HTTPPublisher{Broker: *broker, Header: http.Header(header), Concurrency: *concurrency}
+	pub := &minion.HTTPPublisher{Broker: *broker, Header: httpHeader(header), Concurrency: *concurrency}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	b := minion.New(*pg.url, pub, opts)

@@ -28,10 +28,18 @@ type stdio struct {
 }
 
 var commands = map[string]command{
-	"audit":   {"keep the Minion bridge's events in PostgreSQL; export them; show a job's timeline", runAudit},
-	"bridge":  {"bridge Minion's job queue to Mercury: install, status, run", runBridge},
-	"serve":   {"run the broker", runServe},
-	"version": {"print the version", runVersion},
+	"serve":      {"run the broker", runServe},
+	"version":    {"print the version", runVersion},
+	"sub":        {"print the messages published under a topic", runSub},
+	"pub":        {"publish messages to a topic", runPub},
+	"bus":        {"join a bus: send lines to its peers, print theirs", runBus},
+	"push":       {"queue messages for pullers", runPush},
+	"pull":       {"take queued messages: print them, or run a command for each", runPull},
+	"connect":    {"talk to any WebSocket URL, like wscat -c", runConnect},
+	"completion": {"print the shell completion script for bash, zsh or fish", runCompletion},
+	"bench":      {"measure a broker: deliveries, latency, CPU and memory", runBench},
+	"bridge":     {"bridge Minion's job queue to Mercury: install, status, run", runBridge},
+	"audit":      {"keep the Minion bridge's events in PostgreSQL; export them; show a job's timeline", runAudit},
 }
 
 // exitError carries a process exit code up to main, the only caller of

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os/signal"
 	"strings"
 	"sync"
@@ -46,6 +47,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	pingInterval := fs.Duration("ping-interval", web.DefaultPingInterval, "how often each connection is pinged")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiler (net/http/pprof) on `HOST:PORT`, for 'go tool pprof'; off by default, keep it on loopback")
 	if err := parseFlags(fs, args, io); err != nil {
 		return err
 	}
@@ -76,7 +78,33 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return fmt.Errorf("failed to listen: %w", err)
 	}
+	if *pprofAddr != "" {
+		stop, err := servePprof(*pprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return serveUntilSignal(ctx, ln, srv, logger)
+}
+
+// servePprof serves the runtime profiles on addr, apart from the broker's
+// own listener, and returns the function that stops it.
+func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen for --pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("profiler listening", "addr", "http://"+ln.Addr().String()+"/debug/pprof/")
+	go hs.Serve(ln)
+	return func() { hs.Close() }, nil
 }
 
 // serveUntilSignal serves on ln until SIGINT or SIGTERM (or ctx ends),
