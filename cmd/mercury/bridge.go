@@ -23,7 +23,14 @@ const bridgeUsage = `mercury bridge minion [install|uninstall|status] --pg URL [
   mercury bridge minion install --pg URL     install the outbox and capture triggers (idempotent)
   mercury bridge minion uninstall --pg URL   remove everything install created
   mercury bridge minion status --pg URL      installation, outbox lag, running bridge, last event
-  mercury bridge minion --pg URL --broker URL   publish every Minion job change as an event`
+  mercury bridge minion --pg URL --broker URL   publish every Minion job change as an event
+
+Run 'mercury bridge minion ACTION --help' for an action's flags.
+
+Examples:
+  mercury bridge minion install --pg postgres://minion@db/app
+  mercury bridge minion --pg postgres://minion@db/app --broker http://127.0.0.1:3000
+  mercury bridge minion status --pg postgres://minion@db/app`
 
 // runBridge runs `mercury bridge minion …`. Minion is the one kind of
 // bridge so far; the kind is a word of its own so others can follow.
