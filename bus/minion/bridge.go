@@ -2,7 +2,6 @@ package minion
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +30,10 @@ type Options struct {
 	Instance string
 	// Batch is the most rows read and published at once; default 500.
 	Batch int
+	// MaxEventSize is the largest event published, in bytes: set it to
+	// the broker's largest message. Bigger events have their biggest values
+	// cut (see Event.Cut). Default DefaultMaxEventSize.
+	MaxEventSize int
 	// PollInterval is how long to wait for a NOTIFY before looking anyway;
 	// default 5s.
 	PollInterval time.Duration
@@ -57,6 +60,10 @@ func (o *Options) setDefaults() {
 	if o.Batch <= 0 {
 		o.Batch = 500
 	}
+	if o.MaxEventSize <= 0 {
+		o.MaxEventSize = DefaultMaxEventSize
+	}
+	o.MaxEventSize = max(o.MaxEventSize, 16<<10) // room for an event with every value cut
 	if o.PollInterval <= 0 {
 		o.PollInterval = 5 * time.Second
 	}
@@ -313,9 +320,13 @@ func (s *run) drain(ctx context.Context, wait *backoff) error {
 			if err != nil {
 				return err
 			}
-			payload, err := json.Marshal(e)
+			payload, err := encodeEvent(e, s.opts.MaxEventSize)
 			if err != nil {
 				return fmt.Errorf("failed to encode event %s: %w", e.EventID, err)
+			}
+			if e.Cut {
+				s.log.Warn("minion bridge: event too big for the broker; values cut", "event_id", e.EventID,
+					"job_id", e.JobID, "type", e.Type, "max", s.opts.MaxEventSize)
 			}
 			topic := Topic(s.opts.Topic, e)
 			events[i] = e

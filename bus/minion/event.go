@@ -62,6 +62,9 @@ type Event struct {
 	Time     time.Time `json:"time"` // when the change happened
 	DB       DBContext `json:"db"`
 	Bridge   Origin    `json:"bridge"`
+	// Cut is set when values were left out to fit the broker's message
+	// size; each one left out reads {"mercury_cut": BYTES}.
+	Cut bool `json:"cut,omitempty"`
 }
 
 // FieldChange is one changed column.

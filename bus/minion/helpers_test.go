@@ -17,6 +17,7 @@ import (
 	"github.com/mercury-broker/mercury/bus/minion"
 	"github.com/mercury-broker/mercury/bus/minion/miniontest"
 	"github.com/mercury-broker/mercury/web"
+	"github.com/mercury-broker/mercury/web/client"
 )
 
 func ctxT(t testing.TB) context.Context {
@@ -132,4 +133,15 @@ func startBroker(t testing.TB, history int) string {
 		ts.Close()
 	})
 	return ts.URL
+}
+
+// subscribeAll subscribes to everything the bridge publishes.
+func subscribeAll(t testing.TB, brokerURL string) *client.Conn {
+	t.Helper()
+	c, err := client.Dial(ctxT(t), brokerURL+"/sub/audit/minion", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
 }

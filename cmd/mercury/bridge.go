@@ -239,6 +239,7 @@ func runBridgeMinion(ctx context.Context, args []string, io stdio) error {
 	compat := fs.String("compat-bus", "", "also send the old notifier's [id,\"enqueue\"|\"dequeue\"|\"finished\"|\"failed\"] frames to this bus `TOPIC`, e.g. /jobs")
 	instance := fs.String("instance", "", "`NAME` of this bridge in events and logs (default host/pid)")
 	batch := fs.Int("batch", 500, "most `ROWS` read and published at once")
+	maxEvent := fs.Int("max-event-size", minion.DefaultMaxEventSize, "largest event in `BYTES`, the broker's --max-message-size; bigger events have their biggest values cut")
 	concurrency := fs.Int("concurrency", 8, "most publish requests in flight (one per job)")
 	poll := fs.Duration("poll-interval", 5*time.Second, "how long to wait for a NOTIFY before looking at the outbox anyway")
 	lagEvery := fs.Duration("lag-interval", 10*time.Second, "how often the outbox lag is measured and logged")
@@ -270,6 +271,7 @@ func runBridgeMinion(ctx context.Context, args []string, io stdio) error {
 		Topic:        *topic,
 		Instance:     *instance,
 		Batch:        *batch,
+		MaxEventSize: *maxEvent,
 		PollInterval: *poll,
 		LagInterval:  *lagEvery,
 		Logger:       logger,
