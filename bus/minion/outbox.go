@@ -73,7 +73,12 @@ const changeColumns = `id, order_key::TEXT, event_id::TEXT, txid::TEXT, tbl, op,
 	changed, worker, tx_time, clock_time, db_user, COALESCE(application, ''),
 	COALESCE(host(client_addr), ''), backend_pid, COALESCE(query, '')`
 
-// Next returns up to limit rows that are safe to read, in reading order.
+// maxBatchBytes bounds the rows Next holds at once: jobs with megabytes of
+// arguments or results would otherwise make a batch of gigabytes.
+const maxBatchBytes = 16 << 20
+
+// Next returns up to limit rows that are safe to read, in reading order
+// (fewer when their rows add up to more than 16 MiB).
 func (o *Outbox) Next(ctx context.Context, q Querier, limit int) ([]Change, error) {
 	rows, err := q.Query(ctx, `SELECT `+changeColumns+` FROM `+o.table+`
 		WHERE order_key < pg_snapshot_xmin(pg_current_snapshot())
@@ -83,7 +88,8 @@ func (o *Outbox) Next(ctx context.Context, q Querier, limit int) ([]Change, erro
 	}
 	defer rows.Close()
 	var out []Change
-	for rows.Next() {
+	size := 0
+	for size < maxBatchBytes && rows.Next() {
 		var c Change
 		var orderKey, txid string
 		var old, new, worker []byte
@@ -100,6 +106,7 @@ func (o *Outbox) Next(ctx context.Context, q Querier, limit int) ([]Change, erro
 		}
 		c.Old, c.New, c.Worker = nullJSON(old), nullJSON(new), nullJSON(worker)
 		out = append(out, c)
+		size += len(old) + len(new) + len(c.Query)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("failed to read the outbox: %w", err)
