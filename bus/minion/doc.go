@@ -17,11 +17,13 @@
 //   - Bridge runs the loop: read, build, publish through a Publisher, and
 //     delete the rows only once the broker confirmed them. HTTPPublisher is
 //     the Publisher that talks to a real Mercury.
-//   - Audit subscribes to the events with replay and keeps each one once in
-//     an append-only table; it also exports them and prints a job's
-//     timeline.
+//   - Auditor subscribes to the events with replay and keeps each one once
+//     in an append-only table, AuditLog; AuditLog also exports them, and
+//     WriteTimeline prints a job's history.
 //
 // The command line is `mercury bridge minion` and `mercury audit`; the README
 // section "Minion audit bridge" documents the events and the topic scheme,
-// and event.schema.json is the JSON Schema of an event.
+// and event.schema.json (EventSchema) is the JSON Schema of an event. The
+// tests run against a real PostgreSQL and the real Minion; miniontest gives
+// them their databases and drives Minion.
 package minion
