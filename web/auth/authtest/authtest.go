@@ -24,14 +24,14 @@ import (
 // Keys is a set of signing keys and the files that give the broker their
 // verifying halves.
 type Keys struct {
-	Secret  []byte
-	RSA     *rsa.PrivateKey
-	EC      *ecdsa.PrivateKey
-	Ed      ed25519.PrivateKey
-	RSAKid  string // the kid of the RSA key in the JWKS file
-	dir     string
-	Files   Files
-	Issuer  string
+	Secret   []byte
+	RSA      *rsa.PrivateKey
+	EC       *ecdsa.PrivateKey
+	Ed       ed25519.PrivateKey
+	RSAKid   string // the kid of the RSA key in the JWKS file
+	dir      string
+	Files    Files
+	Issuer   string
 	Audience string
 }
 
