@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/web/auth"
 )
 
 // conn is one WebSocket connection. Its handler goroutine reads; a writer
@@ -27,6 +29,11 @@ type conn struct {
 	ws     *websocket.Conn
 	cork   *corkConn
 	pinger *time.Timer
+
+	grant  atomic.Pointer[auth.Grant] // what the client may do; a token frame replaces it
+	expiry *time.Timer                // closes the connection when the grant expires
+	rate   *rateGuard                 // publish rate; reader only
+	idle   *idleGuard                 // nil: no idle limit
 
 	mu          sync.Mutex
 	out         []outFrame // waiting to be written
@@ -71,12 +78,18 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 			http.Error(w, "Origin check failed", http.StatusUnauthorized)
 			return
 		}
+		grant, aerr := s.authorizeRequest(r, actionOf(p), topic)
+		if aerr != nil {
+			aerr.write(w)
+			return
+		}
 		opts, aerr := parseConnOptions(r, topic)
 		if aerr != nil {
 			aerr.write(w)
 			return
 		}
-		c := &conn{s: s, pattern: p, topic: topic, opts: opts, remote: r.RemoteAddr, opened: time.Now()}
+		c := &conn{s: s, pattern: p, topic: topic, opts: opts, remote: r.RemoteAddr, opened: time.Now(), rate: newRateGuard(&s.opts)}
+		c.grant.Store(grant)
 		if aerr := s.register(c); aerr != nil {
 			aerr.write(w)
 			return
@@ -90,16 +103,20 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 		detach, refusal := c.attach()
 		cw := &corkingWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout}
 		// The origin was checked above, with our own rules.
+		// The token subprotocol is never chosen: only these two are.
 		ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
 			InsecureSkipVerify: true,
-			Subprotocols:       []string{subprotocolEnvelope},
+			Subprotocols:       []string{subprotocolEnvelope, subprotocolRaw},
+			CompressionMode:    s.compressionMode(),
 		})
 		if err != nil {
 			s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
 			c.teardown(detach)
 			return
 		}
-		ws.SetReadLimit(s.opts.MaxMessageSize)
+		ws.SetReadLimit(s.opts.MaxMessageSize) // after decompression
+		c.armExpiry()
+		c.startIdleGuard()
 		if refusal != nil {
 			c.closeWith(refusal.code, refusal.reason)
 		}
@@ -188,6 +205,8 @@ func (c *conn) teardown(detach func()) {
 	if c.pinger != nil {
 		c.pinger.Stop()
 	}
+	c.stopExpiry()
+	c.idle.stop()
 	c.bg.Wait()
 	// Only now, with the writer gone, does a puller give back what it
 	// could not write.

@@ -160,6 +160,7 @@ func (c *conn) writeLoop() {
 		if uerr := c.cork.Uncork(); err == nil {
 			err = uerr
 		}
+		c.idle.touch()
 		if err == nil {
 			for _, f := range batch {
 				if f.delivery != nil {
