@@ -109,10 +109,10 @@ func (g *rateGuard) allow(c *conn) (refused *apiError, abuse bool) {
 // re-armed for what is left, so an active connection costs no timer work
 // per message.
 type idleGuard struct {
-	c      *conn
-	limit  time.Duration
-	last   atomic.Int64 // unix nanoseconds of the last message either way
-	timer  *time.Timer
+	c     *conn
+	limit time.Duration
+	last  atomic.Int64 // unix nanoseconds of the last message either way
+	timer *time.Timer
 }
 
 // closeIdle is the close code of an idle connection.
