@@ -80,12 +80,12 @@ type brokerProc struct {
 	logs   *syncBuffer
 	done   chan struct{}
 	exit   error
-	HTTP   string // http://127.0.0.1:port
-	WS     string // ws://127.0.0.1:port
+	HTTP   string // http://127.0.0.1:port (https:// with TLS)
+	WS     string // ws://127.0.0.1:port (wss:// with TLS)
 	Listen string // 127.0.0.1:port
 }
 
-var listeningRE = regexp.MustCompile(`msg="mercury listening" addr=http://([0-9.:]+)`)
+var listeningRE = regexp.MustCompile(`msg="mercury listening" addr=(https?)://([0-9.:]+)`)
 
 // startBroker runs mercury serve on a free loopback port with extra args,
 // and stops it when the test ends.
@@ -122,8 +122,12 @@ func startBrokerEnv(t testing.TB, env []string, args ...string) *brokerProc {
 	deadline := time.After(20 * time.Second)
 	for {
 		if m := listeningRE.FindStringSubmatch(b.logs.String()); m != nil {
-			b.Listen = m[1]
-			b.HTTP, b.WS = "http://"+m[1], "ws://"+m[1]
+			b.Listen = m[2]
+			if m[1] == "https" {
+				b.HTTP, b.WS = "https://"+m[2], "wss://"+m[2]
+			} else {
+				b.HTTP, b.WS = "http://"+m[2], "ws://"+m[2]
+			}
 			return b
 		}
 		select {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mercury-broker/mercury/broker"
 	"github.com/mercury-broker/mercury/web"
+	"github.com/mercury-broker/mercury/web/auth"
 )
 
 // Config is the whole configuration.
@@ -26,6 +27,20 @@ type Config struct {
 	LogFormat      string
 	Pprof          string
 
+	// Security and limits (see SECURITY.md).
+	AllowAnonymous      bool
+	AdminListen         string
+	TLSCert, TLSKey     string
+	MaxConnectionsPerIP int
+	PublishRate         int
+	PublishBurst        int
+	MaxTopicLength      int
+	MaxTopicDepth       int
+	HandshakeTimeout    time.Duration
+	IdleTimeout         time.Duration
+	Compression         bool
+	Auth                Auth
+
 	Buses []Bus // in the order of the file
 }
 
@@ -41,6 +56,28 @@ var settings = []setting{
 	{"log_level", "info", "`LEVEL` of logging: debug, info, warn or error", oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
 	{"log_format", "text", "`FORMAT` of logs: text or json", oneOf(func(c *Config) *string { return &c.LogFormat }, "text", "json")},
 	{"pprof", "", "serve Go's profiler (net/http/pprof) on `HOST:PORT`, for 'go tool pprof'; off by default, keep it on loopback", text(func(c *Config) *string { return &c.Pprof })},
+
+	{"allow_anonymous", "false", "with no auth configured, serve everyone everything even on a non-loopback address (without it such a broker refuses to start)", boolean(func(c *Config) *bool { return &c.AllowAnonymous })},
+	{"admin_listen", "", "serve the admin API (/api/…) on its own `HOST:PORT` instead of the main listener; it still needs the admin right", text(func(c *Config) *string { return &c.AdminListen })},
+	{"tls_cert", "", "TLS certificate chain `FILE` (PEM); with tls_key, serve HTTPS and wss://; re-read on SIGHUP", paths(text(func(c *Config) *string { return &c.TLSCert }))},
+	{"tls_key", "", "TLS private key `FILE` (PEM) of tls_cert", paths(text(func(c *Config) *string { return &c.TLSKey }))},
+	{"max_connections_per_ip", itoa(web.DefaultMaxConnsPerIP), "most concurrent WebSocket connections and event streams from one client address (`N`); 0: no limit", count(func(c *Config) *int { return &c.MaxConnectionsPerIP })},
+	{"publish_rate", itoa(web.DefaultPublishRate), "messages per second (`N`) one WebSocket connection may publish; past it frames are refused, a persistent flood is closed (1008); 0: no limit", count(func(c *Config) *int { return &c.PublishRate })},
+	{"publish_burst", itoa(web.DefaultPublishBurst), "messages (`N`) a connection may publish at once above publish_rate", count(func(c *Config) *int { return &c.PublishBurst })},
+	{"max_topic_length", itoa(broker.DefaultMaxTopicLength), "longest topic in `BYTES`", count(func(c *Config) *int { return &c.MaxTopicLength })},
+	{"max_topic_depth", itoa(broker.DefaultMaxTopicDepth), "most segments (`N`) in a topic", count(func(c *Config) *int { return &c.MaxTopicDepth })},
+	{"handshake_timeout", web.DefaultRequestTimeout.String(), "how long a client may take to send its request headers (HTTP or WebSocket handshake) and a POST its body (`DURATION`)", duration(func(c *Config) *time.Duration { return &c.HandshakeTimeout })},
+	{"idle_timeout", "0s", "close a WebSocket connection on which no message went either way for this long (`DURATION`; pings do not count); 0: never", duration(func(c *Config) *time.Duration { return &c.IdleTimeout })},
+	{"compression", "false", "offer permessage-deflate to clients that ask; max_message_size caps the decompressed size", boolean(func(c *Config) *bool { return &c.Compression })},
+
+	{"auth.jwt.secret_file", "", "`FILE` holding the HMAC secret (at least 32 bytes) that verifies HS256 tokens", paths(text(func(c *Config) *string { return &c.Auth.SecretFile }))},
+	{"auth.jwt.keys", "", "PEM `FILE`s of public keys (RSA, ECDSA, Ed25519) that verify RS256, ES256 or EdDSA tokens (repeatable, or comma-separated)", paths(list(func(c *Config) *[]string { return &c.Auth.Keys }))},
+	{"auth.jwt.jwks", "", "JSON Web Key Set `FILE` of keys that verify tokens", paths(text(func(c *Config) *string { return &c.Auth.JWKS }))},
+	{"auth.jwt.issuer", "", "the iss claim tokens must have (`ISSUER`)", text(func(c *Config) *string { return &c.Auth.Issuer })},
+	{"auth.jwt.audience", "", "the aud claim tokens must include (`AUDIENCE`)", text(func(c *Config) *string { return &c.Auth.Audience })},
+	{"auth.jwt.leeway", "0s", "clock skew allowed on exp, nbf and iat (`DURATION`)", duration(func(c *Config) *time.Duration { return &c.Auth.Leeway })},
+	anonymousRow(auth.Sub), anonymousRow(auth.Pub), anonymousRow(auth.Bus),
+	anonymousRow(auth.Push), anonymousRow(auth.Pull), anonymousRow(auth.Admin),
 }
 
 // setting is one configuration setting.
@@ -63,9 +100,11 @@ func (s setting) Env() string {
 
 // kind parses and holds one type of value.
 type kind struct {
-	list  bool                                 // several values: a YAML sequence, repeated flags, a comma-separated variable
-	parse func(c *Config, vals []string) error // stores vals into c
-	field func(c *Config) any                  // the value in c, for comparisons
+	list   bool                                 // several values: a YAML sequence, repeated flags, a comma-separated variable
+	isBool bool                                 // a flag without a value means true
+	paths  bool                                 // file paths: in the file, relative to its folder
+	parse  func(c *Config, vals []string) error // stores vals into c
+	field  func(c *Config) any                  // the value in c, for comparisons
 }
 
 // scalar makes the kind of a single value stored by set.
@@ -81,6 +120,24 @@ func scalar[T any](field func(*Config) *T, parse func(string) (T, error)) kind {
 		},
 		field: func(c *Config) any { return *field(c) },
 	}
+}
+
+func boolean(field func(*Config) *bool) kind {
+	k := scalar(field, func(s string) (bool, error) {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return false, fmt.Errorf("want true or false, got %q", s)
+		}
+		return b, nil
+	})
+	k.isBool = true
+	return k
+}
+
+// paths marks a kind's values as file paths.
+func paths(k kind) kind {
+	k.paths = true
+	return k
 }
 
 func text(field func(*Config) *string) kind {
@@ -188,10 +245,13 @@ func isSection(key string) bool {
 }
 
 // Restart lists the settings whose values differ between a and b: a
-// reload applies the buses only, these need a restart.
+// reload applies the buses and auth only, these need a restart.
 func Restart(a, b *Config) []string {
 	var out []string
 	for _, s := range settings {
+		if strings.HasPrefix(s.key, "auth.") {
+			continue
+		}
 		if !reflect.DeepEqual(s.kind.field(a), s.kind.field(b)) {
 			out = append(out, s.key)
 		}
