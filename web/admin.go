@@ -49,7 +49,12 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 			return
 		}
 		if !g.Rights.Any(auth.Admin) {
-			authorize(g, auth.Admin, "").write(w)
+			// Name the topic the request is about, when it says one.
+			topic, err := s.opts.Topics.Parse(r.URL.Query().Get("topic"))
+			if err != nil {
+				topic = ""
+			}
+			authorize(g, auth.Admin, topic).write(w)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(withGrant(r.Context(), g)))
