@@ -41,6 +41,7 @@ type conn struct {
 	outBytes    int        // bytes of the counted frames in out
 	writing     bool       // a writer goroutine is running
 	closing     bool       // a close was requested; nothing more is queued
+	closeQueued bool       // the writer sends the close once the queue is written
 	closeCode   websocket.StatusCode
 	closeReason string
 	dead        bool // torn down; no goroutine may start
@@ -231,6 +232,13 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	c.closing = true
 	c.closeCode, c.closeReason = code, reason
 	ws := c.ws
+	if ws != nil && c.writing {
+		// Frames are being written (an error frame that says why, maybe):
+		// the close follows them.
+		c.closeQueued = true
+		c.mu.Unlock()
+		return
+	}
 	if ws != nil {
 		// The handler is still running (dead is not set), so the server's
 		// wait group cannot be at zero.

@@ -17,7 +17,13 @@ func (c *conn) readLoop() error {
 	ctx := context.Background()
 	for {
 		typ, data, err := c.ws.Read(ctx)
+		if err == nil && c.cork.readFailed.Load() {
+			// The peer left in the middle of a fragmented message: what
+			// was read is not a message.
+			err = errTruncated
+		}
 		if err != nil {
+			c.protocolError(err)
 			return err
 		}
 		c.idle.touch()

@@ -131,7 +131,12 @@ func (c *conn) writeLoop() {
 		c.mu.Lock()
 		if len(c.out) == 0 || c.dead {
 			c.writing = false
+			closeNow := c.closeQueued && !c.dead
+			c.closeQueued = false
 			c.mu.Unlock()
+			if closeNow {
+				c.ws.Close(c.closeCode, c.closeReason)
+			}
 			return
 		}
 		var batch []outFrame

@@ -2,9 +2,11 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,6 +16,10 @@ import (
 type corkConn struct {
 	net.Conn
 	writeTimeout time.Duration
+
+	// Reads: what the server had buffered at the hijack, then the network.
+	pending    []byte
+	readFailed atomic.Bool // a read from the network failed: the peer is gone
 
 	mu     sync.Mutex
 	corked bool
@@ -97,10 +103,35 @@ func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.conn = &corkConn{Conn: nc, writeTimeout: w.writeTimeout}
-	// Reads keep the server's buffered reader (it may hold bytes the client
-	// sent right after the handshake); writes go through the corkConn, with a
-	// small buffer since the corkConn gathers the frames.
+	// Reads keep the server's buffered reader and what it holds (bytes the
+	// client sent right after the handshake), but now read through the
+	// corkConn, which notices when the peer is gone (see readFailed).
+	// Writes go through the corkConn too, with a small buffer since the
+	// corkConn gathers the frames.
+	if n := brw.Reader.Buffered(); n > 0 {
+		held, _ := brw.Reader.Peek(n)
+		w.conn.pending = bytes.Clone(held)
+	}
+	brw.Reader.Reset(w.conn)
 	return w.conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.conn, 256)), nil
+}
+
+// Read reads what was held at the hijack, then from the network. A
+// failed read is remembered: the WebSocket library takes a peer that
+// disconnects between two fragments of a message for the message's end,
+// and returns the fragments read so far as a whole message; with
+// readFailed the reader knows better (see conn.readLoop).
+func (c *corkConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.readFailed.Store(true)
+	}
+	return n, err
 }
 
 func (w *corkingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
