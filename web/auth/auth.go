@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -99,4 +100,26 @@ func (a *Authenticator) Authenticate(credential string) (*Grant, error) {
 		return nil, &CredentialError{Code: CodeUnknownKey, Msg: "unknown API key"}
 	}
 	return &Grant{Kind: KindAPIKey, Subject: k.Name, Rights: k.Rights}, nil
+}
+
+// String describes what the authenticator accepts, for logs and
+// mercury config check.
+func (a *Authenticator) String() string {
+	var parts []string
+	if a.jwt != nil {
+		parts = append(parts, fmt.Sprintf("tokens (%d keys: %s)", len(a.jwt.opts.Keys), strings.Join(a.jwt.Algorithms(), ", ")))
+	}
+	parts = append(parts, fmt.Sprintf("%d API keys", len(a.keys)))
+	var anon []string
+	for _, act := range Actions {
+		if a.anonymous.Rights.Any(act) {
+			anon = append(anon, a.anonymous.Rights.Describe(act))
+		}
+	}
+	if len(anon) == 0 {
+		parts = append(parts, "anonymous clients may do nothing")
+	} else {
+		parts = append(parts, "anonymous clients: "+strings.Join(anon, "; "))
+	}
+	return strings.Join(parts, ", ")
 }
