@@ -145,6 +145,6 @@ func (s *pebbleKV) Close() error {
 // to Pebble's default logger (the standard library's log package).
 type quietLogger struct{}
 
-func (quietLogger) Infof(string, ...any)               {}
+func (quietLogger) Infof(string, ...any)              {}
 func (quietLogger) Errorf(format string, args ...any) { pebble.DefaultLogger.Errorf(format, args...) }
 func (quietLogger) Fatalf(format string, args ...any) { pebble.DefaultLogger.Fatalf(format, args...) }
