@@ -11,6 +11,9 @@ import (
 // boltBucket is the one bucket that holds every key.
 var boltBucket = []byte("kv")
 
+// boltFillPercent is how full bbolt fills a page before splitting it.
+const boltFillPercent = 0.9
+
 // boltKV is a KV on a bbolt B+tree file. bbolt has no safe way to skip the
 // fsync of a commit (its NoSync mode can corrupt the file on power loss),
 // so every batch is synced, whatever Apply's sync says.
@@ -63,6 +66,9 @@ func (s *boltKV) Apply(ops []Op, _ bool) error {
 	defer s.g.leave()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(boltBucket)
+		// Mercury's keys mostly grow (sequence numbers): fill pages
+		// fuller than bbolt's default half, which suits random inserts.
+		b.FillPercent = boltFillPercent
 		for _, op := range ops {
 			var err error
 			if op.Delete {
