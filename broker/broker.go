@@ -2,7 +2,10 @@ package broker
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mercury-broker/mercury/broker/trie"
@@ -16,6 +19,8 @@ type Message struct {
 	Time    time.Time // set by the broker when it accepts the message
 	Binary  bool      // a binary frame rather than text
 	Payload []byte
+
+	envelopeCache
 }
 
 // A Receiver takes messages for one subscriber or bus peer. Deliver must
@@ -28,10 +33,18 @@ type Receiver interface {
 // Options configures a Broker. The zero value gives the documented
 // defaults.
 type Options struct {
-	// QueueLimit caps the messages waiting in one push/pull queue.
-	// Default 10,000.
+	// QueueLimit caps the messages waiting in one push/pull queue, unless
+	// the bus's policy says otherwise. Default 10,000.
 	QueueLimit int
-	// Now stamps messages. Default time.Now.
+	// Policies holds the bus settings; SetPolicies replaces them.
+	Policies *Policies
+	// Store keeps durable buses on disk; nil keeps nothing (a durable bus
+	// then refuses to start, see Open).
+	Store Store
+	// Logger receives what the broker has to say (queue expiry, store
+	// failures). Default slog.Default().
+	Logger *slog.Logger
+	// Now stamps messages and times deadlines. Default time.Now.
 	Now func() time.Time
 }
 
@@ -41,56 +54,152 @@ const DefaultQueueLimit = 10000
 // Errors returned by the broker.
 var (
 	ErrQueueFull = errors.New("broker: queue is full")
-	ErrClosed    = errors.New("broker: closed")
+	ErrNoStore   = errors.New("broker: a bus is durable but no store is open")
 )
 
 // Broker routes messages between the three patterns, each its own
 // namespace: publish/subscribe over the topic hierarchy, bus rooms on exact
 // topics, and push/pull work queues.
 type Broker struct {
-	opts Options
+	opts     Options
+	policyPt atomic.Pointer[Policies]
 
-	// pubMu orders stamping with fan-out, so every receiver sees messages
-	// in sequence order.
-	pubMu sync.Mutex
-	seq   uint64
+	// pubMu orders stamping with history and fan-out, so every receiver
+	// sees messages in sequence order and replay joins live without a gap.
+	pubMu       sync.Mutex
+	seq         uint64
+	seqLease    uint64 // with a store: the highest seq the store allows
+	historyFrom uint64 // history before this seq was not kept (a restart, a reload)
+	rings       map[Topic]*ring
+	trimPending map[Topic]uint64 // durable buses whose store needs trimming
 
 	subs  trie.Tree[Receiver]
 	peers trie.Tree[*busPeer]
 
-	queuesMu sync.RWMutex
+	queuesMu sync.Mutex
 	queues   map[Topic]*queue
 }
 
-// New returns a broker ready for use.
+// New returns a broker without a store: nothing survives a restart. Use
+// Open for a broker with durable buses.
 func New(opts Options) *Broker {
+	opts.Store = nil
+	b, err := Open(opts)
+	if err != nil {
+		// Without a store there is nothing to load and nothing to fail.
+		panic(err)
+	}
+	return b
+}
+
+// Open returns a broker. With a store, it loads the sequence lease, the
+// retained messages of durable buses and their queues, so that what was
+// confirmed before a restart is there again. A durable bus without a store
+// is an error.
+func Open(opts Options) (*Broker, error) {
 	if opts.QueueLimit <= 0 {
 		opts.QueueLimit = DefaultQueueLimit
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Broker{opts: opts, queues: make(map[Topic]*queue)}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	b := &Broker{
+		opts:        opts,
+		rings:       make(map[Topic]*ring),
+		trimPending: make(map[Topic]uint64),
+		queues:      make(map[Topic]*queue),
+	}
+	if err := b.SetPolicies(opts.Policies); err != nil {
+		return nil, err
+	}
+	if opts.Store != nil {
+		if err := b.load(); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
+// SetPolicies replaces the bus settings, as a config reload does. Queues
+// already open keep their settings; history kept so far stays.
+func (b *Broker) SetPolicies(p *Policies) error {
+	if b.opts.Store == nil {
+		for _, pol := range p.All() {
+			if pol.Durable {
+				return fmt.Errorf("bus %s: %w", pol.Bus, ErrNoStore)
+			}
+		}
+	}
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	if b.policyPt.Swap(p) != nil {
+		b.historyFrom = b.seq
+	}
+	return nil
+}
+
+func (b *Broker) policies() *Policies { return b.policyPt.Load() }
+
+// Policy returns the policy of the bus topic lies under.
+func (b *Broker) Policy(topic Topic) *Policy { return b.policies().Lookup(topic) }
+
 // stamp gives m its sequence number and time; pubMu must be held.
-func (b *Broker) stamp(m *Message) {
+func (b *Broker) stamp(m *Message) error {
+	if b.opts.Store != nil && b.seq >= b.seqLease {
+		if err := b.opts.Store.SaveSeq(b.seqLease + seqLeaseBlock); err != nil {
+			return fmt.Errorf("failed to extend the sequence lease: %w", err)
+		}
+		b.seqLease += seqLeaseBlock
+	}
 	b.seq++
 	m.Seq = b.seq
 	m.Time = b.opts.Now()
+	return nil
+}
+
+// LastSeq returns the last sequence number given out.
+func (b *Broker) LastSeq() uint64 {
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	return b.seq
 }
 
 // Publish accepts m on the publish/subscribe namespace and hands it to
-// every subscriber of its topic and of the topics above it.
+// every subscriber of its topic and of the topics above it. On a durable
+// bus it returns once m is on disk; subscribers may see it a moment before.
 func (b *Broker) Publish(m *Message) error {
 	var buf [8][]Receiver
+	pol := b.policies().Lookup(m.Topic)
 	b.pubMu.Lock()
-	defer b.pubMu.Unlock()
-	b.stamp(m)
+	if err := b.stamp(m); err != nil {
+		b.pubMu.Unlock()
+		return err
+	}
+	b.record(pol, m)
 	for _, level := range b.subs.Match(string(m.Topic), buf[:0]) {
 		for _, r := range level {
 			r.Deliver(m)
 		}
+	}
+	var trimBus Topic
+	var trimUpTo uint64
+	for bus, upTo := range b.trimPending {
+		trimBus, trimUpTo = bus, upTo
+		delete(b.trimPending, bus)
+		break
+	}
+	b.pubMu.Unlock()
+
+	if pol.Durable && b.opts.Store != nil {
+		if err := b.opts.Store.AppendMessage(pol.Bus, m); err != nil {
+			return fmt.Errorf("failed to store the message: %w", err)
+		}
+	}
+	if trimBus != "" {
+		b.storeErr("trim history", b.opts.Store.TrimMessages(trimBus, trimUpTo))
 	}
 	return nil
 }
@@ -112,4 +221,20 @@ func (b *Broker) Subscriptions() (subs, nodes int) {
 // Topics calls fn with each subscribed topic and its subscriber count.
 func (b *Broker) Topics(fn func(t Topic, subscribers int)) {
 	b.subs.Walk(func(path string, rs []Receiver) { fn(Topic(path), len(rs)) })
+}
+
+// Close stops the broker's timers. The store, if any, is the caller's to
+// close afterwards.
+func (b *Broker) Close() {
+	b.queuesMu.Lock()
+	defer b.queuesMu.Unlock()
+	for _, q := range b.queues {
+		q.mu.Lock()
+		if q.timer != nil {
+			q.timer.Stop()
+		}
+		q.deleted = true
+		q.mu.Unlock()
+	}
+	clear(b.queues)
 }

@@ -37,6 +37,8 @@ func (in *inbox) Offer(d *Delivery) {
 	}
 }
 
+func (in *inbox) Evict(string) {}
+
 func (in *inbox) payloads() []string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -84,7 +86,7 @@ func TestSequenceNumbersAreMonotonicAcrossPatterns(t *testing.T) {
 	m1, m2, m3 := msg("/a", "1"), msg("/b", "2"), msg("/c", "3")
 	b.Publish(m1)
 	b.SendBus(m2, nil)
-	if err := b.Push(m3); err != nil {
+	if err := b.Push(m3, PushOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if m1.Seq != 1 || m2.Seq != 2 || m3.Seq != 3 {
@@ -152,7 +154,7 @@ func TestNamespacesAreSeparate(t *testing.T) {
 	b.Subscribe("/foo", &sub)
 	b.JoinBus("/foo", &peer, true)
 	puller.hold = true
-	b.Pull("/foo", &puller, PullOptions{})
+	mustPull(t, b, "/foo", &puller, PullOptions{})
 	b.Publish(msg("/foo", "pub"))
 	if len(peer.payloads()) != 0 || len(puller.payloads()) != 0 {
 		t.Fatal("a publish crossed into the bus or queue namespace")
@@ -161,7 +163,7 @@ func TestNamespacesAreSeparate(t *testing.T) {
 	if !slices.Equal(sub.payloads(), []string{"pub"}) || len(puller.payloads()) != 0 {
 		t.Fatal("a bus frame crossed into another namespace")
 	}
-	b.Push(msg("/foo", "push"))
+	b.Push(msg("/foo", "push"), PushOptions{})
 	if !slices.Equal(sub.payloads(), []string{"pub"}) || !slices.Equal(peer.payloads(), []string{"bus"}) {
 		t.Fatal("a push crossed into another namespace")
 	}
@@ -180,7 +182,7 @@ func holdingPullers(n int) []*inbox {
 func pushAll(t *testing.T, b *Broker, topic string, from, to int) {
 	t.Helper()
 	for i := from; i <= to; i++ {
-		if err := b.Push(msg(topic, fmt.Sprintf("m%d", i))); err != nil {
+		if err := b.Push(msg(topic, fmt.Sprintf("m%d", i)), PushOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,7 +192,7 @@ func TestPushRoundRobinInJoinOrder(t *testing.T) {
 	b := New(Options{})
 	p := holdingPullers(3)
 	for _, in := range p {
-		b.Pull("/jobs", in, PullOptions{})
+		mustPull(t, b, "/jobs", in, PullOptions{})
 	}
 	pushAll(t, b, "/jobs", 1, 7)
 	want := [][]string{{"m1", "m4", "m7"}, {"m2", "m5"}, {"m3", "m6"}}
@@ -204,13 +206,13 @@ func TestPushRoundRobinInJoinOrder(t *testing.T) {
 func TestRotationSurvivesLeavesAndJoins(t *testing.T) {
 	b := New(Options{})
 	p := holdingPullers(4)
-	leaveA := b.Pull("/jobs", p[0], PullOptions{})
-	leaveB := b.Pull("/jobs", p[1], PullOptions{})
-	leaveC := b.Pull("/jobs", p[2], PullOptions{})
+	leaveA := mustPull(t, b, "/jobs", p[0], PullOptions{})
+	leaveB := mustPull(t, b, "/jobs", p[1], PullOptions{})
+	leaveC := mustPull(t, b, "/jobs", p[2], PullOptions{})
 	pushAll(t, b, "/jobs", 1, 2) // A=m1, B=m2; C's turn next
 	leaveB()                     // B's held m2 goes back to the front, to C
 	pushAll(t, b, "/jobs", 3, 4) // m3 to A, m4 to C
-	b.Pull("/jobs", p[3], PullOptions{})
+	mustPull(t, b, "/jobs", p[3], PullOptions{})
 	pushAll(t, b, "/jobs", 5, 7) // turn after C: D, then A, C
 	_ = leaveA
 	_ = leaveC
@@ -227,7 +229,7 @@ func TestPushesWaitForAPuller(t *testing.T) {
 	pushAll(t, b, "/jobs", 1, 3)
 	var in inbox
 	in.hold = true
-	b.Pull("/jobs", &in, PullOptions{})
+	mustPull(t, b, "/jobs", &in, PullOptions{})
 	if got := in.payloads(); !slices.Equal(got, []string{"m1", "m2", "m3"}) {
 		t.Fatalf("late puller got %v", got)
 	}
@@ -238,7 +240,7 @@ func TestAllPullersLeaveThenANewOneGetsWhatTheyHeld(t *testing.T) {
 	p := holdingPullers(3)
 	var leaves []func()
 	for _, in := range p {
-		leaves = append(leaves, b.Pull("/jobs", in, PullOptions{}))
+		leaves = append(leaves, mustPull(t, b, "/jobs", in, PullOptions{}))
 	}
 	pushAll(t, b, "/jobs", 1, 3)
 	for _, leave := range leaves {
@@ -247,7 +249,7 @@ func TestAllPullersLeaveThenANewOneGetsWhatTheyHeld(t *testing.T) {
 	pushAll(t, b, "/jobs", 4, 4)
 	var late inbox
 	late.hold = true
-	b.Pull("/jobs", &late, PullOptions{})
+	mustPull(t, b, "/jobs", &late, PullOptions{})
 	if got := late.payloads(); !slices.Equal(got, []string{"m3", "m2", "m1", "m4"}) &&
 		!slices.Equal(got, []string{"m1", "m2", "m3", "m4"}) {
 		// Each leaving puller puts its held message at the front, so the
@@ -262,8 +264,8 @@ func TestAllPullersLeaveThenANewOneGetsWhatTheyHeld(t *testing.T) {
 func TestPrefetchLimitsWhatAPullerHolds(t *testing.T) {
 	b := New(Options{})
 	p := holdingPullers(2)
-	b.Pull("/jobs", p[0], PullOptions{Prefetch: 1})
-	b.Pull("/jobs", p[1], PullOptions{Prefetch: 1})
+	mustPull(t, b, "/jobs", p[0], PullOptions{Prefetch: 1})
+	mustPull(t, b, "/jobs", p[1], PullOptions{Prefetch: 1})
 	pushAll(t, b, "/jobs", 1, 3)
 	if got := p[0].payloads(); !slices.Equal(got, []string{"m1"}) {
 		t.Fatalf("A got %v", got)
@@ -281,23 +283,11 @@ func TestPrefetchLimitsWhatAPullerHolds(t *testing.T) {
 func TestQueueLimit(t *testing.T) {
 	b := New(Options{QueueLimit: 2})
 	pushAll(t, b, "/jobs", 1, 2)
-	if err := b.Push(msg("/jobs", "m3")); err != ErrQueueFull {
+	if err := b.Push(msg("/jobs", "m3"), PushOptions{}); err != ErrQueueFull {
 		t.Fatalf("third push err = %v, want ErrQueueFull", err)
 	}
-	if err := b.Push(msg("/other", "m1")); err != nil {
+	if err := b.Push(msg("/other", "m1"), PushOptions{}); err != nil {
 		t.Fatalf("another queue refused: %v", err)
-	}
-}
-
-func TestIdleQueueIsDropped(t *testing.T) {
-	b := New(Options{})
-	var in inbox
-	leave := b.Pull("/jobs/1", &in, PullOptions{})
-	pushAll(t, b, "/jobs/1", 1, 2)
-	waitFor(t, func() bool { st := b.Queues(); return len(st) == 1 && st[0].InFlight == 0 })
-	leave()
-	if st := b.Queues(); len(st) != 0 {
-		t.Fatalf("queues after the last puller left an empty queue: %+v", st)
 	}
 }
 
@@ -307,13 +297,13 @@ func TestConcurrentPushPullLosesNothing(t *testing.T) {
 	var pullers [3]inbox
 	var leaves []func()
 	for i := range pullers {
-		leaves = append(leaves, b.Pull("/jobs", &pullers[i], PullOptions{Prefetch: 2}))
+		leaves = append(leaves, mustPull(t, b, "/jobs", &pullers[i], PullOptions{Prefetch: 2}))
 	}
 	var wg sync.WaitGroup
 	for w := range pushers {
 		wg.Go(func() {
 			for i := range each {
-				if err := b.Push(msg("/jobs", fmt.Sprintf("%d-%d", w, i))); err != nil {
+				if err := b.Push(msg("/jobs", fmt.Sprintf("%d-%d", w, i)), PushOptions{}); err != nil {
 					t.Error(err)
 				}
 			}
@@ -335,4 +325,13 @@ func TestConcurrentPushPullLosesNothing(t *testing.T) {
 	if len(seen) != pushers*each {
 		t.Fatalf("pullers saw %d distinct messages, want %d", len(seen), pushers*each)
 	}
+}
+
+func mustPull(t *testing.T, b *Broker, topic Topic, p Puller, opts PullOptions) func() {
+	t.Helper()
+	leave, err := b.Pull(topic, p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leave
 }

@@ -24,7 +24,9 @@ func (b *Broker) JoinBus(topic Topic, r Receiver, echo bool) (leave func()) {
 func (b *Broker) SendBus(m *Message, from Receiver) error {
 	b.pubMu.Lock()
 	defer b.pubMu.Unlock()
-	b.stamp(m)
+	if err := b.stamp(m); err != nil {
+		return err
+	}
 	for _, p := range b.peers.Values(string(m.Topic)) {
 		if p.r != from || p.echo {
 			p.r.Deliver(m)

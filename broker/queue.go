@@ -1,13 +1,21 @@
 package broker
 
-import "sync"
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
 
 // A Puller takes messages from a work queue for one connection. Offer
-// must not block. The puller settles every delivery it was offered with
-// Delivery.Done once it has handed it on; deliveries it still holds when it
-// leaves go back to the front of the queue for another puller.
+// must not block. A raw puller settles each delivery with Done once it has
+// written it (at most once); an acking puller settles with Ack or Nack.
+// What a puller still holds when it leaves goes back to the queue.
 type Puller interface {
 	Offer(d *Delivery)
+	// Evict tells the puller it lost its place (an exclusive takeover); it
+	// should close its connection with reason.
+	Evict(reason string)
 }
 
 // PullOptions configures one puller.
@@ -15,67 +23,117 @@ type PullOptions struct {
 	// Prefetch is how many deliveries the puller may hold unsettled at
 	// once. Default 16.
 	Prefetch int
+	// Ack makes deliveries wait for Ack or Nack; without it a delivery is
+	// settled by Done (at most once).
+	Ack bool
+	// Exclusive makes the puller the queue's only one while it stays.
+	Exclusive bool
+	// Takeover evicts the queue's current pullers and takes their place as
+	// the exclusive puller.
+	Takeover bool
+	// MustExist refuses with ErrNoQueue when the queue does not exist.
+	MustExist bool
+	// TTL sets the queue's lifetime when this puller creates it.
+	TTL time.Duration
 }
 
-// DefaultPrefetch is the default of PullOptions.Prefetch.
-const DefaultPrefetch = 16
+// PushOptions configures one push.
+type PushOptions struct {
+	MustExist bool          // refuse with ErrNoQueue when the queue does not exist
+	TTL       time.Duration // the queue's lifetime when this push creates it
+}
+
+// Queue defaults, used when the bus's QueuePolicy leaves them zero.
+const (
+	DefaultPrefetch    = 16
+	DefaultMaxAttempts = 5
+	DefaultAckTimeout  = 30 * time.Second
+	DefaultQueueTTL    = 48 * time.Hour
+)
+
+// Queue errors.
+var (
+	ErrNoQueue       = errors.New("broker: queue does not exist")
+	ErrExclusive     = errors.New("broker: queue has an exclusive puller")
+	ErrQueueBusy     = errors.New("broker: queue has other pullers")
+	ErrUnknownID     = errors.New("broker: no such delivery held by this puller")
+	ErrNoDeadLetters = errors.New("broker: no such dead letter")
+)
 
 // Delivery is one message handed to one puller.
 type Delivery struct {
-	Message *Message
-	Attempt int // 1 on the first delivery
+	Message   *Message
+	Attempt   int    // 1 on the first delivery
+	LastError string // why the previous attempt failed
 
-	q      *queue
-	holder *pullerSlot // nil once settled or requeued
+	q         *queue
+	holder    *pullerSlot // nil while waiting, settled or dead
+	deadline  time.Time   // ack mode: redelivered after this
+	notBefore time.Time   // nacked with a delay: not offered before this
 }
 
-// Done settles d: the puller has handed the message on, and takes its next
-// one. Calling Done again, or after the puller left, does nothing.
+// ID identifies the message across redeliveries and restarts: its
+// sequence number.
+func (d *Delivery) ID() uint64 { return d.Message.Seq }
+
+// Done settles d for a raw puller once written. Calling it again, or after
+// the puller left, does nothing.
 func (d *Delivery) Done() {
 	q := d.q
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	s := d.holder
-	if s == nil {
-		return
+	if s := d.holder; s != nil {
+		q.settle(s, d)
+		q.dispatch()
 	}
-	d.holder = nil
-	s.held = removeDelivery(s.held, d)
-	s.credit++
-	q.dispatch()
 }
 
-func removeDelivery(ds []*Delivery, d *Delivery) []*Delivery {
-	for i, x := range ds {
-		if x == d {
-			copy(ds[i:], ds[i+1:])
-			ds[len(ds)-1] = nil
-			return ds[:len(ds)-1]
-		}
-	}
-	return ds
+// DeadLetter is a message that failed every attempt.
+type DeadLetter struct {
+	ID        uint64
+	Message   *Message
+	Attempts  int
+	LastError string
+	Died      time.Time
 }
 
 type pullerSlot struct {
 	p      Puller
+	ack    bool
 	credit int
-	held   []*Delivery // in the order offered
+	held   []*Delivery // in the order offered, so deadlines ascend
 }
 
 // queue is one push/pull work queue. Messages wait in pending until a
 // puller has credit; pullers are served round-robin in join order.
 type queue struct {
-	topic Topic
+	b       *Broker
+	topic   Topic
+	policy  QueuePolicy // defaults filled in
+	durable bool
 
-	mu      sync.Mutex
-	pending []*Delivery // FIFO from head
-	head    int
-	pullers []*pullerSlot
-	next    int  // the puller whose turn it is, modulo len(pullers)
-	deleted bool // removed from the broker: look the queue up again
+	mu        sync.Mutex
+	pending   []*Delivery // FIFO from head
+	head      int
+	delayed   []*Delivery // nacked with a delay, by notBefore
+	pullers   []*pullerSlot
+	next      int // the puller whose turn it is, modulo len(pullers)
+	exclusive bool
+	dead      []*DeadLetter // oldest first
+	lastUsed  time.Time
+	timer     *time.Timer
+	deleted   bool // removed from the broker: look the queue up again
 }
 
-func (q *queue) waiting() int { return len(q.pending) - q.head }
+func (q *queue) waiting() int { return len(q.pending) - q.head + len(q.delayed) }
+
+func (q *queue) inFlight() int {
+	n := 0
+	for _, s := range q.pullers {
+		n += len(s.held)
+	}
+	return n
+}
 
 func (q *queue) popFront() *Delivery {
 	d := q.pending[q.head]
@@ -92,7 +150,7 @@ func (q *queue) popFront() *Delivery {
 }
 
 // pushFront puts ds back at the head of the queue, keeping their order.
-func (q *queue) pushFront(ds []*Delivery) {
+func (q *queue) pushFront(ds ...*Delivery) {
 	if len(ds) == 0 {
 		return
 	}
@@ -102,10 +160,10 @@ func (q *queue) pushFront(ds []*Delivery) {
 	q.pending, q.head = merged, 0
 }
 
-// dispatch hands waiting messages to pullers with credit, round-robin;
+// dispatch hands ready messages to pullers with credit, round-robin;
 // q.mu must be held.
 func (q *queue) dispatch() {
-	for q.waiting() > 0 {
+	for len(q.pending) > q.head {
 		s := q.pick()
 		if s == nil {
 			return
@@ -113,6 +171,10 @@ func (q *queue) dispatch() {
 		d := q.popFront()
 		d.Attempt++
 		d.holder = s
+		if s.ack {
+			d.deadline = q.b.opts.Now().Add(q.policy.AckTimeout)
+			q.scheduleLocked()
+		}
 		s.held = append(s.held, d)
 		s.credit--
 		s.p.Offer(d)
@@ -133,8 +195,63 @@ func (q *queue) pick() *pullerSlot {
 	return nil
 }
 
+// unhold takes d from s, returning s's credit.
+func (q *queue) unhold(s *pullerSlot, d *Delivery) {
+	for i, x := range s.held {
+		if x == d {
+			s.held = append(s.held[:i], s.held[i+1:]...)
+			break
+		}
+	}
+	d.holder = nil
+	s.credit++
+}
+
+// settle ends d's life: it was handed on (raw) or acknowledged.
+func (q *queue) settle(s *pullerSlot, d *Delivery) {
+	q.unhold(s, d)
+	q.lastUsed = q.b.opts.Now()
+	if q.durable {
+		q.b.storeErr("delete a settled queue message", q.b.opts.Store.DeleteQueued(q.topic, d.ID()))
+	}
+}
+
+// retry puts d back for another attempt, after delay, or makes it a dead
+// letter when it has had its attempts.
+func (q *queue) retry(d *Delivery, delay time.Duration, reason string) {
+	if reason != "" {
+		d.LastError = reason
+	}
+	if d.Attempt >= q.policy.MaxAttempts {
+		dl := &DeadLetter{ID: d.ID(), Message: d.Message, Attempts: d.Attempt, LastError: d.LastError, Died: q.b.opts.Now()}
+		q.dead = append(q.dead, dl)
+		if q.durable {
+			q.b.storeErr("record a dead letter", q.b.opts.Store.PutQueued(q.topic, queuedRecord(dl), false))
+		}
+		return
+	}
+	if q.durable {
+		q.b.storeErr("record an attempt", q.b.opts.Store.PutQueued(q.topic, QueuedMessage{
+			Message: d.Message, Attempts: d.Attempt, LastError: d.LastError}, false))
+	}
+	if delay <= 0 {
+		q.pushFront(d)
+		return
+	}
+	d.notBefore = q.b.opts.Now().Add(delay)
+	i := len(q.delayed)
+	for i > 0 && q.delayed[i-1].notBefore.After(d.notBefore) {
+		i--
+	}
+	q.delayed = append(q.delayed, nil)
+	copy(q.delayed[i+1:], q.delayed[i:])
+	q.delayed[i] = d
+	q.scheduleLocked()
+}
+
 // removePuller takes s out of the rotation, keeping the turn where it was,
-// and requeues what s held.
+// and gives back what s held: a raw puller never wrote it (no attempt
+// spent); an acking puller may have started on it (an attempt spent).
 func (q *queue) removePuller(s *pullerSlot) {
 	for i, x := range q.pullers {
 		if x != s {
@@ -146,124 +263,289 @@ func (q *queue) removePuller(s *pullerSlot) {
 		}
 		break
 	}
-	for _, d := range s.held {
-		d.holder = nil
+	if len(q.pullers) == 0 {
+		q.exclusive = false
 	}
-	q.pushFront(s.held)
+	held := s.held
 	s.held = nil
+	var back []*Delivery
+	for _, d := range held {
+		d.holder = nil
+		if !s.ack {
+			d.Attempt--
+			back = append(back, d)
+			continue
+		}
+		if d.Attempt >= q.policy.MaxAttempts {
+			q.retry(d, 0, "puller disconnected")
+		} else {
+			d.LastError = "puller disconnected"
+			back = append(back, d)
+		}
+	}
+	q.pushFront(back...)
+	q.lastUsed = q.b.opts.Now()
+	q.scheduleLocked()
 }
 
-// queue returns the live queue for topic, creating it when create is set.
-func (b *Broker) queue(topic Topic, create bool) *queue {
-	b.queuesMu.RLock()
-	q := b.queues[topic]
-	b.queuesMu.RUnlock()
-	if q != nil || !create {
-		return q
+// scheduleLocked arms the queue's timer for its next deadline: an ack
+// timeout, a delayed message becoming ready, or the queue's expiry.
+func (q *queue) scheduleLocked() {
+	var next time.Time
+	earlier := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
 	}
-	b.queuesMu.Lock()
-	defer b.queuesMu.Unlock()
-	if q = b.queues[topic]; q == nil {
-		q = &queue{topic: topic}
-		b.queues[topic] = q
+	for _, s := range q.pullers {
+		if s.ack && len(s.held) > 0 {
+			earlier(s.held[0].deadline)
+		}
 	}
-	return q
+	if len(q.delayed) > 0 {
+		earlier(q.delayed[0].notBefore)
+	}
+	if len(q.pullers) == 0 {
+		earlier(q.lastUsed.Add(q.policy.TTL))
+	}
+	if next.IsZero() || q.deleted {
+		if q.timer != nil {
+			q.timer.Stop()
+		}
+		return
+	}
+	wait := next.Sub(q.b.opts.Now())
+	if q.timer == nil {
+		q.timer = time.AfterFunc(wait, q.tick)
+	} else {
+		q.timer.Reset(wait)
+	}
 }
 
-// lockQueue returns the queue for topic, created if needed, with its lock
-// held.
-func (b *Broker) lockQueue(topic Topic) *queue {
-	for {
-		q := b.queue(topic, true)
-		q.mu.Lock()
-		if !q.deleted {
-			return q
+// tick handles what is due: ack timeouts, delayed messages, expiry.
+func (q *queue) tick() {
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return
+	}
+	now := q.b.opts.Now()
+	for _, s := range q.pullers {
+		for len(s.held) > 0 && s.ack && !s.held[0].deadline.After(now) {
+			d := s.held[0]
+			q.unhold(s, d)
+			q.retry(d, 0, fmt.Sprintf("not acknowledged within %s", q.policy.AckTimeout))
+		}
+	}
+	var ready []*Delivery
+	for len(q.delayed) > 0 && !q.delayed[0].notBefore.After(now) {
+		ready = append(ready, q.delayed[0])
+		q.delayed = q.delayed[1:]
+	}
+	q.pushFront(ready...)
+	if len(q.pullers) == 0 && !q.lastUsed.Add(q.policy.TTL).After(now) {
+		dropped := q.waiting() + len(q.dead)
+		q.deleted = true
+		if q.timer != nil {
+			q.timer.Stop()
 		}
 		q.mu.Unlock()
+		q.b.expireQueue(q, dropped)
+		return
 	}
+	q.dispatch()
+	q.scheduleLocked()
+	q.mu.Unlock()
 }
 
-// dropIfIdle removes q from the broker when nothing uses it; q.mu must be
-// held, and is released.
-func (b *Broker) dropIfIdle(q *queue) {
-	idle := len(q.pullers) == 0 && q.waiting() == 0
-	if idle {
-		q.deleted = true
+// expireQueue removes q, which outlived its TTL unused.
+func (b *Broker) expireQueue(q *queue, dropped int) {
+	b.queuesMu.Lock()
+	if b.queues[q.topic] == q {
+		delete(b.queues, q.topic)
 	}
-	q.mu.Unlock()
-	if idle {
+	b.queuesMu.Unlock()
+	if q.durable {
+		b.storeErr("delete an expired queue", b.opts.Store.DeleteQueue(q.topic))
+	}
+	b.opts.Logger.Info("queue expired", "topic", q.topic, "ttl", q.policy.TTL, "dropped", dropped)
+}
+
+// queuePolicy returns the queue settings for topic, defaults filled in.
+func (b *Broker) queuePolicy(topic Topic) (QueuePolicy, bool) {
+	pol := b.policies().Lookup(topic)
+	qp := pol.Queue
+	if qp.Limit <= 0 {
+		qp.Limit = b.opts.QueueLimit
+	}
+	if qp.MaxAttempts <= 0 {
+		qp.MaxAttempts = DefaultMaxAttempts
+	}
+	if qp.AckTimeout <= 0 {
+		qp.AckTimeout = DefaultAckTimeout
+	}
+	if qp.TTL <= 0 {
+		qp.TTL = DefaultQueueTTL
+	}
+	return qp, pol.Durable
+}
+
+// lockQueue returns topic's queue with its lock held, creating it with ttl
+// (0: the policy's) unless mustExist.
+func (b *Broker) lockQueue(topic Topic, mustExist bool, ttl time.Duration) (*queue, error) {
+	for {
 		b.queuesMu.Lock()
-		if b.queues[q.topic] == q {
-			delete(b.queues, q.topic)
+		q := b.queues[topic]
+		if q == nil {
+			if mustExist {
+				b.queuesMu.Unlock()
+				return nil, ErrNoQueue
+			}
+			policy, durable := b.queuePolicy(topic)
+			if ttl > 0 {
+				policy.TTL = ttl
+			}
+			q = &queue{b: b, topic: topic, policy: policy, durable: durable && b.opts.Store != nil, lastUsed: b.opts.Now()}
+			b.queues[topic] = q
 		}
 		b.queuesMu.Unlock()
+		q.mu.Lock()
+		if !q.deleted {
+			return q, nil
+		}
+		q.mu.Unlock()
 	}
 }
 
 // Push accepts m on the push/pull namespace. It waits in m.Topic's queue
-// until a puller takes it; exactly one puller gets it. A queue holding
-// Options.QueueLimit messages refuses more with ErrQueueFull.
-func (b *Broker) Push(m *Message) error {
-	q := b.lockQueue(m.Topic)
-	defer q.mu.Unlock()
-	if q.waiting() >= b.opts.QueueLimit {
+// until a puller takes it; exactly one puller gets it. On a durable bus it
+// is on disk when Push returns. A queue holding its limit refuses more with
+// ErrQueueFull.
+func (b *Broker) Push(m *Message, opts PushOptions) error {
+	q, err := b.lockQueue(m.Topic, opts.MustExist, opts.TTL)
+	if err != nil {
+		return err
+	}
+	if q.waiting() >= q.policy.Limit {
+		q.mu.Unlock()
 		return ErrQueueFull
 	}
 	b.pubMu.Lock()
-	b.stamp(m)
+	err = b.stamp(m)
 	b.pubMu.Unlock()
+	if err != nil {
+		q.mu.Unlock()
+		return err
+	}
+	q.lastUsed = b.opts.Now()
+	durable := q.durable
+	q.mu.Unlock()
+	// Stored before any puller can see it, and outside the queue's lock so
+	// the fsync does not hold up the queue.
+	if durable {
+		if err := b.opts.Store.PutQueued(m.Topic, QueuedMessage{Message: m}, true); err != nil {
+			return fmt.Errorf("failed to store the message: %w", err)
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	q.pending = append(q.pending, &Delivery{Message: m, q: q})
 	q.dispatch()
+	q.scheduleLocked()
 	return nil
 }
 
 // Pull makes p a puller of topic's queue until the returned function is
-// called. Leaving requeues what p still holds.
-func (b *Broker) Pull(topic Topic, p Puller, opts PullOptions) (leave func()) {
+// called. Leaving gives back what p still holds.
+func (b *Broker) Pull(topic Topic, p Puller, opts PullOptions) (leave func(), err error) {
 	if opts.Prefetch <= 0 {
 		opts.Prefetch = DefaultPrefetch
 	}
-	s := &pullerSlot{p: p, credit: opts.Prefetch}
-	q := b.lockQueue(topic)
+	q, err := b.lockQueue(topic, opts.MustExist, opts.TTL)
+	if err != nil {
+		return nil, err
+	}
+	var evicted []*pullerSlot
+	switch {
+	case opts.Takeover:
+		evicted = append(evicted, q.pullers...)
+		for _, s := range evicted {
+			q.removePuller(s)
+		}
+		opts.Exclusive = true
+	case q.exclusive:
+		q.mu.Unlock()
+		return nil, ErrExclusive
+	case opts.Exclusive && len(q.pullers) > 0:
+		q.mu.Unlock()
+		return nil, ErrQueueBusy
+	}
+	s := &pullerSlot{p: p, ack: opts.Ack, credit: opts.Prefetch}
 	q.pullers = append(q.pullers, s)
+	q.exclusive = opts.Exclusive
+	q.lastUsed = b.opts.Now()
 	q.dispatch()
+	q.scheduleLocked()
 	q.mu.Unlock()
+	for _, e := range evicted {
+		e.p.Evict("taken over")
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			q.mu.Lock()
+			defer q.mu.Unlock()
 			q.removePuller(s)
 			q.dispatch()
-			b.dropIfIdle(q)
 		})
-	}
+	}, nil
 }
 
-// QueueStats describes one work queue.
-type QueueStats struct {
-	Topic    Topic
-	Waiting  int // messages no puller holds yet
-	InFlight int // messages offered to pullers and not yet settled
-	Pullers  int
+// Ack settles the delivery id that p holds on topic.
+func (b *Broker) Ack(topic Topic, p Puller, id uint64) error {
+	return b.withHeld(topic, p, id, func(q *queue, s *pullerSlot, d *Delivery) {
+		q.settle(s, d)
+	})
 }
 
-// Queues returns the stats of every live queue.
-func (b *Broker) Queues() []QueueStats {
-	b.queuesMu.RLock()
-	qs := make([]*queue, 0, len(b.queues))
-	for _, q := range b.queues {
-		qs = append(qs, q)
-	}
-	b.queuesMu.RUnlock()
-	stats := make([]QueueStats, 0, len(qs))
-	for _, q := range qs {
-		q.mu.Lock()
-		st := QueueStats{Topic: q.topic, Waiting: q.waiting(), Pullers: len(q.pullers)}
-		for _, s := range q.pullers {
-			st.InFlight += len(s.held)
+// Nack gives the delivery id back for another attempt after delay; after
+// the bus's max attempts it becomes a dead letter with reason.
+func (b *Broker) Nack(topic Topic, p Puller, id uint64, delay time.Duration, reason string) error {
+	return b.withHeld(topic, p, id, func(q *queue, s *pullerSlot, d *Delivery) {
+		q.unhold(s, d)
+		if reason == "" {
+			reason = "nacked"
 		}
-		q.mu.Unlock()
-		stats = append(stats, st)
+		q.retry(d, delay, reason)
+	})
+}
+
+func (b *Broker) withHeld(topic Topic, p Puller, id uint64, fn func(*queue, *pullerSlot, *Delivery)) error {
+	q := b.queue(topic)
+	if q == nil {
+		return ErrUnknownID
 	}
-	return stats
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, s := range q.pullers {
+		if s.p != p {
+			continue
+		}
+		for _, d := range s.held {
+			if d.ID() == id {
+				fn(q, s, d)
+				q.dispatch()
+				q.scheduleLocked()
+				return nil
+			}
+		}
+	}
+	return ErrUnknownID
+}
+
+// queue returns the live queue for topic, or nil.
+func (b *Broker) queue(topic Topic) *queue {
+	b.queuesMu.Lock()
+	defer b.queuesMu.Unlock()
+	return b.queues[topic]
 }

@@ -96,8 +96,16 @@ func startBroker(t testing.TB, args ...string) *brokerProc {
 
 func startBrokerOn(t testing.TB, listen string, args ...string) *brokerProc {
 	t.Helper()
+	return startBrokerEnv(t, nil, append([]string{"--listen", listen}, args...)...)
+}
+
+// startBrokerEnv runs mercury serve with args and extra environment
+// variables ("MERCURY_X=v"); args must say where to listen.
+func startBrokerEnv(t testing.TB, env []string, args ...string) *brokerProc {
+	t.Helper()
 	b := &brokerProc{logs: &syncBuffer{}, done: make(chan struct{})}
-	b.cmd = exec.Command(mercuryBin, append([]string{"serve", "--listen", listen}, args...)...)
+	b.cmd = exec.Command(mercuryBin, append([]string{"serve"}, args...)...)
+	b.cmd.Env = append(os.Environ(), env...)
 	b.cmd.Stdout = b.logs
 	b.cmd.Stderr = b.logs
 	if err := b.cmd.Start(); err != nil {

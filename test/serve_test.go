@@ -97,7 +97,7 @@ func TestVersion(t *testing.T) {
 
 func TestDefaultListenIsLoopback3000(t *testing.T) {
 	out, _ := exec.Command(mercuryBin, "serve", "--help").CombinedOutput()
-	if !strings.Contains(string(out), `(default "127.0.0.1:3000")`) {
+	if !strings.Contains(string(out), `(default 127.0.0.1:3000)`) {
 		t.Fatalf("serve --help does not show the default listen address:\n%s", out)
 	}
 }

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -22,10 +20,9 @@ type conn struct {
 	s       *Server
 	pattern pattern
 	topic   broker.Topic
+	opts    connOptions
 	remote  string
 	opened  time.Time
-	echo    bool // bus: also receive own frames
-	pull    broker.PullOptions
 
 	ws     *websocket.Conn
 	cork   *corkConn
@@ -34,21 +31,20 @@ type conn struct {
 	mu          sync.Mutex
 	out         []outFrame // waiting to be written
 	spare       []outFrame // the writer's previous batch, reused
-	outBytes    int
-	writing     bool // a writer goroutine is running
-	closing     bool // a close was requested; nothing more is queued
+	outBytes    int        // bytes of the counted frames in out
+	writing     bool       // a writer goroutine is running
+	closing     bool       // a close was requested; nothing more is queued
 	closeCode   websocket.StatusCode
 	closeReason string
 	dead        bool // torn down; no goroutine may start
 	bg          sync.WaitGroup
 }
 
-// outFrame is one frame waiting to be written.
-type outFrame struct {
-	typ      websocket.MessageType
-	data     []byte
-	delivery *broker.Delivery // settled once written
-}
+// Close codes of our own, in the range applications may use.
+const (
+	closeNoQueue  websocket.StatusCode = 4404 // must_exist and the queue does not exist
+	closeConflict websocket.StatusCode = 4409 // exclusive puller, takeover
+)
 
 func isWebSocketUpgrade(r *http.Request) bool {
 	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
@@ -62,6 +58,10 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 			return
 		}
 		if !isWebSocketUpgrade(r) {
+			if p == patternSub && acceptsEventStream(r) {
+				s.serveSSE(w, r, topic)
+				return
+			}
 			w.Header().Set("Upgrade", "websocket")
 			http.Error(w, fmt.Sprintf("426 Upgrade Required: /%s/… is a WebSocket endpoint; connect with a WebSocket client (for example: wscat -c ws://%s%s)",
 				p, r.Host, r.URL.Path), http.StatusUpgradeRequired)
@@ -71,11 +71,12 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 			http.Error(w, "Origin check failed", http.StatusUnauthorized)
 			return
 		}
-		c, aerr := s.newConn(p, topic, r)
+		opts, aerr := parseConnOptions(r, topic)
 		if aerr != nil {
 			aerr.write(w)
 			return
 		}
+		c := &conn{s: s, pattern: p, topic: topic, opts: opts, remote: r.RemoteAddr, opened: time.Now()}
 		if aerr := s.register(c); aerr != nil {
 			aerr.write(w)
 			return
@@ -86,48 +87,71 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 		// Attach before the handshake completes: once a client sees its
 		// handshake answered, it is subscribed. Frames wait until the
 		// connection is up.
-		detach := c.attach()
+		detach, refusal := c.attach()
 		cw := &corkingWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout}
 		// The origin was checked above, with our own rules.
-		ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
+			InsecureSkipVerify: true,
+			Subprotocols:       []string{subprotocolEnvelope},
+		})
 		if err != nil {
 			s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
 			c.teardown(detach)
 			return
 		}
 		ws.SetReadLimit(s.opts.MaxMessageSize)
+		if refusal != nil {
+			c.closeWith(refusal.code, refusal.reason)
+		}
 		c.serve(ws, cw.conn)
 		c.teardown(detach)
 	}
 }
 
-// attach joins the broker as the connection's pattern says, and returns
-// the function that leaves.
-func (c *conn) attach() (detach func()) {
-	switch c.pattern {
-	case patternSub:
-		return c.s.broker.Subscribe(c.topic, c)
-	case patternBus:
-		return c.s.broker.JoinBus(c.topic, c, c.echo)
-	case patternPull:
-		return c.s.broker.Pull(c.topic, c, c.pull)
-	}
-	return func() {}
+// refusal is why an attach failed: the connection is closed with it once
+// the handshake completes.
+type refusal struct {
+	code   websocket.StatusCode
+	reason string
 }
 
-// newConn reads a connection's options from the query string.
-func (s *Server) newConn(p pattern, topic broker.Topic, r *http.Request) (*conn, *apiError) {
-	q := r.URL.Query()
-	c := &conn{s: s, pattern: p, topic: topic, remote: r.RemoteAddr, opened: time.Now(), echo: q.Get("echo") == "1"}
-	if v := q.Get("prefetch"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			return nil, &apiError{Status: http.StatusBadRequest, Code: "query", Topic: string(topic),
-				Message: fmt.Sprintf("prefetch=%q: want a whole number from 1 to 10000", v)}
+// attach joins the broker as the connection's pattern says, and returns
+// the function that leaves.
+func (c *conn) attach() (detach func(), _ *refusal) {
+	b := c.s.broker
+	nothing := func() {}
+	switch c.pattern {
+	case patternSub:
+		if !c.opts.hasSince {
+			return b.Subscribe(c.topic, c), nil
 		}
-		c.pull.Prefetch = n
+		backlog, gap, unsubscribe := b.SubscribeSince(c.topic, c, c.opts.since)
+		c.prependBacklog(backlog, gap)
+		return unsubscribe, nil
+	case patternBus:
+		return b.JoinBus(c.topic, c, c.opts.echo), nil
+	case patternPull:
+		leave, err := b.Pull(c.topic, c, broker.PullOptions{
+			Prefetch: c.opts.prefetch, Ack: c.opts.envelope, Exclusive: c.opts.exclusive,
+			Takeover: c.opts.takeover, MustExist: c.opts.mustExist, TTL: c.opts.ttl,
+		})
+		switch {
+		case errors.Is(err, broker.ErrNoQueue):
+			return nothing, &refusal{closeNoQueue, "queue does not exist"}
+		case errors.Is(err, broker.ErrExclusive):
+			return nothing, &refusal{closeConflict, "queue has an exclusive puller"}
+		case errors.Is(err, broker.ErrQueueBusy):
+			return nothing, &refusal{closeConflict, "queue has other pullers; an exclusive puller needs it alone"}
+		case err != nil:
+			return nothing, &refusal{websocket.StatusInternalError, err.Error()}
+		}
+		return leave, nil
+	case patternPush:
+		if c.opts.mustExist && !b.QueueExists(c.topic) {
+			return nothing, &refusal{closeNoQueue, "queue does not exist"}
+		}
 	}
-	return c, nil
+	return nothing, nil
 }
 
 // serve runs the connection until it ends.
@@ -171,151 +195,11 @@ func (c *conn) teardown(detach func()) {
 }
 
 func closeReason(err error) string {
-	if status := websocket.CloseStatus(err); status != -1 {
-		var ce websocket.CloseError
-		errors.As(err, &ce)
-		return fmt.Sprintf("%d %s", status, ce.Reason)
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		return fmt.Sprintf("%d %s", ce.Code, ce.Reason)
 	}
 	return err.Error()
-}
-
-// readLoop reads frames until the connection ends.
-func (c *conn) readLoop() error {
-	ctx := context.Background()
-	for {
-		typ, data, err := c.ws.Read(ctx)
-		if err != nil {
-			return err
-		}
-		if c.isClosing() {
-			continue
-		}
-		if typ == websocket.MessageText && !utf8.Valid(data) {
-			c.closeWith(websocket.StatusInvalidFramePayloadData, "invalid UTF-8 in a text frame")
-			continue
-		}
-		if !c.pattern.sends() {
-			continue // frames on /sub and /pull sockets are ignored
-		}
-		m := &broker.Message{Topic: c.topic, Binary: typ == websocket.MessageBinary, Payload: data}
-		if aerr := c.s.accept(c.pattern, m, c); aerr != nil {
-			c.sendError(aerr)
-		}
-	}
-}
-
-func (c *conn) isClosing() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closing
-}
-
-// Deliver queues a subscribed or bus message (broker.Receiver).
-func (c *conn) Deliver(m *broker.Message) {
-	c.enqueue(outFrame{typ: frameType(m), data: m.Payload})
-}
-
-// Offer queues a pulled message (broker.Puller); it is settled once
-// written.
-func (c *conn) Offer(d *broker.Delivery) {
-	c.enqueue(outFrame{typ: frameType(d.Message), data: d.Message.Payload, delivery: d})
-}
-
-func (c *conn) sendError(e *apiError) {
-	c.enqueue(outFrame{typ: websocket.MessageText, data: e.JSON()})
-}
-
-func frameType(m *broker.Message) websocket.MessageType {
-	if m.Binary {
-		return websocket.MessageBinary
-	}
-	return websocket.MessageText
-}
-
-// enqueue adds f to the outgoing queue without blocking. A connection
-// whose queue would pass its limit is a slow consumer: it is closed, and
-// what it held is dropped (a puller's deliveries go back to the queue).
-func (c *conn) enqueue(f outFrame) {
-	c.mu.Lock()
-	if c.closing || c.dead {
-		c.mu.Unlock()
-		return
-	}
-	if c.outBytes > 0 && c.outBytes+len(f.data) > c.s.opts.OutgoingQueue {
-		c.out, c.outBytes = nil, 0
-		c.mu.Unlock()
-		c.s.slowConsumers.Add(1)
-		c.s.log.Info("slow consumer closed", "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic)
-		c.closeWith(websocket.StatusPolicyViolation, "slow consumer")
-		return
-	}
-	c.out = append(c.out, f)
-	c.outBytes += len(f.data)
-	c.startWriter()
-	c.mu.Unlock()
-}
-
-// startWriter starts the writer if frames wait, the connection is up and
-// no writer runs; c.mu is held.
-func (c *conn) startWriter() {
-	if !c.writing && c.ws != nil && len(c.out) > 0 {
-		c.writing = true
-		c.bg.Add(1)
-		go c.writeLoop()
-	}
-}
-
-// writeLoop writes queued frames until the queue is empty, each batch
-// with one system call.
-func (c *conn) writeLoop() {
-	defer c.bg.Done()
-	ctx := context.Background() // the corkConn's deadline bounds each write
-	for {
-		c.mu.Lock()
-		if len(c.out) == 0 || c.dead {
-			c.writing = false
-			c.mu.Unlock()
-			return
-		}
-		batch := c.out
-		c.out, c.spare = c.spare[:0], nil
-		c.mu.Unlock()
-
-		var err error
-		size := 0
-		c.cork.Cork()
-		for _, f := range batch {
-			size += len(f.data)
-			if err = c.ws.Write(ctx, f.typ, f.data); err != nil {
-				break
-			}
-		}
-		if uerr := c.cork.Uncork(); err == nil {
-			err = uerr
-		}
-		if err == nil {
-			for _, f := range batch {
-				if f.delivery != nil {
-					f.delivery.Done()
-				}
-			}
-		}
-		clear(batch)
-
-		c.mu.Lock()
-		c.outBytes -= size
-		if c.outBytes < 0 { // the queue was dropped meanwhile
-			c.outBytes = 0
-		}
-		c.spare = batch[:0]
-		if err != nil {
-			c.writing = false
-			c.mu.Unlock()
-			c.ws.CloseNow()
-			return
-		}
-		c.mu.Unlock()
-	}
 }
 
 // closeWith starts a close handshake with code and reason, once.
@@ -343,6 +227,15 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	}()
 }
 
+func (c *conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// Evict closes a puller that lost its place to another (broker.Puller).
+func (c *conn) Evict(reason string) { c.closeWith(closeConflict, reason) }
+
 // ping checks the peer is alive, and schedules the next check.
 func (c *conn) ping() {
 	c.mu.Lock()
@@ -368,5 +261,7 @@ func (c *conn) ping() {
 	c.pinger.Reset(c.s.opts.PingInterval)
 }
 
-var _ broker.Receiver = (*conn)(nil)
-var _ broker.Puller = (*conn)(nil)
+var (
+	_ broker.Receiver = (*conn)(nil)
+	_ broker.Puller   = (*conn)(nil)
+)

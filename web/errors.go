@@ -3,16 +3,21 @@ package web
 import (
 	"encoding/json"
 	"net/http"
+
+	"github.com/mercury-broker/mercury/schema"
 )
 
 // apiError is a refusal told to a client: as a JSON text frame on a
 // WebSocket, or as the body of an HTTP error, always in the form
-// {"error":{"code":…,"topic":…,"message":…}}.
+// {"error":{"code":…,"topic":…,"message":…}}; a message refused by its
+// bus's schema also has "bus" and "details".
 type apiError struct {
-	Status  int    `json:"-"` // HTTP status
-	Code    string `json:"code"`
-	Topic   string `json:"topic,omitempty"`
-	Message string `json:"message"`
+	Status  int             `json:"-"` // HTTP status
+	Code    string          `json:"code"`
+	Topic   string          `json:"topic,omitempty"`
+	Bus     string          `json:"bus,omitempty"`
+	Message string          `json:"message"`
+	Details []schema.Detail `json:"details,omitempty"`
 }
 
 func (e *apiError) Error() string { return e.Message }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -12,7 +13,8 @@ import (
 )
 
 // handlePost publishes, sends or pushes the request body as one message.
-// Success is 200 with an empty body, as existing clients expect.
+// Success is 200 with an empty body, as existing clients expect, or
+// {"seq":N} for a client that asks for JSON.
 func (s *Server) handlePost(p pattern) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		topic, aerr := s.topicOf(p, r)
@@ -22,6 +24,11 @@ func (s *Server) handlePost(p pattern) http.HandlerFunc {
 		}
 		if !s.origin.allows(r) {
 			http.Error(w, "Origin check failed", http.StatusUnauthorized)
+			return
+		}
+		opts, aerr := parseConnOptions(r, topic)
+		if aerr != nil {
+			aerr.write(w)
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxMessageSize))
@@ -37,12 +44,30 @@ func (s *Server) handlePost(p pattern) http.HandlerFunc {
 			return
 		}
 		m := &broker.Message{Topic: topic, Binary: isBinaryBody(r, body), Payload: body}
-		if aerr := s.accept(p, m, nil); aerr != nil {
+		if aerr := s.accept(p, m, nil, opts); aerr != nil {
 			aerr.write(w)
+			return
+		}
+		if wantsJSON(r) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, "{\"seq\":%s}\n", strconv.FormatUint(m.Seq, 10))
 			return
 		}
 		w.WriteHeader(http.StatusOK)
 	}
+}
+
+// wantsJSON reports whether the client asked for a JSON answer.
+func wantsJSON(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for t := range strings.SplitSeq(v, ",") {
+			mt, _, _ := strings.Cut(strings.TrimSpace(t), ";")
+			if strings.EqualFold(mt, "application/json") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // isBinaryBody decides how a POSTed message travels: as a binary frame when
@@ -54,8 +79,12 @@ func isBinaryBody(r *http.Request, body []byte) bool {
 }
 
 // accept hands a message that entered on pattern p to the broker; from is
-// the sending connection, nil for HTTP.
-func (s *Server) accept(p pattern, m *broker.Message, from *conn) *apiError {
+// the sending connection, nil for HTTP. It is the one way in for every
+// message, WebSocket frame or POST body alike.
+func (s *Server) accept(p pattern, m *broker.Message, from *conn, opts connOptions) *apiError {
+	if aerr := s.validate(m); aerr != nil {
+		return aerr // refused by the bus's schema: never delivered
+	}
 	var err error
 	switch p {
 	case patternPub:
@@ -67,17 +96,31 @@ func (s *Server) accept(p pattern, m *broker.Message, from *conn) *apiError {
 		}
 		err = s.broker.SendBus(m, sender)
 	case patternPush:
-		err = s.broker.Push(m)
+		err = s.broker.Push(m, broker.PushOptions{MustExist: opts.mustExist, TTL: opts.ttl})
 	}
+	if err != nil {
+		return apiErrorFor(err, m.Topic)
+	}
+	return nil
+}
+
+// apiErrorFor turns a broker error into what the client is told.
+func apiErrorFor(err error, topic broker.Topic) *apiError {
+	e := &apiError{Topic: string(topic), Message: err.Error()}
 	switch {
-	case err == nil:
-		return nil
 	case errors.Is(err, broker.ErrQueueFull):
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "queue_full", Topic: string(m.Topic),
-			Message: "queue is full: no puller has taken the waiting messages; retry later"}
+		e.Status, e.Code = http.StatusServiceUnavailable, "queue_full"
+		e.Message = "queue is full: no puller has taken the waiting messages; retry later"
+	case errors.Is(err, broker.ErrNoQueue):
+		e.Status, e.Code = http.StatusNotFound, "no_queue"
+		e.Message = "queue does not exist (must_exist): it expired after its TTL, or was never created"
+	case errors.Is(err, broker.ErrNoDeadLetters):
+		e.Status, e.Code = http.StatusNotFound, "no_dead_letter"
 	default:
-		return &apiError{Status: http.StatusInternalServerError, Code: "internal", Topic: string(m.Topic), Message: err.Error()}
+		// The store failed to keep the message: it was not confirmed.
+		e.Status, e.Code = http.StatusServiceUnavailable, "store"
 	}
+	return e
 }
 
 // headerHasToken reports whether a comma-separated header contains token,

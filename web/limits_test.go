@@ -267,8 +267,12 @@ func TestConnectCyclesLeaveNothingBehind(t *testing.T) {
 	if peers, nodes := ts.broker.BusPeers(); peers != 0 || nodes != 0 {
 		t.Fatalf("after %d cycles: %d bus peers, %d trie nodes left", cycles, peers, nodes)
 	}
-	if q := ts.broker.Queues(); len(q) != 0 {
-		t.Fatalf("after %d cycles: %d queues left", cycles, len(q))
+	// Queues outlive their pullers until their TTL (48h by default), so
+	// the handful of topics used here remain, empty and unattended.
+	for _, q := range ts.broker.Queues() {
+		if q.Pullers != 0 || q.Waiting != 0 || q.InFlight != 0 {
+			t.Fatalf("after %d cycles: queue %+v still attended", cycles, q)
+		}
 	}
 	after := heap()
 	t.Logf("%d cycles: heap %d KB before, %d KB after", cycles, before>>10, after>>10)

@@ -37,10 +37,19 @@ type Options struct {
 	PongTimeout time.Duration
 	// WriteTimeout bounds one network write. Default 10s.
 	WriteTimeout time.Duration
+	// SSEHeartbeat is how often an idle event stream gets a comment, to
+	// keep proxies from closing it. Default 15s.
+	SSEHeartbeat time.Duration
 	// Topics bounds topic length and depth.
 	Topics broker.TopicLimits
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Buses are the buses in force at start: policies and schemas. Nil:
+	// no buses, every topic accepts anything.
+	Buses *Buses
+	// Reload builds new buses, for SIGHUP and POST /api/reload (see
+	// Server.Reload). Nil: the server cannot reload.
+	Reload func() (*Buses, error)
 }
 
 // Defaults of Options.
@@ -51,6 +60,7 @@ const (
 	DefaultPingInterval   = 30 * time.Second
 	DefaultPongTimeout    = 20 * time.Second
 	DefaultWriteTimeout   = 10 * time.Second
+	DefaultSSEHeartbeat   = 15 * time.Second
 )
 
 func (o *Options) setDefaults() {
@@ -72,6 +82,9 @@ func (o *Options) setDefaults() {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
 	}
+	if o.SSEHeartbeat <= 0 {
+		o.SSEHeartbeat = DefaultSSEHeartbeat
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -88,9 +101,13 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	shutdown bool
+	done     chan struct{}  // closed by Shutdown: event streams end
 	wg       sync.WaitGroup // every goroutine a connection owns
 
 	slowConsumers atomic.Int64
+
+	buses    atomic.Pointer[Buses] // swapped whole by Reload
+	reloadMu sync.Mutex            // one reload at a time
 }
 
 // New returns a Server for b. It fails only on bad options.
@@ -106,6 +123,10 @@ func New(b *broker.Broker, opts Options) (*Server, error) {
 		origin: origin,
 		log:    opts.Logger,
 		conns:  make(map[*conn]struct{}),
+		done:   make(chan struct{}),
+	}
+	if opts.Buses != nil {
+		s.buses.Store(opts.Buses)
 	}
 	s.router = s.routes()
 	return s, nil
@@ -117,6 +138,8 @@ func (s *Server) routes() chi.Router {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	s.queueRoutes(r)
+	s.busRoutes(r)
 	for _, p := range patterns {
 		r.Get("/"+p.String()+"/*", s.handleWebSocket(p))
 		if p.postable() {
@@ -188,6 +211,9 @@ func (s *Server) unregister(c *conn) {
 // HTTP requests is the http.Server's job (http.Server.Shutdown).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.shutdown {
+		close(s.done)
+	}
 	s.shutdown = true
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {

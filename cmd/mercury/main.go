@@ -28,8 +28,17 @@ type stdio struct {
 }
 
 var commands = map[string]command{
-	"serve":   {"run the broker", runServe},
-	"version": {"print the version", runVersion},
+	"serve":      {"run the broker", runServe},
+	"config":     {"check a config file and its schemas: config check FILE", runConfig},
+	"version":    {"print the version", runVersion},
+	"sub":        {"print the messages published under a topic", runSub},
+	"pub":        {"publish messages to a topic", runPub},
+	"bus":        {"join a bus: send lines to its peers, print theirs", runBus},
+	"push":       {"queue messages for pullers", runPush},
+	"pull":       {"take queued messages: print them, or run a command for each", runPull},
+	"connect":    {"talk to any WebSocket URL, like wscat -c", runConnect},
+	"completion": {"print the shell completion script for bash, zsh or fish", runCompletion},
+	"bench":      {"measure a broker: deliveries, latency, CPU and memory", runBench},
 }
 
 // exitError carries a process exit code up to main, the only caller of

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"os"
 	"os/signal"
 	"strings"
 	"sync"
@@ -14,77 +16,139 @@ import (
 	"time"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/cmd/mercury/internal/config"
 	"github.com/mercury-broker/mercury/web"
 )
-
-// stringList is a repeatable flag that also takes comma-separated values.
-type stringList []string
-
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-func (l *stringList) Set(v string) error {
-	for s := range strings.SplitSeq(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
-	}
-	return nil
-}
 
 func runServe(ctx context.Context, args []string, io stdio) error {
 	fs := newFlagSet("serve", "[flags]",
 		"mercury serve                                  # 127.0.0.1:3000, no config file needed",
+		"mercury serve --config mercury.yaml            # buses and schemas; see mercury.example.yaml",
 		"mercury serve --listen :3000 --allow-origin https://dash.example.com",
+		"MERCURY_LISTEN=:3000 mercury serve             # every flag is also a MERCURY_ variable",
 	)
-	listen := fs.String("listen", "127.0.0.1:3000", "`HOST:PORT` to listen on (\":3000\" for every interface)")
-	configFile := fs.String("config", "", "YAML config `FILE`")
-	var origins stringList
-	fs.Var(&origins, "allow-origin", "browser origin `PATTERN` allowed to connect, e.g. example.com, *.example.com, https://example.com (repeatable)")
-	maxMessage := fs.Int64("max-message-size", web.DefaultMaxMessageSize, "largest message in `BYTES`")
-	maxConns := fs.Int("max-connections", web.DefaultMaxConnections, "most concurrent WebSocket connections")
-	outQueue := fs.Int("outgoing-queue", web.DefaultOutgoingQueue, "`BYTES` waiting for one connection before it is closed as a slow consumer")
-	queueLimit := fs.Int("queue-limit", broker.DefaultQueueLimit, "messages waiting in one push/pull queue")
-	pingInterval := fs.Duration("ping-interval", web.DefaultPingInterval, "how often each connection is pinged")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	logFormat := fs.String("log-format", "text", "text or json")
+	flags := config.RegisterFlags(fs)
 	if err := parseFlags(fs, args, io); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError("unexpected argument %q", fs.Arg(0))
 	}
-	if *configFile != "" {
-		return usageError("--config: config files are not supported yet")
+	file := flags.File(os.Getenv)
+	load := func() (*config.Config, *web.Buses, error) {
+		cfg, err := config.Load(file, os.Getenv, flags)
+		if err != nil {
+			var ce *config.Error
+			if errors.As(err, &ce) && ce.Flag {
+				return nil, nil, usageError("%v", err)
+			}
+			return nil, nil, err
+		}
+		policies, schemas, err := cfg.Compile()
+		if err != nil {
+			return nil, nil, err
+		}
+		return cfg, &web.Buses{Policies: policies, Schemas: schemas}, nil
 	}
-	logger, err := newLogger(io, *logLevel, *logFormat)
+	cfg, buses, err := load()
 	if err != nil {
 		return err
 	}
+	logger, err := newLogger(io, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	var reload func() (*web.Buses, error)
+	if file != "" {
+		logger.Info("config loaded", "file", file, "buses", buses.String())
+		reload = func() (*web.Buses, error) {
+			next, buses, err := load()
+			if err != nil {
+				return nil, err
+			}
+			if changed := config.Restart(cfg, next); len(changed) > 0 {
+				logger.Warn("reload applies the buses only; restart to apply the other changes", "settings", strings.Join(changed, ","))
+			}
+			return buses, nil
+		}
+	}
 
-	b := broker.New(broker.Options{QueueLimit: *queueLimit})
+	b, err := broker.Open(broker.Options{QueueLimit: cfg.QueueLimit, Policies: buses.Policies, Logger: logger})
+	if err != nil {
+		return err
+	}
 	srv, err := web.New(b, web.Options{
-		AllowOrigins:   origins,
-		MaxMessageSize: *maxMessage,
-		MaxConnections: *maxConns,
-		OutgoingQueue:  *outQueue,
-		PingInterval:   *pingInterval,
+		AllowOrigins:   cfg.AllowOrigins,
+		MaxMessageSize: cfg.MaxMessageSize,
+		MaxConnections: cfg.MaxConnections,
+		OutgoingQueue:  cfg.OutgoingQueue,
+		PingInterval:   cfg.PingInterval,
 		Logger:         logger,
+		Buses:          buses,
+		Reload:         reload,
 	})
 	if err != nil {
 		return usageError("%v", err)
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("failed to listen: %w", err)
+	}
+	if cfg.Pprof != "" {
+		stop, err := servePprof(cfg.Pprof, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	return serveUntilSignal(ctx, ln, srv, logger)
 }
 
+// servePprof serves the runtime profiles on addr, apart from the broker's
+// own listener, and returns the function that stops it.
+func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen for --pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("profiler listening", "addr", "http://"+ln.Addr().String()+"/debug/pprof/")
+	go hs.Serve(ln)
+	return func() { hs.Close() }, nil
+}
+
 // serveUntilSignal serves on ln until SIGINT or SIGTERM (or ctx ends),
 // then shuts down gracefully: stop accepting, close WebSockets with 1001,
-// let HTTP requests in flight finish.
+// let HTTP requests in flight finish. SIGHUP reloads the buses.
 func serveUntilSignal(ctx context.Context, ln net.Listener, srv *web.Server, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloadCtx, stopReloads := context.WithCancel(ctx)
+	var reloads sync.WaitGroup
+	defer func() { stopReloads(); reloads.Wait() }()
+	reloads.Go(func() {
+		for {
+			select {
+			case <-reloadCtx.Done():
+				return
+			case <-hup:
+				logger.Info("SIGHUP: reloading")
+				// Reload logs its outcome, but for this one.
+				if _, err := srv.Reload(); errors.Is(err, web.ErrNoReload) {
+					logger.Warn("SIGHUP ignored", "reason", err)
+				}
+			}
+		}
+	})
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -112,6 +176,7 @@ func serveUntilSignal(ctx context.Context, ln net.Listener, srv *web.Server, log
 	return nil
 }
 
+// newLogger makes the logger; level and format were checked by config.
 func newLogger(io stdio, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {

@@ -1,8 +1,3 @@
-// Package client is the Go client of Mercury's wire: dial a pattern and a
-// topic, read and write frames, and publish over HTTP.
-//
-//	c, err := client.Dial(ctx, client.URL("ws://127.0.0.1:3000", "sub", "/livesys", nil), nil)
-//	f, err := c.Read(ctx) // f.Data, f.Binary
 package client
 
 import (
@@ -22,9 +17,26 @@ import (
 type Options struct {
 	Header       http.Header  // extra handshake headers (Origin, Authorization …)
 	Subprotocols []string     // offered WebSocket subprotocols
-	HTTPClient   *http.Client // for the handshake and POST; default http.DefaultClient
+	HTTPClient   *http.Client // for the handshake and POST; default http.DefaultClient (see NewHTTPClient for TLS)
+	// Token, when set, is sent as "Authorization: Bearer <token>".
+	Token string
+	// Envelope asks for envelope mode (subprotocol mercury.v1): Dial fails
+	// with ErrNoEnvelope when the broker does not agree to it.
+	Envelope bool
 	// ReadLimit caps one incoming message in bytes; default 64 MiB.
 	ReadLimit int64
+}
+
+// header returns the handshake or request headers the options ask for.
+func (o *Options) header() http.Header {
+	h := o.Header.Clone()
+	if o.Token != "" {
+		if h == nil {
+			h = http.Header{}
+		}
+		h.Set("Authorization", "Bearer "+o.Token)
+	}
+	return h
 }
 
 // Frame is one WebSocket message.
@@ -56,16 +68,24 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Conn, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
+	subprotocols := opts.Subprotocols
+	if opts.Envelope {
+		subprotocols = append([]string{EnvelopeSubprotocol}, subprotocols...)
+	}
 	ws, resp, err := websocket.Dial(ctx, rawURL, &websocket.DialOptions{
 		HTTPClient:   opts.HTTPClient,
-		HTTPHeader:   opts.Header,
-		Subprotocols: opts.Subprotocols,
+		HTTPHeader:   opts.header(),
+		Subprotocols: subprotocols,
 	})
 	if err != nil {
-		if resp != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			return nil, handshakeError(resp, err)
 		}
 		return nil, err
+	}
+	if opts.Envelope && ws.Subprotocol() != EnvelopeSubprotocol {
+		ws.Close(websocket.StatusNormalClosure, "")
+		return nil, ErrNoEnvelope
 	}
 	limit := opts.ReadLimit
 	if limit == 0 {
@@ -87,6 +107,10 @@ func (e *HandshakeError) Error() string {
 }
 
 func (e *HandshakeError) Unwrap() error { return e.Err }
+
+// API returns the broker's JSON error in the body, or nil when the body is
+// not one (a plain-text refusal such as "Origin check failed").
+func (e *HandshakeError) API() *APIError { return parseAPIError([]byte(e.Body)) }
 
 func handshakeError(resp *http.Response, err error) error {
 	var body []byte

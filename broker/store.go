@@ -1,0 +1,64 @@
+package broker
+
+import "time"
+
+// Store keeps what durable buses must not lose: their messages (for
+// replay after a restart), their queued messages and dead letters, and the
+// sequence lease that keeps sequence numbers from ever going back. The
+// embedded implementation is in broker/store; the broker never imports it.
+//
+// Implementations must be safe for concurrent use.
+type Store interface {
+	// AppendMessage stores m, published under bus, on disk before it
+	// returns; concurrent callers share fsyncs.
+	AppendMessage(bus Topic, m *Message) error
+	// TrimMessages deletes bus's messages with Seq <= upTo, and remembers
+	// upTo for LoadTrims.
+	TrimMessages(bus Topic, upTo uint64) error
+	// LoadMessages calls fn for every stored message, bus by bus, in
+	// sequence order.
+	LoadMessages(fn func(bus Topic, m *Message) error) error
+	// LoadTrims returns, per bus, the highest upTo TrimMessages was given.
+	LoadTrims() (map[Topic]uint64, error)
+
+	// PutQueued stores (or replaces) a queued message or dead letter,
+	// keyed by queue and Message.Seq; with sync it is on disk before
+	// PutQueued returns.
+	PutQueued(queue Topic, r QueuedMessage, sync bool) error
+	// DeleteQueued deletes one queued message or dead letter.
+	DeleteQueued(queue Topic, id uint64) error
+	// DeleteQueue deletes everything stored for queue.
+	DeleteQueue(queue Topic) error
+	// LoadQueued calls fn for every stored queued message and dead letter,
+	// queue by queue, in sequence order.
+	LoadQueued(fn func(queue Topic, r QueuedMessage) error) error
+
+	// LoadSeq returns the sequence lease: no sequence number above it was
+	// ever given out. SaveSeq raises it, on disk before it returns.
+	LoadSeq() (uint64, error)
+	SaveSeq(seq uint64) error
+}
+
+// QueuedMessage is a stored queued message or dead letter.
+type QueuedMessage struct {
+	Message   *Message
+	Attempts  int
+	LastError string
+	Dead      bool
+	Died      time.Time
+}
+
+func queuedRecord(dl *DeadLetter) QueuedMessage {
+	return QueuedMessage{Message: dl.Message, Attempts: dl.Attempts, LastError: dl.LastError, Dead: true, Died: dl.Died}
+}
+
+// seqLeaseBlock is how far the sequence lease runs ahead: one synced
+// write per this many messages.
+const seqLeaseBlock = 1 << 16
+
+// storeErr logs a failed store write the caller cannot report to anyone.
+func (b *Broker) storeErr(what string, err error) {
+	if err != nil {
+		b.opts.Logger.Error("store: failed to "+what, "err", err)
+	}
+}

@@ -1,0 +1,124 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// ErrConfig is matched (with errors.Is) by every error about a bad
+// setting, in the file, the environment or the flags.
+var ErrConfig = errors.New("config: invalid configuration")
+
+// Error is a bad setting, naming where it came from: "mercury.yaml:12",
+// "MERCURY_LISTEN" or "--listen".
+type Error struct {
+	Where string // file:line, variable or flag
+	Key   string // the setting: "listen", "buses./livesys.schema"
+	Msg   string
+	Flag  bool // it came from a flag: a usage error
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return e.Where + ": " + e.Msg
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Where, e.Key, e.Msg)
+}
+
+// Is makes errors.Is(err, ErrConfig) true.
+func (e *Error) Is(target error) bool { return target == ErrConfig }
+
+// Flags holds the values of the settings' flags, as given.
+type Flags struct {
+	fs     *flag.FlagSet
+	config *string
+	values map[string]*flagValue
+}
+
+// flagValue is a setting's flag: it records what was given, parsing is
+// Load's job, the same for every source.
+type flagValue struct {
+	vals []string
+	list bool
+}
+
+func (v *flagValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return strings.Join(v.vals, ",")
+}
+
+func (v *flagValue) Set(s string) error {
+	if v.list {
+		v.vals = append(v.vals, s)
+	} else {
+		v.vals = []string{s}
+	}
+	return nil
+}
+
+// RegisterFlags defines on fs a flag for every setting, and --config.
+func RegisterFlags(fs *flag.FlagSet) *Flags {
+	f := &Flags{fs: fs, values: make(map[string]*flagValue, len(settings))}
+	f.config = fs.String("config", "", "YAML config `FILE` (also MERCURY_CONFIG); flags win over the environment, the environment over the file")
+	for _, s := range settings {
+		v := &flagValue{list: s.kind.list}
+		fs.Var(v, s.Flag(), s.help+" (also "+s.Env()+")")
+		fs.Lookup(s.Flag()).DefValue = s.def
+		f.values[s.key] = v
+	}
+	return f
+}
+
+// File returns the config file named by --config or MERCURY_CONFIG.
+func (f *Flags) File(getenv func(string) string) string {
+	if *f.config != "" {
+		return *f.config
+	}
+	return getenv("MERCURY_CONFIG")
+}
+
+// Load builds the configuration from the defaults, the file (when given),
+// the environment (getenv; nil for none) and the flags (nil for none).
+func Load(file string, getenv func(string) string, flags *Flags) (*Config, error) {
+	fv := &fileValues{values: map[string]fileValue{}}
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read the config file: %w", err)
+		}
+		if fv, err = parse(file, data); err != nil {
+			return nil, err
+		}
+	}
+	c := &Config{File: file, Buses: fv.buses}
+	for _, s := range settings {
+		if err := s.kind.parse(c, []string{s.def}); err != nil {
+			panic(fmt.Sprintf("config: the default of %s does not parse: %v", s.key, err))
+		}
+		if v, ok := fv.values[s.key]; ok {
+			if err := s.kind.parse(c, v.vals); err != nil {
+				return nil, &Error{Where: fmt.Sprintf("%s:%d", file, v.line), Key: s.key, Msg: err.Error()}
+			}
+		}
+		if getenv != nil {
+			if v := getenv(s.Env()); v != "" {
+				if err := s.kind.parse(c, []string{v}); err != nil {
+					return nil, &Error{Where: s.Env(), Msg: err.Error()}
+				}
+			}
+		}
+		if flags != nil {
+			if v := flags.values[s.key]; len(v.vals) > 0 {
+				if err := s.kind.parse(c, v.vals); err != nil {
+					return nil, &Error{Where: "--" + s.Flag(), Msg: err.Error(), Flag: true}
+				}
+			}
+		}
+	}
+	return c, nil
+}

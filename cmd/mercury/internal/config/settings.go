@@ -1,0 +1,200 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/web"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	File string // the config file; "" without one
+
+	Listen         string
+	AllowOrigins   []string
+	MaxMessageSize int64
+	MaxConnections int
+	OutgoingQueue  int
+	QueueLimit     int
+	PingInterval   time.Duration
+	LogLevel       string
+	LogFormat      string
+	Pprof          string
+
+	Buses []Bus // in the order of the file
+}
+
+// settings is every setting but the buses. Adding one is adding a row.
+var settings = []setting{
+	{"listen", "127.0.0.1:3000", "`HOST:PORT` to listen on (\":3000\" for every interface)", text(func(c *Config) *string { return &c.Listen })},
+	{"allow_origin", "", "browser origin `PATTERN` allowed to connect, e.g. example.com, *.example.com, https://example.com (repeatable, or comma-separated)", list(func(c *Config) *[]string { return &c.AllowOrigins })},
+	{"max_message_size", itoa(web.DefaultMaxMessageSize), "largest message in `BYTES` (suffixes KiB, MiB, GiB)", byteSize(func(c *Config) *int64 { return &c.MaxMessageSize })},
+	{"max_connections", itoa(web.DefaultMaxConnections), "most concurrent WebSocket connections (`N`)", count(func(c *Config) *int { return &c.MaxConnections })},
+	{"outgoing_queue", itoa(web.DefaultOutgoingQueue), "`BYTES` waiting for one connection before it is closed as a slow consumer (suffixes KiB, MiB, GiB)", byteSizeInt(func(c *Config) *int { return &c.OutgoingQueue })},
+	{"queue_limit", itoa(broker.DefaultQueueLimit), "messages (`N`) waiting in one push/pull queue", count(func(c *Config) *int { return &c.QueueLimit })},
+	{"ping_interval", web.DefaultPingInterval.String(), "how often each connection is pinged (`DURATION`)", duration(func(c *Config) *time.Duration { return &c.PingInterval })},
+	{"log_level", "info", "`LEVEL` of logging: debug, info, warn or error", oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
+	{"log_format", "text", "`FORMAT` of logs: text or json", oneOf(func(c *Config) *string { return &c.LogFormat }, "text", "json")},
+	{"pprof", "", "serve Go's profiler (net/http/pprof) on `HOST:PORT`, for 'go tool pprof'; off by default, keep it on loopback", text(func(c *Config) *string { return &c.Pprof })},
+}
+
+// setting is one configuration setting.
+type setting struct {
+	key  string // in the file; dotted for a nested mapping
+	def  string // the default, as a flag value
+	help string // the flag's usage
+	kind kind
+}
+
+// Flag returns the setting's command-line flag, without dashes.
+func (s setting) Flag() string {
+	return strings.NewReplacer("_", "-", ".", "-").Replace(s.key)
+}
+
+// Env returns the setting's environment variable.
+func (s setting) Env() string {
+	return "MERCURY_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(s.key))
+}
+
+// kind parses and holds one type of value.
+type kind struct {
+	list  bool                                 // several values: a YAML sequence, repeated flags, a comma-separated variable
+	parse func(c *Config, vals []string) error // stores vals into c
+	field func(c *Config) any                  // the value in c, for comparisons
+}
+
+// scalar makes the kind of a single value stored by set.
+func scalar[T any](field func(*Config) *T, parse func(string) (T, error)) kind {
+	return kind{
+		parse: func(c *Config, vals []string) error {
+			v, err := parse(vals[len(vals)-1]) // a repeated flag: the last wins
+			if err != nil {
+				return err
+			}
+			*field(c) = v
+			return nil
+		},
+		field: func(c *Config) any { return *field(c) },
+	}
+}
+
+func text(field func(*Config) *string) kind {
+	return scalar(field, func(s string) (string, error) { return s, nil })
+}
+
+func list(field func(*Config) *[]string) kind {
+	return kind{
+		list: true,
+		parse: func(c *Config, vals []string) error {
+			var out []string
+			for _, v := range vals {
+				for s := range strings.SplitSeq(v, ",") {
+					if s = strings.TrimSpace(s); s != "" {
+						out = append(out, s)
+					}
+				}
+			}
+			*field(c) = out
+			return nil
+		},
+		field: func(c *Config) any { return *field(c) },
+	}
+}
+
+func count(field func(*Config) *int) kind {
+	return scalar(field, func(s string) (int, error) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("want a whole number, got %q", s)
+		}
+		return n, nil
+	})
+}
+
+func byteSize(field func(*Config) *int64) kind {
+	return scalar(field, parseBytes)
+}
+
+func byteSizeInt(field func(*Config) *int) kind {
+	return scalar(field, func(s string) (int, error) {
+		n, err := parseBytes(s)
+		return int(n), err
+	})
+}
+
+// parseBytes reads a size in bytes: 1048576, 1024KiB, 1MiB, 1GiB.
+func parseBytes(s string) (int64, error) {
+	num, unit := s, int64(1)
+	for suffix, mult := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			num, unit = strings.TrimSpace(n), mult
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/unit {
+		return 0, fmt.Errorf("want a size in bytes such as 1048576 or 1MiB, got %q", s)
+	}
+	return n * unit, nil
+}
+
+func duration(field func(*Config) *time.Duration) kind {
+	return scalar(field, parseDuration)
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("want a duration such as 30s, 5m or 48h, got %q", s)
+	}
+	return d, nil
+}
+
+func oneOf(field func(*Config) *string, choices ...string) kind {
+	return scalar(field, func(s string) (string, error) {
+		for _, c := range choices {
+			if strings.EqualFold(s, c) {
+				return c, nil
+			}
+		}
+		return "", fmt.Errorf("want %s, got %q", strings.Join(choices, " or "), s)
+	})
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// find returns the setting of key.
+func find(key string) (setting, bool) {
+	for _, s := range settings {
+		if s.key == key {
+			return s, true
+		}
+	}
+	return setting{}, false
+}
+
+// isSection reports whether key is the mapping of dotted settings below it.
+func isSection(key string) bool {
+	for _, s := range settings {
+		if strings.HasPrefix(s.key, key+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// Restart lists the settings whose values differ between a and b: a
+// reload applies the buses only, these need a restart.
+func Restart(a, b *Config) []string {
+	var out []string
+	for _, s := range settings {
+		if !reflect.DeepEqual(s.kind.field(a), s.kind.field(b)) {
+			out = append(out, s.key)
+		}
+	}
+	return out
+}

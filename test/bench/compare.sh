@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Runs the same `mercury bench` loads against Mercury, the baseline (a
+# minimal broadcast server on the same WebSocket library) and nginx's nchan
+# module, all on loopback on this machine, and prints one table.
+#
+#   test/bench/compare.sh                 # from the repository, as root (it installs nginx + nchan)
+#
+# Settings (environment): SUBS (100), SIZE (128), DURATION (10s),
+# CPU_RATE (500 msg/s: a load every server keeps up with, for CPU per
+# delivery), LATENCY_RATE (2000 msg/s × SUBS deliveries/s, for latency),
+# IDLE_CONNS (15000), ROUNDS (3: each load runs this many times per
+# server, the servers in turn, a different one first each round; the table
+# shows medians), OUT (directory for the JSON reports and table.md;
+# default: a temporary directory, printed at the end).
+#
+# The servers and the load generator share this machine's cores: read the
+# ratios, not the absolute figures.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+SUBS=${SUBS:-100}
+SIZE=${SIZE:-128}
+DURATION=${DURATION:-10s}
+CPU_RATE=${CPU_RATE:-500}
+LATENCY_RATE=${LATENCY_RATE:-2000}
+IDLE_CONNS=${IDLE_CONNS:-15000}
+ROUNDS=${ROUNDS:-3}
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+work=$(mktemp -d /tmp/mercury-compare.XXXXXX)
+OUT=${OUT:-$work/out}
+mkdir -p "$OUT"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do
+    kill "$p" 2>/dev/null || true
+  done
+  for p in "${pids[@]}"; do
+    wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$work/nginx" "$work/mercury"
+}
+trap cleanup EXIT
+
+say() { echo "== $*" >&2; }
+
+# --- nginx with the nchan module, from Debian's packages
+nchan_module=/usr/lib/nginx/modules/ngx_nchan_module.so
+if ! command -v nginx >/dev/null || [ ! -f "$nchan_module" ]; then
+  say "installing nginx-light and libnginx-mod-nchan"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  # policy-rc.d or not: the packaged service is not what we run.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx-light libnginx-mod-nchan >/dev/null
+fi
+
+say "building mercury"
+go build -o "$work/mercury" ./cmd/mercury
+bin="$work/mercury"
+
+# free_port prints a loopback TCP port nothing listens on, below the
+# ephemeral range so that outgoing connections cannot hold it.
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 10000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
+  echo "no free port" >&2
+  return 1
+}
+
+# wait_for_line FILE REGEX: prints the first match of REGEX's group in FILE.
+wait_for_line() {
+  local file=$1 re=$2
+  for _ in $(seq 200); do
+    if line=$(grep -oE "$re" "$file" | head -1) && [ -n "$line" ]; then
+      echo "$line"
+      return
+    fi
+    sleep 0.05
+  done
+  echo "timed out waiting for /$re/ in $file:" >&2
+  cat "$file" >&2
+  return 1
+}
+
+# --- Mercury
+say "starting mercury"
+"$bin" serve --listen 127.0.0.1:0 --max-connections $((IDLE_CONNS + 1000)) >"$work/mercury.log" 2>&1 &
+mercury_pid=$!
+pids+=("$mercury_pid")
+mercury_addr=$(wait_for_line "$work/mercury.log" 'addr=http://[0-9.:]+' | sed 's/addr=http:\/\///')
+
+# --- the baseline
+say "starting the baseline"
+"$bin" bench baseline-server --listen 127.0.0.1:0 >"$work/baseline.log" 2>&1 &
+baseline_pid=$!
+pids+=("$baseline_pid")
+baseline_addr=$(wait_for_line "$work/baseline.log" 'http://[0-9.:]+' | sed 's/http:\/\///')
+
+# --- nchan: WebSocket subscribers on /sub/T, publishers (WebSocket or
+# POST) on /pub/T, the same URLs as Mercury's.
+say "starting nginx with nchan"
+nchan_port=$(free_port)
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<EOF
+load_module $nchan_module;
+worker_processes auto;
+worker_rlimit_nofile $(ulimit -Hn);
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections $((IDLE_CONNS + 1000)); }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  server {
+    # reuseport spreads connections over both workers: nchan's best
+    # latency here (without it one worker took every subscriber).
+    listen 127.0.0.1:$nchan_port reuseport;
+    # A new subscriber gets what is published from now on, as with Mercury.
+    nchan_subscriber_first_message newest;
+    location ~ ^/sub/(.+)\$ { nchan_subscriber websocket; nchan_channel_id \$1; }
+    location ~ ^/pub/(.+)\$ { nchan_publisher http websocket; nchan_channel_id \$1; }
+  }
+}
+EOF
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" >"$work/nginx.log" 2>&1 &
+nginx_pid=$!
+pids+=("$nginx_pid")
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$nchan_port") 2>/dev/null && break
+  sleep 0.05
+done
+
+names=(mercury baseline nchan)
+urls=("ws://$mercury_addr" "ws://$baseline_addr" "ws://127.0.0.1:$nchan_port")
+server_pids=("$mercury_pid" "$baseline_pid" "$nginx_pid")
+
+# Idle memory first, on fresh servers.
+for i in 0 1 2; do
+  say "idle: ${names[i]}, $IDLE_CONNS subscribers"
+  "$bin" bench idle --label "${names[i]}" --url "${urls[i]}" --pid "${server_pids[i]}" \
+    --conns "$IDLE_CONNS" --json >"$OUT/idle-${names[i]}.json"
+done
+
+load=(--subs "$SUBS" --size "$SIZE" --duration "$DURATION" --publish ws --layout one --quiet --json)
+reports=()
+for scenario in cpu latency; do
+  rate=$CPU_RATE
+  [ "$scenario" = latency ] && rate=$LATENCY_RATE
+  for round in $(seq "$ROUNDS"); do
+    for k in 0 1 2; do
+      i=$(((k + round - 1) % 3))
+      say "$scenario, round $round: ${names[i]}, $SUBS subscribers × $rate msg/s"
+      report="$OUT/$scenario-${names[i]}-$round.json"
+      "$bin" bench --label "${names[i]}" --scenario "$((SUBS * rate / 1000))k deliveries/s" --url "${urls[i]}" \
+        --pid "${server_pids[i]}" --rate "$rate" "${load[@]}" >"$report"
+      reports+=("$report")
+    done
+  done
+done
+for n in "${names[@]}"; do
+  reports+=("$OUT/idle-$n.json")
+done
+"$bin" bench table --markdown "${reports[@]}" >"$OUT/table.md"
+echo
+echo "$(nproc) cores, load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end; $(nginx -v 2>&1 | sed 's/.*: //'), libnginx-mod-nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)"
+"$bin" bench table "${reports[@]}"
+echo
+echo "reports and table.md in $OUT"
