@@ -39,6 +39,8 @@ var commands = map[string]command{
 	"connect":    {"talk to any WebSocket URL, like wscat -c", runConnect},
 	"completion": {"print the shell completion script for bash, zsh or fish", runCompletion},
 	"bench":      {"measure a broker: deliveries, latency, CPU and memory", runBench},
+	"bridge":     {"bridge Minion's job queue to Mercury: install, status, run", runBridge},
+	"audit":      {"keep the Minion bridge's events in PostgreSQL; export them; show a job's timeline", runAudit},
 }
 
 // exitError carries a process exit code up to main, the only caller of

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mercury-broker/mercury/bus/minion"
+)
+
+const bridgeUsage = `mercury bridge minion [install|uninstall|status] --pg URL [flags]
+
+  mercury bridge minion install --pg URL     install the outbox and capture triggers (idempotent)
+  mercury bridge minion uninstall --pg URL   remove everything install created
+  mercury bridge minion status --pg URL      installation, outbox lag, running bridge, last event
+  mercury bridge minion --pg URL --broker URL   publish every Minion job change as an event
+
+Run 'mercury bridge minion ACTION --help' for an action's flags.
+
+Examples:
+  mercury bridge minion install --pg postgres://minion@db/app
+  mercury bridge minion --pg postgres://minion@db/app --broker http://127.0.0.1:3000
+  mercury bridge minion status --pg postgres://minion@db/app`
+
+// runBridge runs `mercury bridge minion …`. Minion is the one kind of
+// bridge so far; the kind is a word of its own so others can follow.
+func runBridge(ctx context.Context, args []string, io stdio) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(io.err, "Usage: "+bridgeUsage)
+		if len(args) == 0 {
+			return usageError("which bridge? (minion)")
+		}
+		return flag.ErrHelp
+	}
+	if args[0] != "minion" {
+		return usageError("unknown bridge %q: the one bridge is minion", args[0])
+	}
+	args = args[1:]
+	action := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		action, args = args[0], args[1:]
+	}
+	switch action {
+	case "install":
+		return runBridgeInstall(ctx, args, io)
+	case "uninstall":
+		return runBridgeUninstall(ctx, args, io)
+	case "status":
+		return runBridgeStatus(ctx, args, io)
+	case "run":
+		return runBridgeMinion(ctx, args, io)
+	}
+	return usageError("unknown action %q: want install, uninstall or status, or flags to run the bridge", action)
+}
+
+// pgFlags are the flags every bridge and audit command takes.
+type pgFlags struct {
+	url    *string
+	schema *string
+}
+
+func addPGFlags(fs *flag.FlagSet) pgFlags {
+	return pgFlags{
+		url:    fs.String("pg", os.Getenv("MERCURY_PG"), "PostgreSQL `URL` of Minion's database, e.g. postgres://user@host/db (default $MERCURY_PG)"),
+		schema: fs.String("schema", "", "`SCHEMA` of Minion's tables (default: where the search path finds minion_jobs)"),
+	}
+}
+
+// connect opens the --pg database; a failure is exit code 3.
+func (p pgFlags) connect(ctx context.Context) (*pgx.Conn, error) {
+	if *p.url == "" {
+		return nil, usageError("--pg is required: the PostgreSQL URL of Minion's database")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, *p.url)
+	if err != nil {
+		return nil, &exitError{code: exitConnect, err: fmt.Errorf("failed to connect to PostgreSQL: %w", err)}
+	}
+	return conn, nil
+}
+
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return usageError("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+func runBridgeInstall(ctx context.Context, args []string, io stdio) error {
+	fs := newFlagSet("bridge minion install", "--pg URL [--schema SCHEMA]",
+		"mercury bridge minion install --pg postgres://minion@db/app")
+	pg := addPGFlags(fs)
+	if err := parseFlags(fs, args, io); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	conn, err := pg.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	in, err := minion.Install(ctx, conn, *pg.schema)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(io.out, "installed in schema %s: outbox mercury_minion_outbox, triggers on minion_jobs and minion_workers", in.Schema)
+	if in.SchedulesTrig {
+		fmt.Fprint(io.out, " and minion_schedules")
+	}
+	fmt.Fprintln(io.out)
+	return nil
+}
+
+func runBridgeUninstall(ctx context.Context, args []string, io stdio) error {
+	fs := newFlagSet("bridge minion uninstall", "--pg URL [--schema SCHEMA] [--force]",
+		"mercury bridge minion uninstall --pg postgres://minion@db/app")
+	pg := addPGFlags(fs)
+	force := fs.Bool("force", false, "uninstall even with events still waiting in the outbox (they are lost)")
+	if err := parseFlags(fs, args, io); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	conn, err := pg.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if err := minion.Uninstall(ctx, conn, *pg.schema, *force); err != nil {
+		if errors.Is(err, minion.ErrPending) {
+			return fmt.Errorf("%w (add --force to drop them)", err)
+		}
+		return err
+	}
+	fmt.Fprintln(io.out, "uninstalled")
+	return nil
+}
+
+func runBridgeStatus(ctx context.Context, args []string, io stdio) error {
+	fs := newFlagSet("bridge minion status", "--pg URL [--schema SCHEMA] [--json]",
+		"mercury bridge minion status --pg postgres://minion@db/app")
+	pg := addPGFlags(fs)
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	if err := parseFlags(fs, args, io); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	conn, err := pg.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	st, err := minion.ReadStatus(ctx, conn, *pg.schema)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(io.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	printStatus(io, st)
+	if !st.Installation.Outbox {
+		return errors.New("the bridge is not installed")
+	}
+	return nil
+}
+
+func printStatus(io stdio, st *minion.Status) {
+	in := st.Installation
+	yes := func(b bool) string {
+		if b {
+			return "captured"
+		}
+		return "NOT captured"
+	}
+	fmt.Fprintf(io.out, "schema:     %s\n", in.Schema)
+	if !in.Outbox {
+		fmt.Fprintln(io.out, "installed:  no (run: mercury bridge minion install)")
+		return
+	}
+	fmt.Fprintf(io.out, "installed:  minion_jobs %s, minion_workers %s", yes(in.JobsTrigger), yes(in.WorkersTrigger))
+	if in.SchedulesTable {
+		fmt.Fprintf(io.out, ", minion_schedules %s", yes(in.SchedulesTrig))
+	}
+	fmt.Fprintln(io.out)
+	l := st.Lag
+	fmt.Fprintf(io.out, "outbox:     %d waiting, %d ready to publish", l.Depth, l.Ready)
+	if l.Depth > 0 {
+		fmt.Fprintf(io.out, ", oldest %s old", l.OldestAge.Round(time.Millisecond))
+	}
+	fmt.Fprintln(io.out)
+	if a := st.Active; a != nil {
+		fmt.Fprintf(io.out, "bridge:     running (backend pid %d, %q from %s, since %s)\n", a.PID, a.Application, a.ClientAddr,
+			a.Since.UTC().Format(time.RFC3339))
+	} else {
+		fmt.Fprintln(io.out, "bridge:     none running")
+	}
+	if c := st.Cursor; c != nil {
+		fmt.Fprintf(io.out, "published:  %d events; the last, %s (seq %d), by %s at %s\n", c.Published, c.EventID, c.Seq,
+			c.Instance, c.Updated.UTC().Format(time.RFC3339))
+	} else {
+		fmt.Fprintln(io.out, "published:  nothing yet")
+	}
+}
+
+// httpHeader turns --header flags into an http.Header.
+func httpHeader(h headerList) http.Header {
+	out := http.Header{}
+	for _, kv := range h {
+		out.Add(kv[0], kv[1])
+	}
+	return out
+}
+
+func runBridgeMinion(ctx context.Context, args []string, io stdio) error {
+	fs := newFlagSet("bridge minion", "--pg URL --broker URL [flags]",
+		"mercury bridge minion --pg postgres://minion@db/app --broker http://127.0.0.1:3000",
+		"mercury bridge minion --pg $DB --broker http://mercury:3000 --compat-bus /jobs   # also the old notifier's frames")
+	pg := addPGFlags(fs)
+	broker := fs.String("broker", "http://127.0.0.1:3000", "the broker's `URL` (http:// or ws://)")
+	topic := fs.String("topic", minion.DefaultTopic, "base `TOPIC` of the events")
+	compat := fs.String("compat-bus", "", "also send the old notifier's [id,\"enqueue\"|\"dequeue\"|\"finished\"|\"failed\"] frames to this bus `TOPIC`, e.g. /jobs")
+	instance := fs.String("instance", "", "`NAME` of this bridge in events and logs (default host/pid)")
+	batch := fs.Int("batch", 500, "most `ROWS` read and published at once")
+	maxEvent := fs.Int("max-event-size", minion.DefaultMaxEventSize, "largest event in `BYTES`, the broker's --max-message-size; bigger events have their biggest values cut")
+	concurrency := fs.Int("concurrency", 8, "most publish requests in flight (one per job)")
+	poll := fs.Duration("poll-interval", 5*time.Second, "how long to wait for a NOTIFY before looking at the outbox anyway")
+	lagEvery := fs.Duration("lag-interval", 10*time.Second, "how often the outbox lag is measured and logged")
+	var header headerList
+	fs.Var(&header, "header", "`NAME:VALUE` sent with every request to the broker, e.g. Authorization (repeatable)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "text or json")
+	if err := parseFlags(fs, args, io); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if *pg.url == "" {
+		return usageError("--pg is required: the PostgreSQL URL of Minion's database")
+	}
+	if _, err := pgx.ParseConfig(*pg.url); err != nil {
+		return usageError("--pg: %v", err)
+	}
+	if !strings.HasPrefix(*topic, "/") {
+		return usageError("--topic %q: a topic starts with /", *topic)
+	}
+	logger, err := newLogger(io, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	opts := minion.Options{
+		Schema:       *pg.schema,
+		Topic:        *topic,
+		Instance:     *instance,
+		Batch:        *batch,
+		MaxEventSize: *maxEvent,
+		PollInterval: *poll,
+		LagInterval:  *lagEvery,
+		Logger:       logger,
+	}
+	if *compat != "" {
+		opts.Compat = &minion.HTTPPublisher{Broker: *broker, Pattern: "bus", Header: httpHeader(header)}
+		opts.CompatTopic = *compat
+	}
+	pub := &minion.HTTPPublisher{Broker: *broker, Header: httpHeader(header), Concurrency: *concurrency}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	b := minion.New(*pg.url, pub, opts)
+	if err := b.Run(ctx); err != nil {
+		return err
+	}
+	st := b.Stats()
+	logger.Info("minion bridge: stopped", "published", st.Published, "failures", st.Failures)
+	return nil
+}
