@@ -4,30 +4,37 @@ import "sync"
 
 // guard turns calls on a closed engine into ErrClosed instead of a panic
 // inside the engine, and lets Close wait for the calls that are running.
+// It is not a read-write lock on purpose: a Scan callback may call Get
+// while Close waits, and gets ErrClosed rather than a deadlock.
 type guard struct {
-	mu     sync.RWMutex
-	closed bool
+	mu      sync.Mutex
+	closed  bool
+	running sync.WaitGroup
 }
 
 // enter admits a call; it returns ErrClosed once close has begun. A call
 // admitted must be followed by leave.
 func (g *guard) enter() error {
-	g.mu.RLock()
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.closed {
-		g.mu.RUnlock()
 		return ErrClosed
 	}
+	g.running.Add(1)
 	return nil
 }
 
-func (g *guard) leave() { g.mu.RUnlock() }
+func (g *guard) leave() { g.running.Done() }
 
-// close waits for the running calls and reports whether this was the first
-// close; later calls to enter fail.
+// close refuses new calls, waits for the running ones and reports whether
+// this was the first close.
 func (g *guard) close() bool {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	first := !g.closed
 	g.closed = true
+	g.mu.Unlock()
+	if first {
+		g.running.Wait()
+	}
 	return first
 }

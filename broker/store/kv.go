@@ -57,7 +57,8 @@ type KV interface {
 	// a nil prefix scans every key. Scan sees one consistent snapshot.
 	//
 	// fn must not retain key or value after it returns (copy what it
-	// keeps), must not modify them, and must not call Close. It should be
+	// keeps) and must not modify them. It may call Get, but not Apply or
+	// Close (bbolt can deadlock on a write inside a read). It should be
 	// quick: the snapshot is held until Scan returns.
 	Scan(prefix, start []byte, fn func(key, value []byte) bool) error
 

@@ -526,3 +526,54 @@ func testCommitter(t *testing.T, e engine) {
 		t.Errorf("after close: %q", got)
 	}
 }
+
+// A Scan callback that reads the store while Close waits gets ErrClosed,
+// not a deadlock.
+func TestCloseDuringScan(t *testing.T) {
+	for _, e := range []engine{pebbleEngine, boltEngine} {
+		t.Run(e.name, func(t *testing.T) {
+			kv := openKV(t, e, t.TempDir())
+			apply(t, kv, true, put("a", "1"), put("b", "2"))
+			inScan, closing := make(chan struct{}), make(chan error)
+			var getErr error
+			go func() {
+				<-inScan
+				closing <- kv.Close()
+			}()
+			err := kv.Scan(nil, nil, func(k, _ []byte) bool {
+				if string(k) == "a" {
+					close(inScan)
+					return true
+				}
+				// Close has begun by the time it is waiting for us.
+				waitFor(t, "close to begin", func() bool {
+					_, _, err := kv.Get([]byte("a"))
+					return errors.Is(err, ErrClosed)
+				})
+				_, _, getErr = kv.Get(k)
+				return true
+			})
+			if err != nil {
+				t.Errorf("scan: %v", err)
+			}
+			if !errors.Is(getErr, ErrClosed) {
+				t.Errorf("get inside a scan during close = %v, want ErrClosed", getErr)
+			}
+			if err := <-closing; err != nil {
+				t.Errorf("close: %v", err)
+			}
+		})
+	}
+}
+
+func TestOpenCreatesDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "mercury-data", "store")
+	kv, err := Open(dir)
+	if err != nil {
+		t.Fatalf("open in a directory that does not exist yet: %v", err)
+	}
+	apply(t, kv, true, put("k", "v"))
+	if err := kv.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
