@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/broker/store"
 	"github.com/mercury-broker/mercury/cmd/mercury/internal/config"
 	"github.com/mercury-broker/mercury/web"
 )
@@ -73,10 +74,22 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		}
 	}
 
-	b, err := broker.Open(broker.Options{QueueLimit: cfg.QueueLimit, Policies: buses.Policies, Logger: logger})
+	st, err := openStore(cfg, buses.Policies, logger)
 	if err != nil {
 		return err
 	}
+	if st != nil {
+		defer st.Close()
+	}
+	bopts := broker.Options{QueueLimit: cfg.QueueLimit, Policies: buses.Policies, Logger: logger}
+	if st != nil {
+		bopts.Store = st
+	}
+	b, err := broker.Open(bopts)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
 	srv, err := web.New(b, web.Options{
 		AllowOrigins:   cfg.AllowOrigins,
 		MaxMessageSize: cfg.MaxMessageSize,
@@ -102,6 +115,25 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		defer stop()
 	}
 	return serveUntilSignal(ctx, ln, srv, logger)
+}
+
+// openStore opens the durable store in the data directory when a bus is
+// durable, and returns nil otherwise: a broker without durable buses
+// writes no file.
+func openStore(cfg *config.Config, policies *broker.Policies, logger *slog.Logger) (*store.Durable, error) {
+	durable := false
+	for _, p := range policies.All() {
+		durable = durable || p.Durable
+	}
+	if !durable {
+		return nil, nil
+	}
+	st, err := store.OpenDurable(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open the data directory %s: %w", cfg.DataDir, err)
+	}
+	logger.Info("store open", "data_dir", cfg.DataDir)
+	return st, nil
 }
 
 // servePprof serves the runtime profiles on addr, apart from the broker's

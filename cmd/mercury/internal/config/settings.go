@@ -25,6 +25,7 @@ type Config struct {
 	LogLevel       string
 	LogFormat      string
 	Pprof          string
+	DataDir        string
 
 	Buses []Bus // in the order of the file
 }
@@ -40,6 +41,7 @@ var settings = []setting{
 	{"ping_interval", web.DefaultPingInterval.String(), "how often each connection is pinged (`DURATION`)", duration(func(c *Config) *time.Duration { return &c.PingInterval })},
 	{"log_level", "info", "`LEVEL` of logging: debug, info, warn or error", oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
 	{"log_format", "text", "`FORMAT` of logs: text or json", oneOf(func(c *Config) *string { return &c.LogFormat }, "text", "json")},
+	{"data_dir", "./mercury-data", "`DIR` where durable buses keep their messages and queues; created only when a bus is durable", text(func(c *Config) *string { return &c.DataDir })},
 	{"pprof", "", "serve Go's profiler (net/http/pprof) on `HOST:PORT`, for 'go tool pprof'; off by default, keep it on loopback", text(func(c *Config) *string { return &c.Pprof })},
 }
 
