@@ -47,7 +47,7 @@ func (d *Durable) Close() error {
 }
 
 var (
-	leaseKey      = []byte("s")
+	leaseKey    = []byte("s")
 	msgPrefix   = []byte("m\x00")
 	trimPrefix  = []byte("t\x00")
 	queuePrefix = []byte("q\x00")
