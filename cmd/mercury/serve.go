@@ -17,6 +17,7 @@ import (
 
 	"github.com/mercury-broker/mercury/broker"
 	"github.com/mercury-broker/mercury/broker/store"
+	"github.com/mercury-broker/mercury/bus/minion"
 	"github.com/mercury-broker/mercury/cmd/mercury/internal/config"
 	"github.com/mercury-broker/mercury/web"
 )
@@ -114,7 +115,40 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		}
 		defer stop()
 	}
+	if cfg.MinionPG != "" {
+		// The bridge stops as the server starts shutting down: what it had
+		// not seen confirmed stays in the outbox for the next start.
+		bridgeCtx, stopBridge := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+		done := runMinionBridge(bridgeCtx, cfg, "http://"+ln.Addr().String(), logger)
+		defer func() { stopBridge(); <-done }()
+	}
 	return serveUntilSignal(ctx, ln, srv, logger)
+}
+
+// runMinionBridge runs the Minion audit bridge next to the broker,
+// publishing through the broker's own HTTP endpoint, so its events take
+// the same path as anyone's: the bus's schema, durability, confirms.
+func runMinionBridge(ctx context.Context, cfg *config.Config, self string, logger *slog.Logger) <-chan struct{} {
+	opts := minion.Options{
+		Schema:       cfg.MinionSchema,
+		Topic:        cfg.MinionTopic,
+		MaxEventSize: int(cfg.MaxMessageSize),
+		Logger:       logger.With("bridge", "minion"),
+	}
+	if cfg.MinionCompatBus != "" {
+		opts.Compat = &minion.HTTPPublisher{Broker: self, Pattern: "bus"}
+		opts.CompatTopic = cfg.MinionCompatBus
+	}
+	bridge := minion.New(cfg.MinionPG, &minion.HTTPPublisher{Broker: self, Concurrency: 8}, opts)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		logger.Info("minion bridge starting", "topic", cfg.MinionTopic)
+		if err := bridge.Run(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("minion bridge stopped", "err", err)
+		}
+	}()
+	return done
 }
 
 // openStore opens the durable store in the data directory when a bus is
