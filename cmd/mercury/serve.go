@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/broker/store"
+	"github.com/mercury-broker/mercury/bus/minion"
 	"github.com/mercury-broker/mercury/cmd/mercury/internal/config"
 	"github.com/mercury-broker/mercury/web"
 )
@@ -61,7 +63,13 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	authn, err := cfg.Authenticator()
+	var self *selfAccess // the in-process bridge's credential
+	if cfg.MinionPG != "" {
+		if self, err = newSelfAccess(); err != nil {
+			return err
+		}
+	}
+	authn, err := cfg.Authenticator(self.keys()...)
 	if err != nil {
 		return err
 	}
@@ -74,7 +82,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 			if err != nil {
 				return nil, err
 			}
-			a, err := next.Authenticator()
+			a, err := next.Authenticator(self.keys()...)
 			if err != nil {
 				return nil, err
 			}
@@ -89,10 +97,22 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		}
 	}
 
-	b, err := broker.Open(broker.Options{QueueLimit: cfg.QueueLimit, Policies: buses.Policies, Logger: logger})
+	st, err := openStore(cfg, buses.Policies, logger)
 	if err != nil {
 		return err
 	}
+	if st != nil {
+		defer st.Close()
+	}
+	bopts := broker.Options{QueueLimit: cfg.QueueLimit, Policies: buses.Policies, Logger: logger}
+	if st != nil {
+		bopts.Store = st
+	}
+	b, err := broker.Open(bopts)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
 	srv, err = web.New(b, web.Options{
 		AllowOrigins:        cfg.AllowOrigins,
 		MaxMessageSize:      cfg.MaxMessageSize,
@@ -149,6 +169,13 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	case authn == nil:
 		logger.Warn("no auth configured and --allow-anonymous: every client that reaches the broker may do everything", "listen", ln.Addr().String())
 	}
+	if cfg.MinionPG != "" {
+		// The bridge stops as the server starts shutting down: what it had
+		// not seen confirmed stays in the outbox for the next start.
+		bridgeCtx, stopBridge := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+		done := runMinionBridge(bridgeCtx, cfg, self.publisher(ln, certs), logger)
+		defer func() { stopBridge(); <-done }()
+	}
 	return serveUntilSignal(ctx, listeners{main: ln, admin: adminLn, handshake: cfg.HandshakeTimeout, onHUP: onHUP}, srv, logger)
 }
 
@@ -193,6 +220,51 @@ type listeners struct {
 	main, admin net.Listener // admin: nil without --admin-listen
 	handshake   time.Duration
 	onHUP       func() // besides reloading the buses and auth
+}
+
+// runMinionBridge runs the Minion audit bridge next to the broker,
+// publishing through the broker's own HTTP endpoint, so its events take
+// the same path as anyone's: the bus's schema, durability, confirms.
+func runMinionBridge(ctx context.Context, cfg *config.Config, self selfPublisher, logger *slog.Logger) <-chan struct{} {
+	opts := minion.Options{
+		Schema:       cfg.MinionSchema,
+		Topic:        cfg.MinionTopic,
+		MaxEventSize: int(cfg.MaxMessageSize),
+		Logger:       logger.With("bridge", "minion"),
+	}
+	if cfg.MinionCompatBus != "" {
+		opts.Compat = &minion.HTTPPublisher{Broker: self.url, Pattern: "bus", Header: self.header, Client: self.client}
+		opts.CompatTopic = cfg.MinionCompatBus
+	}
+	bridge := minion.New(cfg.MinionPG, &minion.HTTPPublisher{Broker: self.url, Concurrency: 8, Header: self.header, Client: self.client}, opts)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		logger.Info("minion bridge starting", "topic", cfg.MinionTopic)
+		if err := bridge.Run(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("minion bridge stopped", "err", err)
+		}
+	}()
+	return done
+}
+
+// openStore opens the durable store in the data directory when a bus is
+// durable, and returns nil otherwise: a broker without durable buses
+// writes no file.
+func openStore(cfg *config.Config, policies *broker.Policies, logger *slog.Logger) (*store.Durable, error) {
+	durable := false
+	for _, p := range policies.All() {
+		durable = durable || p.Durable
+	}
+	if !durable {
+		return nil, nil
+	}
+	st, err := store.OpenDurable(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open the data directory %s: %w", cfg.DataDir, err)
+	}
+	logger.Info("store open", "data_dir", cfg.DataDir)
+	return st, nil
 }
 
 // servePprof serves the runtime profiles on addr, apart from the broker's

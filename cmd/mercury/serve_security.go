@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
+
+	"github.com/mercury-broker/mercury/web/auth"
 )
 
 // checkExposure refuses to serve everyone everything on an address other
@@ -78,4 +83,74 @@ func (r *certReloader) config() *tls.Config {
 			return r.cert, nil
 		},
 	}
+}
+
+// selfAccess is how the broker's own in-process clients (the Minion
+// bridge) reach it through its listener when auth is on: an API key made
+// at start, held in memory only, that may publish and send on buses.
+type selfAccess struct {
+	key    string
+	apiKey auth.APIKey
+}
+
+func newSelfAccess() (*selfAccess, error) {
+	key := auth.GenerateKey()
+	hash, err := auth.HashKey(key)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := auth.ParseSpec(map[string]any{"pub": true, "bus": true})
+	if err != nil {
+		return nil, err
+	}
+	rights, err := spec.Expand(nil)
+	if err != nil {
+		return nil, err
+	}
+	k, err := auth.NewAPIKey("mercury (in-process)", hash, rights)
+	if err != nil {
+		return nil, err
+	}
+	return &selfAccess{key: key, apiKey: k}, nil
+}
+
+// keys returns the API key to add to the configured ones.
+func (s *selfAccess) keys() []auth.APIKey {
+	if s == nil {
+		return nil
+	}
+	return []auth.APIKey{s.apiKey}
+}
+
+// selfPublisher is where and how an in-process client publishes.
+type selfPublisher struct {
+	url    string
+	header http.Header
+	client *http.Client
+}
+
+// publisher returns how to reach the broker on ln: with the key, and over
+// TLS trusting exactly the certificate the broker serves.
+func (s *selfAccess) publisher(ln net.Listener, certs *certReloader) selfPublisher {
+	p := selfPublisher{url: listenURL(ln), client: http.DefaultClient}
+	if s != nil {
+		p.header = http.Header{"Authorization": {"Bearer " + s.key}}
+	}
+	if certs != nil {
+		p.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			// The name check is replaced by an exact match of the served
+			// certificate: the broker calls itself on a loopback address.
+			InsecureSkipVerify: true,
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				certs.mu.RLock()
+				want := certs.cert.Certificate[0]
+				certs.mu.RUnlock()
+				if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, want) {
+					return errors.New("the broker's own certificate was not served")
+				}
+				return nil
+			},
+		}}}
+	}
+	return p
 }

@@ -82,8 +82,9 @@ func (a *Auth) Configured() bool {
 }
 
 // Authenticator loads the keys the section names and returns the
-// authenticator; nil when nothing is configured.
-func (c *Config) Authenticator() (*auth.Authenticator, error) {
+// authenticator, with extra API keys beside the configured ones; nil when
+// nothing is configured.
+func (c *Config) Authenticator(extra ...auth.APIKey) (*auth.Authenticator, error) {
 	a := &c.Auth
 	if !a.Configured() {
 		return nil, nil
@@ -143,6 +144,7 @@ func (c *Config) Authenticator() (*auth.Authenticator, error) {
 		}
 		opts.APIKeys = append(opts.APIKeys, key)
 	}
+	opts.APIKeys = append(opts.APIKeys, extra...)
 	authn, err := auth.New(opts)
 	if err != nil {
 		return nil, &Error{Where: c.where(), Key: "auth.api_keys", Msg: err.Error()}
