@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -21,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mercury-broker/mercury/bus/minion"
+	"github.com/mercury-broker/mercury/bus/minion/miniontest"
 	"github.com/mercury-broker/mercury/web/client"
 )
 
@@ -240,5 +243,50 @@ func TestThirdPartyClientWithTokenSubprotocol(t *testing.T) {
 	nc = startNodeClient(t, ab.WS+"/sub/livesys/43", "--protocol", "mercury.raw", "--protocol", "mercury.token."+tok)
 	if ev := nc.next(t); ev.Status != 403 || !strings.Contains(ev.Body, "sub on /livesys/43 is not allowed") {
 		t.Fatalf("node client: %+v, want 403", ev)
+	}
+}
+
+// TestMinionBridgeInsideServeWithAuthAndTLS: the bridge the broker runs
+// itself publishes through the broker's own listener: with auth on it
+// uses a key of its own, with TLS it trusts the broker's certificate.
+func TestMinionBridgeInsideServeWithAuthAndTLS(t *testing.T) {
+	miniontest.RequireMinion(t)
+	db := minionDB(t)
+	conf := durableConfig(t)
+	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("auth:\n  anonymous:\n    sub: [/audit]\n") // nobody may publish but the broker
+	f.Close()
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	cert := writeCert(t, certFile, keyFile, 7)
+	b := startBrokerEnv(t, []string{"MERCURY_MINION_PG=" + db}, "--listen", "127.0.0.1:0", "--config", conf,
+		"--data-dir", t.TempDir(), "--tls-cert", certFile, "--tls-key", keyFile)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	hc := client.NewHTTPClient(&tls.Config{RootCAs: pool})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sub, err := client.Dial(ctx, b.WS+"/sub/audit/minion?envelope=1", &client.Options{HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.CloseNow()
+	// An anonymous client may not publish there.
+	if resp, err := client.Post(ctx, hc, b.HTTP+"/pub/audit/minion", "", []byte("{}"), nil); err != nil || resp.Status != 401 {
+		t.Fatalf("anonymous POST: %v %v", resp, err)
+	}
+	var enq struct{ IDs []int64 }
+	miniontest.Perl(t, db, &enq, "enqueue", "1", "0")
+	f2, err := sub.Read(ctx)
+	if err != nil {
+		t.Fatalf("no event from the bridge: %v\n%s", err, b.logs)
+	}
+	var e minion.Event
+	in, err := client.ParseIncoming(f2.Data)
+	if err != nil || in.Message == nil || json.Unmarshal(in.Message.Data, &e) != nil || e.Type != "enqueued" {
+		t.Fatalf("event %s: %v", f2.Data, err)
 	}
 }
