@@ -38,14 +38,6 @@ func parseTokenFrame(data []byte) (cred string, isToken bool, err error) {
 	return cred, true, nil
 }
 
-// settleFrame is what an envelope-mode puller sends about a delivery.
-type settleFrame struct {
-	Ack   *uint64 `json:"ack"`
-	Nack  *uint64 `json:"nack"`
-	Delay string  `json:"delay"` // nack: wait this long before the next attempt
-	Error string  `json:"error"` // nack: why the attempt failed
-}
-
 // settlement is a decoded settle frame.
 type settlement struct {
 	ack    bool // else nack
@@ -54,26 +46,57 @@ type settlement struct {
 	reason string
 }
 
+// settleUsage is the form of settle frames, for errors.
+const settleUsage = `want {"ack":ID} or {"nack":ID,"delay":"10s","error":"…"}`
+
 // parseSettle decodes {"ack":ID} and {"nack":ID,"delay":"10s","error":"…"}.
+// Keys are matched exactly ("ACK" is not "ack"); null is absent.
 func parseSettle(data []byte) (settlement, error) {
-	var f settleFrame
+	var m map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return settlement{}, fmt.Errorf(`want {"ack":ID} or {"nack":ID,"delay":"10s","error":"…"}: %w`, err)
+	if err := dec.Decode(&m); err != nil || m == nil {
+		if err == nil {
+			err = errors.New("null")
+		}
+		return settlement{}, fmt.Errorf("%s: %w", settleUsage, err)
 	}
 	if dec.More() {
-		return settlement{}, errors.New(`want one JSON object per frame`)
+		return settlement{}, errors.New("want one JSON object per frame")
+	}
+	var ack, nack *uint64
+	var delay, reason string
+	for k, raw := range m {
+		if string(raw) == "null" {
+			continue
+		}
+		var err error
+		switch k {
+		case "ack":
+			ack = new(uint64)
+			err = json.Unmarshal(raw, ack)
+		case "nack":
+			nack = new(uint64)
+			err = json.Unmarshal(raw, nack)
+		case "delay":
+			err = json.Unmarshal(raw, &delay)
+		case "error":
+			err = json.Unmarshal(raw, &reason)
+		default:
+			return settlement{}, fmt.Errorf("%s: unknown key %q", settleUsage, k)
+		}
+		if err != nil {
+			return settlement{}, fmt.Errorf("%s: %q: %w", settleUsage, k, err)
+		}
 	}
 	switch {
-	case f.Ack != nil && f.Nack == nil:
-		return settlement{ack: true, id: *f.Ack}, nil
-	case f.Nack != nil && f.Ack == nil:
-		s := settlement{id: *f.Nack, reason: f.Error}
-		if f.Delay != "" {
-			d, err := time.ParseDuration(f.Delay)
+	case ack != nil && nack == nil:
+		return settlement{ack: true, id: *ack}, nil
+	case nack != nil && ack == nil:
+		s := settlement{id: *nack, reason: reason}
+		if delay != "" {
+			d, err := time.ParseDuration(delay)
 			if err != nil || d < 0 {
-				return settlement{}, fmt.Errorf("delay %q: want a duration such as 10s", f.Delay)
+				return settlement{}, fmt.Errorf("delay %q: want a duration such as 10s", delay)
 			}
 			s.delay = d
 		}

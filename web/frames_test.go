@@ -43,7 +43,10 @@ func TestSettleFrames(t *testing.T) {
 		{`{"ack":1,"nack":2}`, settlement{}, "exactly one"},
 		{`{}`, settlement{}, "exactly one"},
 		{`{"ack":-1}`, settlement{}, "want"},
-		{`{"ack":1,"x":2}`, settlement{}, "unknown field"},
+		{`{"ack":1,"x":2}`, settlement{}, `unknown key "x"`},
+		{`{"ACk":100}`, settlement{}, `unknown key "ACk"`}, // found by FuzzClientFrame
+		{`{"ack":null,"nack":3}`, settlement{id: 3}, ""},
+		{`null`, settlement{}, "want"},
 		{`{"nack":1,"delay":"-1s"}`, settlement{}, "delay"},
 		{`{"nack":1,"delay":"soon"}`, settlement{}, "delay"},
 		{`{"ack":1} {"ack":2}`, settlement{}, "one JSON object"},
