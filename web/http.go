@@ -38,8 +38,12 @@ func (s *Server) handlePost(p pattern) http.HandlerFunc {
 			aerr.write(w)
 			return
 		}
-		http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.RequestTimeout))
+		// The body must arrive in time (slowloris); then the deadline is
+		// lifted, so the wait for a durable confirm is not cut short.
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Now().Add(s.opts.RequestTimeout))
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxMessageSize))
+		rc.SetReadDeadline(time.Time{})
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
