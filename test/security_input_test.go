@@ -490,7 +490,7 @@ func TestIdleTimeout(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(200 * time.Millisecond):
-				post(t, b.HTTP+"/pub/busy", "tick")
+				client.Post(context.Background(), nil, b.HTTP+"/pub/busy", "", []byte("tick"), nil) // not t.Fatal: another goroutine
 			}
 		}
 	})
