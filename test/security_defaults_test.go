@@ -67,9 +67,9 @@ func TestExposedListenerNeedsAuthOrAllowAnonymous(t *testing.T) {
 
 	// --allow-anonymous says it is meant: it starts, and warns.
 	b := startBrokerOn(t, "0.0.0.0:0", "--allow-anonymous")
-	if !strings.Contains(b.logs.String(), "every client that reaches the broker may do everything") {
-		t.Errorf("no warning:\n%s", b.logs)
-	}
+	waitFor(t, "the warning", func() bool {
+		return strings.Contains(b.logs.String(), "every client that reaches the broker may do everything")
+	})
 	sub := dial(t, b.WS+"/sub/x", nil)
 	post(t, b.HTTP+"/pub/x", "anyone")
 	if got := readText(t, sub); got != "anyone" {

@@ -53,15 +53,11 @@ const settleUsage = `want {"ack":ID} or {"nack":ID,"delay":"10s","error":"…"}`
 // Keys are matched exactly ("ACK" is not "ack"); null is absent.
 func parseSettle(data []byte) (settlement, error) {
 	var m map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&m); err != nil || m == nil {
+	if err := json.Unmarshal(data, &m); err != nil || m == nil { // one value, nothing after it
 		if err == nil {
 			err = errors.New("null")
 		}
 		return settlement{}, fmt.Errorf("%s: %w", settleUsage, err)
-	}
-	if dec.More() {
-		return settlement{}, errors.New("want one JSON object per frame")
 	}
 	var ack, nack *uint64
 	var delay, reason string

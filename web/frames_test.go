@@ -49,7 +49,8 @@ func TestSettleFrames(t *testing.T) {
 		{`null`, settlement{}, "want"},
 		{`{"nack":1,"delay":"-1s"}`, settlement{}, "delay"},
 		{`{"nack":1,"delay":"soon"}`, settlement{}, "delay"},
-		{`{"ack":1} {"ack":2}`, settlement{}, "one JSON object"},
+		{`{"ack":1} {"ack":2}`, settlement{}, "after top-level value"},
+		{`{"ack":0}}`, settlement{}, "after top-level value"}, // found by FuzzClientFrame
 		{`{"ack":1}` + "\n", settlement{ack: true, id: 1}, ""},
 	} {
 		got, err := parseSettle([]byte(c.data))

@@ -38,13 +38,18 @@ func (s *Server) handlePost(p pattern) http.HandlerFunc {
 			aerr.write(w)
 			return
 		}
-		// The body must arrive in time (slowloris); then the deadline is
-		// lifted, so the wait for a durable confirm is not cut short.
+		// The body must arrive in time (slowloris). Once it has, the
+		// deadline is lifted, so the wait for a durable confirm is not cut
+		// short; when it has not, it stays, so the server does not wait for
+		// the rest of the body before answering.
 		rc := http.NewResponseController(w)
 		rc.SetReadDeadline(time.Now().Add(s.opts.RequestTimeout))
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxMessageSize))
-		rc.SetReadDeadline(time.Time{})
+		if err == nil {
+			rc.SetReadDeadline(time.Time{})
+		}
 		if err != nil {
+			w.Header().Set("Connection", "close")
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				(&apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_big", Topic: string(topic),

@@ -163,11 +163,12 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	if certs != nil {
 		onHUP = certs.reloadLogged
 	}
-	switch {
-	case authn == nil && isLoopback(ln.Addr()):
-		logger.Info("no auth configured: every client may do everything; it listens on loopback only", "listen", ln.Addr().String())
-	case authn == nil:
-		logger.Warn("no auth configured and --allow-anonymous: every client that reaches the broker may do everything", "listen", ln.Addr().String())
+	auth := "configured"
+	if authn == nil {
+		auth = "none: every client may do everything"
+		if !isLoopback(ln.Addr()) {
+			auth += " (--allow-anonymous)"
+		}
 	}
 	if cfg.MinionPG != "" {
 		// The bridge stops as the server starts shutting down: what it had
@@ -176,7 +177,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		done := runMinionBridge(bridgeCtx, cfg, self.publisher(ln, certs), logger)
 		defer func() { stopBridge(); <-done }()
 	}
-	return serveUntilSignal(ctx, listeners{main: ln, admin: adminLn, handshake: cfg.HandshakeTimeout, onHUP: onHUP}, srv, logger)
+	return serveUntilSignal(ctx, listeners{main: ln, admin: adminLn, handshake: cfg.HandshakeTimeout, onHUP: onHUP, auth: auth}, srv, logger)
 }
 
 // listen listens on addr, with TLS when certs are given, and refuses an
@@ -220,6 +221,7 @@ type listeners struct {
 	main, admin net.Listener // admin: nil without --admin-listen
 	handshake   time.Duration
 	onHUP       func() // besides reloading the buses and auth
+	auth        string // what the listening line says of auth
 }
 
 // runMinionBridge runs the Minion audit bridge next to the broker,
@@ -325,7 +327,10 @@ func serveUntilSignal(ctx context.Context, lns listeners, srv *web.Server, logge
 		}
 	}
 	hs := newServer(srv)
-	logger.Info("mercury listening", "addr", listenURL(ln), "version", version)
+	logger.Info("mercury listening", "addr", listenURL(ln), "version", version, "auth", lns.auth)
+	if strings.Contains(lns.auth, "--allow-anonymous") {
+		logger.Warn("no auth configured and --allow-anonymous: every client that reaches the broker may do everything", "listen", ln.Addr().String())
+	}
 	served := make(chan error, 2)
 	go func() { served <- hs.Serve(ln) }()
 	var admin *http.Server
