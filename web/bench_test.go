@@ -196,3 +196,45 @@ func BenchmarkFanoutAllocs(b *testing.B) {
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/deliveries, "allocs/delivery")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/deliveries, "ns/delivery")
 }
+
+// BenchmarkIdleConnectionMemory opens idle subscribers and reports the
+// server's heap and goroutine stack per connection, after a collection.
+// The subscribers are raw sockets in the same process: their own share
+// (a socket each, no goroutine, no buffer kept) is counted too, so the
+// figure slightly overstates the server's.
+func BenchmarkIdleConnectionMemory(b *testing.B) {
+	const conns = 2000
+	ts := startServer(b, Options{})
+	measure := func() (heap, stack uint64) {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse, ms.StackInuse
+	}
+	for b.Loop() {
+		heap0, stack0 := measure()
+		var open []net.Conn
+		for i := range conns {
+			nc, err := net.Dial("tcp", strings.TrimPrefix(ts.http.URL, "http://"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			fmt.Fprintf(nc, "GET /sub/idle/%d HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", i)
+			resp, err := http.ReadResponse(bufio.NewReaderSize(nc, 512), nil)
+			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+				b.Fatalf("handshake: %v %v", resp, err)
+			}
+			open = append(open, nc)
+		}
+		ts.waitSubscribed(b, conns)
+		heap1, stack1 := measure()
+		b.ReportMetric(float64(heap1+stack1-heap0-stack0)/conns, "bytes/conn")
+		b.ReportMetric(float64(stack1-stack0)/conns, "stack-bytes/conn")
+		for _, nc := range open {
+			nc.Close()
+		}
+		waitFor(b, func() bool { return ts.Connections() == 0 })
+	}
+}
