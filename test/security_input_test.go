@@ -507,3 +507,36 @@ func TestIdleTimeout(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestFramesRightAfterTheHandshake: bytes a client sends in the same
+// packet as its handshake are read, whatever read buffer the connection
+// gets (a publisher reads through the server's, a subscriber through a
+// small one of its own).
+func TestFramesRightAfterTheHandshake(t *testing.T) {
+	b := startBroker(t)
+	sub := dial(t, b.WS+"/sub/early", nil)
+	upgrade := func(path string, frames ...[]byte) *rawConn {
+		c, err := net.Dial("tcp", b.Listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		req := "GET " + path + " HTTP/1.1\r\nHost: " + b.Listen + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+		c.Write(append([]byte(req), bytes.Join(frames, nil)...)) // one write
+		rc := &rawConn{Conn: c, r: bufioReader(c)}
+		resp, err := http.ReadResponse(rc.r, nil)
+		if err != nil || resp.StatusCode != 101 {
+			t.Fatalf("upgrade %s: %v %v", path, resp, err)
+		}
+		return rc
+	}
+	upgrade("/pub/early", frame(true, opText, []byte("sent with the handshake")))
+	if got := readText(t, sub); got != "sent with the handshake" {
+		t.Fatalf("subscriber got %q", got)
+	}
+	rc := upgrade("/sub/early", frame(true, opClose, []byte{0x03, 0xe8}))
+	if code, _ := rc.readClose(t); code != 1000 {
+		t.Fatalf("a subscriber's close sent with its handshake: answered %d, want 1000", code)
+	}
+}

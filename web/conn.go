@@ -15,9 +15,9 @@ import (
 	"github.com/mercury-broker/mercury/web/auth"
 )
 
-// conn is one WebSocket connection. Its handler goroutine reads; a writer
-// goroutine runs only while frames are waiting, so an idle connection
-// costs one goroutine.
+// conn is one WebSocket connection. One goroutine reads; the server's
+// writer shards write (see writers.go), so an idle connection costs one
+// goroutine and no buffers beyond a small read buffer.
 type conn struct {
 	s       *Server
 	pattern pattern
@@ -27,7 +27,8 @@ type conn struct {
 	opened  time.Time
 
 	ws     *websocket.Conn
-	cork   *corkConn
+	wire   *wireConn // set with ws, under mu
+	shard  *shard    // writes this connection's frames
 	pinger *time.Timer
 
 	grant  atomic.Pointer[auth.Grant] // what the client may do; a token frame replaces it
@@ -39,9 +40,10 @@ type conn struct {
 	out         []outFrame // waiting to be written
 	spare       []outFrame // the writer's previous batch, reused
 	outBytes    int        // bytes of the counted frames in out
-	writing     bool       // a writer goroutine is running
+	scheduled   bool       // on the shard's ready list
+	slow        bool       // the socket was full: a goroutine of its own writes
 	closing     bool       // a close was requested; nothing more is queued
-	closeQueued bool       // the writer sends the close once the queue is written
+	closeQueued bool       // the close is sent once the frames queued before it are written
 	closeCode   websocket.StatusCode
 	closeReason string
 	dead        bool // torn down; no goroutine may start
@@ -95,17 +97,17 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 			aerr.write(w)
 			return
 		}
-		defer s.wg.Done()
-		defer s.unregister(c)
+		c.shard = s.writers().pick()
 
 		// Attach before the handshake completes: once a client sees its
 		// handshake answered, it is subscribed. Frames wait until the
 		// connection is up.
 		detach, refusal := c.attach()
-		cw := &corkingWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout}
-		// The origin was checked above, with our own rules.
-		// The token subprotocol is never chosen: only these two are.
-		ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
+		hw := &hijackWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout,
+			smallReads: !p.sends() && !(p == patternPull && opts.envelope)}
+		// The origin was checked above, with our own rules. The token
+		// subprotocol is never chosen: only these two are.
+		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 			InsecureSkipVerify: true,
 			Subprotocols:       []string{subprotocolEnvelope, subprotocolRaw},
 			CompressionMode:    s.compressionMode(),
@@ -113,6 +115,8 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 		if err != nil {
 			s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
 			c.teardown(detach)
+			s.unregister(c)
+			s.wg.Done()
 			return
 		}
 		ws.SetReadLimit(s.opts.MaxMessageSize) // after decompression
@@ -121,8 +125,15 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 		if refusal != nil {
 			c.closeWith(refusal.code, refusal.reason)
 		}
-		c.serve(ws, cw.conn)
-		c.teardown(detach)
+		// The connection lives on in a goroutine of its own, and the
+		// handler returns: what net/http kept for the request (its buffers,
+		// the handler's deep stack) is freed while the connection idles.
+		go func() {
+			defer s.wg.Done()
+			defer s.unregister(c)
+			c.serve(ws, hw.wire)
+			c.teardown(detach)
+		}()
 	}
 }
 
@@ -173,14 +184,14 @@ func (c *conn) attach() (detach func(), _ *refusal) {
 }
 
 // serve runs the connection until it ends.
-func (c *conn) serve(ws *websocket.Conn, cork *corkConn) {
+func (c *conn) serve(ws *websocket.Conn, wire *wireConn) {
 	c.mu.Lock()
-	c.ws, c.cork = ws, cork
+	c.ws, c.wire = ws, wire
 	pending := c.closing // a close requested during the handshake
 	if pending {
 		c.s.wg.Add(1)
 	} else {
-		c.startWriter()
+		c.kick()
 	}
 	c.mu.Unlock()
 	if pending {
@@ -232,9 +243,9 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	c.closing = true
 	c.closeCode, c.closeReason = code, reason
 	ws := c.ws
-	if ws != nil && c.writing {
-		// Frames are being written (an error frame that says why, maybe):
-		// the close follows them.
+	if ws != nil && (len(c.out) > 0 || c.scheduled || c.slow) {
+		// Frames wait (an error frame that says why, maybe): the close
+		// follows them (see closeIfDrained).
 		c.closeQueued = true
 		c.mu.Unlock()
 		return
@@ -252,6 +263,29 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 		defer c.s.wg.Done()
 		ws.Close(code, reason)
 	}()
+}
+
+// closeIfDrained sends a queued close once the frames before it are
+// written; c.mu is held.
+func (c *conn) closeIfDrained() {
+	if !c.closeQueued || c.dead || c.slow || c.scheduled || len(c.out) > 0 {
+		return
+	}
+	c.closeQueued = false
+	ws, code, reason := c.ws, c.closeCode, c.closeReason
+	c.s.wg.Add(1) // the handler goroutine is running (dead is not set)
+	go func() {
+		defer c.s.wg.Done()
+		ws.Close(code, reason)
+	}()
+}
+
+// closeSent reports whether the close frame may have gone: nothing may
+// follow it.
+func (c *conn) closeSent() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing && !c.closeQueued
 }
 
 func (c *conn) isClosing() bool {

@@ -17,7 +17,7 @@ func (c *conn) readLoop() error {
 	ctx := context.Background()
 	for {
 		typ, data, err := c.ws.Read(ctx)
-		if err == nil && c.cork.readFailed.Load() {
+		if err == nil && c.wire.readFailed.Load() {
 			// The peer left in the middle of a fragmented message: what
 			// was read is not a message.
 			err = errTruncated

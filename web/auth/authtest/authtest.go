@@ -11,6 +11,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"os"
@@ -49,8 +50,11 @@ type Files struct {
 func NewKeys(t testing.TB) *Keys {
 	t.Helper()
 	k := &Keys{dir: t.TempDir(), RSAKid: "rsa-1", Issuer: "https://auth.example.com", Audience: "mercury"}
-	k.Secret = make([]byte, 32)
-	rand.Read(k.Secret)
+	// A secret file holds text: 32 random bytes in hex (a binary secret
+	// could end in a newline, which the broker does not count).
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	k.Secret = []byte(hex.EncodeToString(raw))
 	var err error
 	if k.RSA, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
 		t.Fatal(err)
