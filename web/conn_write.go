@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -138,9 +139,19 @@ func (c *conn) take() []outFrame {
 }
 
 // flush writes the waiting frames from shard s without blocking. When the
-// socket is full, the rest goes to a writer goroutine of its own.
-func (c *conn) flush(s *shard) {
+// socket is full, the rest goes to a writer goroutine of its own. With a
+// coalescing window (Options.WriteCoalesce) and mayDelay, a connection that
+// wrote less than a window ago waits for the window to end, gathering what
+// arrives meanwhile into the same write.
+func (c *conn) flush(s *shard, mayDelay bool) {
 	c.mu.Lock()
+	if mayDelay && s.coalesce > 0 && !c.closing && !c.dead && !c.slow && len(c.out) > 0 {
+		if due := c.lastWrite.Add(s.coalesce); time.Now().Before(due) {
+			c.mu.Unlock() // still scheduled: frames arriving now join this write
+			s.delay(c, due)
+			return
+		}
+	}
 	c.scheduled = false
 	if c.dead || c.slow || len(c.out) == 0 {
 		c.closeIfDrained()
@@ -176,6 +187,9 @@ func (c *conn) flush(s *shard) {
 	default:
 		c.done(batch, true, nil)
 		c.mu.Lock()
+		if s.coalesce > 0 {
+			c.lastWrite = time.Now()
+		}
 		c.kick() // more may have come meanwhile
 		c.closeIfDrained()
 		c.mu.Unlock()

@@ -3,8 +3,10 @@ package web
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/mercury-broker/mercury/web/client"
 )
@@ -164,5 +166,26 @@ func TestMissingTopicAndPlainGet(t *testing.T) {
 		if resp.StatusCode < 400 {
 			t.Errorf("POST %s = %d, want a refusal", path, resp.StatusCode)
 		}
+	}
+}
+
+// TestWriteCoalesce: with a coalescing window every message still arrives,
+// in order, the first at once and the rest within the window.
+func TestWriteCoalesce(t *testing.T) {
+	ts := startServer(t, Options{WriteCoalesce: 20 * time.Millisecond})
+	sub := ts.dial(t, "sub", "/c")
+	pub := ts.dial(t, "pub", "/c")
+	for i := range 50 {
+		pub.send(t, fmt.Sprint(i))
+	}
+	for i := range 50 {
+		if got := sub.nextText(t); got != fmt.Sprint(i) {
+			t.Fatalf("message %d arrived as %q", i, got)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // a quiet spell longer than the window
+	post(t, ts, "pub", "/c", "", "after a pause")
+	if got := sub.nextText(t); got != "after a pause" {
+		t.Fatalf("got %q", got)
 	}
 }

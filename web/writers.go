@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // writers are the goroutines that write connections' frames: one shard a
@@ -20,10 +21,17 @@ type writers struct {
 }
 
 type shard struct {
+	coalesce time.Duration // Options.WriteCoalesce
+
 	mu    sync.Mutex
 	ready []*conn
 	wake  chan struct{} // capacity 1
 	quit  chan struct{}
+
+	// Connections whose write waits for the coalescing window; used by
+	// the shard's goroutine only.
+	delayed []delayedConn
+	timer   *time.Timer
 
 	// Scratch, used by the shard's goroutine only.
 	spare   []*conn
@@ -32,10 +40,15 @@ type shard struct {
 	iov     []syscall.Iovec
 }
 
-func startWriters() *writers {
+type delayedConn struct {
+	c   *conn
+	due time.Time
+}
+
+func startWriters(coalesce time.Duration) *writers {
 	w := &writers{shards: make([]*shard, runtime.GOMAXPROCS(0))}
 	for i := range w.shards {
-		s := &shard{wake: make(chan struct{}, 1), quit: make(chan struct{})}
+		s := &shard{coalesce: coalesce, wake: make(chan struct{}, 1), quit: make(chan struct{})}
 		w.shards[i] = s
 		w.wg.Go(s.run)
 	}
@@ -67,12 +80,22 @@ func (s *shard) schedule(c *conn) {
 }
 
 func (s *shard) run() {
+	s.timer = time.NewTimer(time.Hour)
+	s.timer.Stop()
+	defer s.timer.Stop()
 	for {
+		var due <-chan time.Time
+		if len(s.delayed) > 0 {
+			s.timer.Reset(time.Until(s.delayed[0].due))
+			due = s.timer.C
+		}
 		select {
 		case <-s.wake:
+		case <-due:
 		case <-s.quit:
 			return
 		}
+		s.flushDue()
 		for {
 			s.mu.Lock()
 			batch := s.ready
@@ -83,11 +106,36 @@ func (s *shard) run() {
 				break
 			}
 			for i, c := range batch {
-				c.flush(s)
+				c.flush(s, true)
 				batch[i] = nil
 			}
 			s.spare = batch[:0]
 		}
+	}
+}
+
+// delay puts c aside until due, when its coalescing window ends.
+func (s *shard) delay(c *conn, due time.Time) {
+	s.delayed = append(s.delayed, delayedConn{c, due})
+	// Windows are the same length and start at each connection's last
+	// write, so entries arrive nearly in order: keep them sorted by a
+	// short walk from the end.
+	for i := len(s.delayed) - 1; i > 0 && s.delayed[i].due.Before(s.delayed[i-1].due); i-- {
+		s.delayed[i], s.delayed[i-1] = s.delayed[i-1], s.delayed[i]
+	}
+}
+
+// flushDue writes the delayed connections whose window has ended.
+func (s *shard) flushDue() {
+	now := time.Now()
+	n := 0
+	for n < len(s.delayed) && !s.delayed[n].due.After(now) {
+		s.delayed[n].c.flush(s, false)
+		s.delayed[n] = delayedConn{}
+		n++
+	}
+	if n > 0 {
+		s.delayed = append(s.delayed[:0], s.delayed[n:]...)
 	}
 }
 

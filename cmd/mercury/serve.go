@@ -126,6 +126,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		Topics:              broker.TopicLimits{MaxLength: cfg.MaxTopicLength, MaxDepth: cfg.MaxTopicDepth},
 		OutgoingQueue:       cfg.OutgoingQueue,
 		PingInterval:        cfg.PingInterval,
+		WriteCoalesce:       cfg.WriteCoalesce,
 		Logger:              logger,
 		Buses:               buses,
 		Reload:              reload,
