@@ -61,7 +61,7 @@ func (b *Broker) subscribeSinceCluster(topic Topic, r Receiver, since uint64) (b
 	// The bus settings bound what is replayed: per bus, the newest
 	// History.Messages, none older than History.Age.
 	kept := make(map[Topic]int)
-	out := backlog[:0]
+	out := make([]*Message, 0, len(backlog))
 	for i := len(backlog) - 1; i >= 0; i-- {
 		m := backlog[i]
 		pol := b.policies().Lookup(m.Topic)
@@ -76,7 +76,6 @@ func (b *Broker) subscribeSinceCluster(topic Topic, r Receiver, since uint64) (b
 		kept[pol.Bus]++
 		out = append(out, m)
 	}
-	clear(backlog[len(out):])
 	backlog = out
 	sort.Slice(backlog, func(i, j int) bool { return backlog[i].Seq < backlog[j].Seq })
 	return backlog, gap, unsubscribe
