@@ -77,9 +77,9 @@ type Backplane struct {
 
 	mu        sync.Mutex
 	feed      jetstream.ConsumeContext
-	queues    map[string]*remoteQueue // this broker's holds on queues, by key
-	touched   map[broker.Topic]time.Time
-	policyAge time.Duration // the longest history the bus settings keep
+	queues    map[string]*remoteQueue    // this broker's holds on queues, by key
+	touched   map[broker.Topic]time.Time // when to record a queue's use next
+	policyAge time.Duration              // the longest history the bus settings keep
 	policyMsg int64
 	closed    bool
 

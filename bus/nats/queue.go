@@ -37,13 +37,14 @@ func touchEvery(ttl time.Duration) time.Duration {
 }
 
 // useQueue records that topic's queue was used now, creating it with ttl
-// unless mustExist; at most once per touchEvery from this broker.
+// unless mustExist; at most once per touchEvery of the queue's TTL from
+// this broker.
 func (p *Backplane) useQueue(topic broker.Topic, ttl time.Duration, mustExist bool) error {
 	now := time.Now()
 	p.mu.Lock()
 	last, ok := p.touched[topic]
 	p.mu.Unlock()
-	if ok && now.Sub(last) < touchEvery(ttl) {
+	if ok && now.Before(last) {
 		return nil
 	}
 	ctx, cancel := p.reqCtx()
@@ -51,25 +52,26 @@ func (p *Backplane) useQueue(topic broker.Topic, ttl time.Duration, mustExist bo
 	key := queueKey(topic)
 	for range 3 {
 		e, err := p.queueInfo.Get(ctx, key)
+		rec := queueRecord{Topic: topic, TTL: ttl, Used: now}
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			if mustExist {
 				return broker.ErrNoQueue
 			}
-			rec, _ := json.Marshal(queueRecord{Topic: topic, TTL: ttl, Used: now})
-			_, err = p.queueInfo.Create(ctx, key, rec)
+			val, _ := json.Marshal(rec)
+			_, err = p.queueInfo.Create(ctx, key, val)
 		case err == nil:
-			var rec queueRecord
-			if json.Unmarshal(e.Value(), &rec) != nil || rec.Topic != topic {
-				rec = queueRecord{Topic: topic, TTL: ttl}
+			// The queue keeps the TTL it was made with.
+			var old queueRecord
+			if json.Unmarshal(e.Value(), &old) == nil && old.Topic == topic && old.TTL > 0 {
+				rec.TTL = old.TTL
 			}
-			rec.Used = now
 			val, _ := json.Marshal(rec)
 			_, err = p.queueInfo.Update(ctx, key, val, e.Revision())
 		}
 		if err == nil {
 			p.mu.Lock()
-			p.touched[topic] = now
+			p.touched[topic] = now.Add(touchEvery(rec.TTL)) // the next touch
 			p.mu.Unlock()
 			return nil
 		}
