@@ -138,6 +138,7 @@ func (s *Server) routes() chi.Router {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	r.Get("/readyz", s.handleReady)
 	s.queueRoutes(r)
 	s.busRoutes(r)
 	for _, p := range patterns {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mercury-broker/mercury/broker"
+	natsbus "github.com/mercury-broker/mercury/bus/nats"
 	"github.com/mercury-broker/mercury/cmd/mercury/internal/config"
 	"github.com/mercury-broker/mercury/web"
 )
@@ -26,6 +27,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		"mercury serve --config mercury.yaml            # buses and schemas; see mercury.example.yaml",
 		"mercury serve --listen :3000 --allow-origin https://dash.example.com",
 		"MERCURY_LISTEN=:3000 mercury serve             # every flag is also a MERCURY_ variable",
+		"mercury serve --cluster nats://nats1:4222,nats://nats2:4222  # several brokers as one, on NATS JetStream",
 	)
 	flags := config.RegisterFlags(fs)
 	if err := parseFlags(fs, args, io); err != nil {
@@ -73,10 +75,27 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		}
 	}
 
-	b, err := broker.Open(broker.Options{QueueLimit: cfg.QueueLimit, Policies: buses.Policies, Logger: logger})
+	var bp *natsbus.Backplane
+	if len(cfg.Cluster.URLs) > 0 {
+		c := cfg.Cluster
+		bp, err = natsbus.Connect(natsbus.Options{
+			URLs: c.URLs, Name: c.Name, CredsFile: c.Creds, TLSCA: c.TLSCA, TLSCert: c.TLSCert, TLSKey: c.TLSKey,
+			Replicas: c.Replicas, MaxBytes: c.MaxBytes, QueueLimit: cfg.QueueLimit, Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		defer bp.Close()
+	}
+	bopts := broker.Options{QueueLimit: cfg.QueueLimit, Policies: buses.Policies, Logger: logger}
+	if bp != nil {
+		bopts.Backplane = bp
+	}
+	b, err := broker.Open(bopts)
 	if err != nil {
 		return err
 	}
+	defer b.Close()
 	srv, err := web.New(b, web.Options{
 		AllowOrigins:   cfg.AllowOrigins,
 		MaxMessageSize: cfg.MaxMessageSize,
