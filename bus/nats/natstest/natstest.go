@@ -134,11 +134,18 @@ func (c *Cluster) Stop(i int) {
 // until the cluster serves JetStream.
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()
+	c.StartAgain(i)
+	c.WaitJetStream()
+}
+
+// StartAgain starts server i again, on the same ports and store, without
+// waiting for JetStream (which needs a majority of the servers).
+func (c *Cluster) StartAgain(i int) {
+	c.t.Helper()
 	c.startServer(i)
 	if !c.servers[i].ReadyForConnections(10 * time.Second) {
 		c.t.Fatalf("nats server n%d not ready after a restart", i+1)
 	}
-	c.WaitJetStream()
 }
 
 // WaitJetStream waits until JetStream answers through every running server.
