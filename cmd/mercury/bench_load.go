@@ -37,8 +37,8 @@ type target struct {
 	url          string   // ws://host:port, as given
 	subURLs      []string // where subscribers connect, in turn; nil: url
 	pubURLs      []string // where publishers connect, in turn; nil: url
-	pids         []int  // the server's processes, for its cost; none: not measured
-	hierarchical bool   // subscribers also get what is published below their topic
+	pids         []int    // the server's processes, for its cost; none: not measured
+	hierarchical bool     // subscribers also get what is published below their topic
 }
 
 // pick returns urls[i] in turn, or def when there are none.
