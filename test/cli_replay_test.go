@@ -1,13 +1,11 @@
 package test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,36 +19,14 @@ import (
 // picks up after the last sequence number it saw, with no gap and no
 // duplicate, when its connection is cut or the broker restarts.
 
-// replayConfig writes a broker config file and returns its path. It skips
-// the test when the binary cannot read config files yet.
+// replayConfig writes a config file with yaml and returns its path.
 func replayConfig(t *testing.T, yaml string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "mercury.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(mercuryBin, "serve", "--listen", "127.0.0.1:0", "--config", path)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	first, _ := bufio.NewReader(stderr).ReadString('\n')
-	cmd.Process.Kill()
-	io.Copy(io.Discard, stderr)
-	cmd.Wait()
-	if strings.Contains(first, "config files are not supported yet") {
-		t.Skip("waits for config files in mercury serve (bus history and durable buses are declared there)")
-	}
 	return path
-}
-
-// requireDataDir skips the test when the binary has no durable store yet.
-func requireDataDir(t *testing.T) {
-	t.Helper()
-	out, _ := exec.Command(mercuryBin, "serve", "--help").CombinedOutput()
-	if !strings.Contains(string(out), "-data-dir") {
-		t.Skip("waits for the durable store: mercury serve has no --data-dir yet")
-	}
 }
 
 // tcpProxy forwards connections to a broker, and cuts them on demand: a
@@ -211,7 +187,6 @@ func TestCLISubResumesAfterItsConnectionIsCut(t *testing.T) {
 
 func TestCLISubResumesAcrossADurableBrokerRestart(t *testing.T) {
 	config := replayConfig(t, "buses:\n  /d:\n    durable: true\n")
-	requireDataDir(t)
 	dataDir := t.TempDir()
 	b := startBroker(t, "--config", config, "--data-dir", dataDir)
 	proxy := startProxy(t, b.Listen)

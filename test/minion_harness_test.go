@@ -168,36 +168,9 @@ func durableConfig(t testing.TB) string {
 	return p
 }
 
-// startDurableBroker runs mercury serve with durableConfig, or skips the
-// test when this broker does not take a config file yet: durable buses and
-// their config are built on main by other work, and the broker outage test
-// needs them (an in-memory broker forgets its sequence numbers and history
-// when it stops).
+// startDurableBroker runs mercury serve with durableConfig on listen and
+// dataDir.
 func startDurableBroker(t testing.TB, listen, dataDir string) *brokerProc {
 	t.Helper()
-	conf := durableConfig(t)
-	probe := exec.Command(mercuryBin, "serve", "--config", conf, "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0")
-	logs := &syncBuffer{}
-	probe.Stdout, probe.Stderr = logs, logs
-	if err := probe.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { probe.Wait(); close(exited) }()
-	deadline := time.After(20 * time.Second)
-	for !listeningRE.MatchString(logs.String()) {
-		select {
-		case <-exited:
-			t.Skipf("waits for durable buses configured by file (mercury serve --config with buses: "+
-				"{durable: true, history: …} and --data-dir), which this broker does not take yet: %s", strings.TrimSpace(logs.String()))
-		case <-deadline:
-			probe.Process.Kill()
-			<-exited
-			t.Fatalf("mercury serve with a durable config: not listening after 20s:\n%s", logs)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	probe.Process.Kill()
-	<-exited
-	return startBrokerOn(t, listen, "--config", conf, "--data-dir", dataDir)
+	return startBrokerOn(t, listen, "--config", durableConfig(t), "--data-dir", dataDir)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/mercury-broker/mercury/web/client"
 	"net"
 	"slices"
 	"strings"
@@ -336,5 +337,38 @@ func TestMinionCommandErrors(t *testing.T) {
 	out, _, code := runMercury(t, "bridge", "minion", "status", "--pg", mdb)
 	if code != 1 || !contains(out, "installed:  no") {
 		t.Errorf("status not installed: exit %d\n%s", code, out)
+	}
+}
+
+// TestMinionBridgeInsideServe: with minion.pg in its config, the broker
+// runs the bridge itself; the events arrive on the durable, schema-checked
+// bus like anyone's.
+func TestMinionBridgeInsideServe(t *testing.T) {
+	miniontest.RequireMinion(t)
+	db := minionDB(t)
+	conf := durableConfig(t)
+	b := startBrokerEnv(t, []string{"MERCURY_MINION_PG=" + db}, "--listen", "127.0.0.1:0", "--config", conf, "--data-dir", t.TempDir())
+	sub := dial(t, b.WS+"/sub/audit/minion?envelope=1", nil)
+	waitFor(t, "the bridge publishing", func() bool { return contains(b.logs.String(), "minion bridge: publishing") })
+	var enq struct{ IDs []int64 }
+	miniontest.Perl(t, db, &enq, "enqueue", "3", "0")
+	seen := map[int64]string{}
+	for len(seen) < 3 {
+		in, err := client.ParseIncoming([]byte(readText(t, sub)))
+		if err != nil || in.Message == nil {
+			t.Fatalf("frame: %+v %v", in, err)
+		}
+		var e minion.Event
+		if err := json.Unmarshal(in.Message.Data, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.JobID != nil {
+			seen[*e.JobID] = e.Type
+		}
+	}
+	for _, id := range enq.IDs {
+		if seen[id] != "enqueued" {
+			t.Errorf("job %d: event %q, want enqueued", id, seen[id])
+		}
 	}
 }

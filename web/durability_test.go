@@ -337,3 +337,64 @@ func TestServerSentEvents(t *testing.T) {
 		t.Fatalf("envelope event %+v %v", e, err)
 	}
 }
+
+func TestQueueTTLOverTheWire(t *testing.T) {
+	ts := startServer(t, Options{})
+	resp, _ := client.Post(context.Background(), nil, ts.http.URL+"/push/results/1?ttl=150ms", "", []byte("result"), nil)
+	if resp.Status != 200 {
+		t.Fatalf("push: %d %s", resp.Status, resp.Body)
+	}
+	if !ts.broker.QueueExists("/results/1") {
+		t.Fatal("queue not created")
+	}
+	waitFor(t, func() bool { return !ts.broker.QueueExists("/results/1") })
+	late := ts.dialURL(t, client.URL(ts.ws, "pull", "/results/1", query("must_exist", "1")), nil)
+	if err := late.ended(t); client.CloseStatus(err) != 4404 {
+		t.Fatalf("puller after the TTL: %v, want 4404", err)
+	}
+}
+
+// TestReplayJoinsLiveUnderLoad: subscribers join with since=0 while
+// publishers are busy; each sees every sequence number once, in order.
+func TestReplayJoinsLiveUnderLoad(t *testing.T) {
+	ts := startServerWithBroker(t, broker.Options{Policies: policies(t, broker.Policy{Bus: "/t", History: broker.History{Messages: 100000}})},
+		Options{OutgoingQueue: 64 << 20})
+	const publishers, each = 3, 300
+	done := make(chan struct{})
+	for p := range publishers {
+		// Dialled here: the test's helpers must run on the test goroutine.
+		pub := ts.dialURL(t, client.URL(ts.ws, "pub", fmt.Sprintf("/t/%d", p), query("envelope", "1")), nil)
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range each {
+				if err := pub.WriteText(context.Background(), fmt.Sprintf(`{"p":%d,"i":%d}`, p, i)); err != nil {
+					t.Error(err)
+					return
+				}
+				select {
+				case <-pub.frames: // the confirm
+				case <-time.After(5 * time.Second):
+					t.Error("no confirm within 5s")
+					return
+				}
+			}
+		}()
+	}
+	var subs []*peer
+	for range 4 {
+		time.Sleep(5 * time.Millisecond)
+		subs = append(subs, ts.dialURL(t, client.URL(ts.ws, "sub", "/t", query("since", "0", "envelope", "1")), nil))
+	}
+	for range publishers {
+		<-done
+	}
+	for i, s := range subs {
+		for want := uint64(1); want <= publishers*each; want++ {
+			e := s.nextEnvelope(t)
+			if e.Gap != nil || e.Seq != want {
+				t.Fatalf("subscriber %d: got seq %d gap %+v, want seq %d", i, e.Seq, e.Gap, want)
+			}
+		}
+		s.nothing(t)
+	}
+}

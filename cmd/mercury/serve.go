@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/broker/store"
+	"github.com/mercury-broker/mercury/bus/minion"
 	natsbus "github.com/mercury-broker/mercury/bus/nats"
 	"github.com/mercury-broker/mercury/cmd/mercury/internal/config"
 	"github.com/mercury-broker/mercury/web"
@@ -75,10 +77,12 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		}
 	}
 
-	var bp *natsbus.Backplane
+	bopts := broker.Options{QueueLimit: cfg.QueueLimit, Policies: buses.Policies, Logger: logger}
 	if len(cfg.Cluster.URLs) > 0 {
+		// Clustered: durable buses, history and queues live in JetStream;
+		// nothing is kept on this broker's disk.
 		c := cfg.Cluster
-		bp, err = natsbus.Connect(natsbus.Options{
+		bp, err := natsbus.Connect(natsbus.Options{
 			URLs: c.URLs, Name: c.Name, CredsFile: c.Creds, TLSCA: c.TLSCA, TLSCert: c.TLSCert, TLSKey: c.TLSKey,
 			Replicas: c.Replicas, MaxBytes: c.MaxBytes, QueueLimit: cfg.QueueLimit, Logger: logger,
 		})
@@ -86,10 +90,16 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 			return err
 		}
 		defer bp.Close()
-	}
-	bopts := broker.Options{QueueLimit: cfg.QueueLimit, Policies: buses.Policies, Logger: logger}
-	if bp != nil {
 		bopts.Backplane = bp
+	} else {
+		st, err := openStore(cfg, buses.Policies, logger)
+		if err != nil {
+			return err
+		}
+		if st != nil {
+			defer st.Close()
+			bopts.Store = st
+		}
 	}
 	b, err := broker.Open(bopts)
 	if err != nil {
@@ -120,7 +130,59 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		}
 		defer stop()
 	}
+	if cfg.MinionPG != "" {
+		// The bridge stops as the server starts shutting down: what it had
+		// not seen confirmed stays in the outbox for the next start.
+		bridgeCtx, stopBridge := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+		done := runMinionBridge(bridgeCtx, cfg, "http://"+ln.Addr().String(), logger)
+		defer func() { stopBridge(); <-done }()
+	}
 	return serveUntilSignal(ctx, ln, srv, logger)
+}
+
+// runMinionBridge runs the Minion audit bridge next to the broker,
+// publishing through the broker's own HTTP endpoint, so its events take
+// the same path as anyone's: the bus's schema, durability, confirms.
+func runMinionBridge(ctx context.Context, cfg *config.Config, self string, logger *slog.Logger) <-chan struct{} {
+	opts := minion.Options{
+		Schema:       cfg.MinionSchema,
+		Topic:        cfg.MinionTopic,
+		MaxEventSize: int(cfg.MaxMessageSize),
+		Logger:       logger.With("bridge", "minion"),
+	}
+	if cfg.MinionCompatBus != "" {
+		opts.Compat = &minion.HTTPPublisher{Broker: self, Pattern: "bus"}
+		opts.CompatTopic = cfg.MinionCompatBus
+	}
+	bridge := minion.New(cfg.MinionPG, &minion.HTTPPublisher{Broker: self, Concurrency: 8}, opts)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		logger.Info("minion bridge starting", "topic", cfg.MinionTopic)
+		if err := bridge.Run(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("minion bridge stopped", "err", err)
+		}
+	}()
+	return done
+}
+
+// openStore opens the durable store in the data directory when a bus is
+// durable, and returns nil otherwise: a broker without durable buses
+// writes no file.
+func openStore(cfg *config.Config, policies *broker.Policies, logger *slog.Logger) (*store.Durable, error) {
+	durable := false
+	for _, p := range policies.All() {
+		durable = durable || p.Durable
+	}
+	if !durable {
+		return nil, nil
+	}
+	st, err := store.OpenDurable(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open the data directory %s: %w", cfg.DataDir, err)
+	}
+	logger.Info("store open", "data_dir", cfg.DataDir)
+	return st, nil
 }
 
 // servePprof serves the runtime profiles on addr, apart from the broker's

@@ -25,6 +25,13 @@ type Config struct {
 	LogLevel       string
 	LogFormat      string
 	Pprof          string
+	DataDir        string
+
+	// The Minion audit bridge, run inside the broker when MinionPG is set.
+	MinionPG        string
+	MinionSchema    string
+	MinionTopic     string
+	MinionCompatBus string
 
 	Cluster Cluster
 
@@ -55,6 +62,11 @@ var settings = []setting{
 	{"ping_interval", web.DefaultPingInterval.String(), "how often each connection is pinged (`DURATION`)", duration(func(c *Config) *time.Duration { return &c.PingInterval })},
 	{"log_level", "info", "`LEVEL` of logging: debug, info, warn or error", oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
 	{"log_format", "text", "`FORMAT` of logs: text or json", oneOf(func(c *Config) *string { return &c.LogFormat }, "text", "json")},
+	{"data_dir", "./mercury-data", "`DIR` where durable buses keep their messages and queues; created only when a bus is durable", text(func(c *Config) *string { return &c.DataDir })},
+	{"minion.pg", "", "run the Minion audit bridge inside the broker: PostgreSQL `URL` of Minion's database (see 'mercury bridge minion')", text(func(c *Config) *string { return &c.MinionPG })},
+	{"minion.schema", "", "`SCHEMA` of Minion's tables (default: where the search path finds minion_jobs)", text(func(c *Config) *string { return &c.MinionSchema })},
+	{"minion.topic", "/audit/minion", "base `TOPIC` of the bridge's events", text(func(c *Config) *string { return &c.MinionTopic })},
+	{"minion.compat_bus", "", "also send the old notifier's [id,\"enqueue\"…] frames to this bus `TOPIC`, e.g. /jobs", text(func(c *Config) *string { return &c.MinionCompatBus })},
 	{"cluster.urls", "", "join the brokers sharing this NATS JetStream deployment: server `URL`s, e.g. nats://nats1:4222 (repeatable, or comma-separated); none: a single broker", list(func(c *Config) *[]string { return &c.Cluster.URLs })},
 	{"cluster.name", "mercury", "`NAME` shared by the brokers that act as one: their streams and buckets on NATS (lower-case letters, digits, - and _)", text(func(c *Config) *string { return &c.Cluster.Name })},
 	{"cluster.creds", "", "NATS credentials `FILE` (user JWT and nkey seed)", text(func(c *Config) *string { return &c.Cluster.Creds })},

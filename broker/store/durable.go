@@ -1,0 +1,284 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mercury-broker/mercury/broker"
+)
+
+// Durable is the broker's Store on a KV: messages of durable buses,
+// queued messages and dead letters, the sequence lease.
+//
+// Keys:
+//
+//	s                              the sequence lease (8 bytes, big-endian)
+//	m\x00<bus>\x00<seq>            a message of a durable bus
+//	t\x00<bus>                     the highest seq trimmed from that bus
+//	q\x00<queue>\x00<seq>          a queued message or dead letter
+//
+// <seq> is 8 bytes big-endian, so a bus's messages and a queue's records
+// scan in sequence order. Topics never contain a NUL byte.
+type Durable struct {
+	kv     KV
+	commit *Committer
+}
+
+var _ broker.Store = (*Durable)(nil)
+
+// OpenDurable opens (creating if needed) the store in dir.
+func OpenDurable(dir string) (*Durable, error) {
+	kv, err := Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Durable{kv: kv, commit: NewCommitter(kv)}, nil
+}
+
+// Close stops group commit and closes the KV.
+func (d *Durable) Close() error {
+	err := d.commit.Close()
+	if kerr := d.kv.Close(); err == nil {
+		err = kerr
+	}
+	return err
+}
+
+var (
+	leaseKey    = []byte("s")
+	msgPrefix   = []byte("m\x00")
+	trimPrefix  = []byte("t\x00")
+	queuePrefix = []byte("q\x00")
+)
+
+// ErrCorrupt is returned for a record that does not decode.
+var ErrCorrupt = errors.New("store: corrupt record")
+
+func topicKey(prefix []byte, t broker.Topic, seq uint64, withSeq bool) []byte {
+	k := make([]byte, 0, len(prefix)+len(t)+9)
+	k = append(append(append(k, prefix...), t...), 0)
+	if withSeq {
+		k = binary.BigEndian.AppendUint64(k, seq)
+	}
+	return k
+}
+
+// splitTopicKey returns the topic and seq of a key made by topicKey.
+func splitTopicKey(prefix, key []byte) (broker.Topic, uint64, error) {
+	if len(key) < len(prefix)+10 || key[len(key)-9] != 0 {
+		return "", 0, fmt.Errorf("%w: key %q", ErrCorrupt, key)
+	}
+	return broker.Topic(key[len(prefix) : len(key)-9]), binary.BigEndian.Uint64(key[len(key)-8:]), nil
+}
+
+// Record encoding: a version byte, flags, then fields.
+const (
+	recordVersion = 1
+	flagBinary    = 1 << 0
+	flagDead      = 1 << 1
+)
+
+func encodeRecord(m *broker.Message, attempts int, lastError string, dead bool, died time.Time) []byte {
+	b := make([]byte, 0, 32+len(m.Topic)+len(lastError)+len(m.Payload))
+	var flags byte
+	if m.Binary {
+		flags |= flagBinary
+	}
+	if dead {
+		flags |= flagDead
+	}
+	b = append(b, recordVersion, flags)
+	b = binary.AppendVarint(b, m.Time.UnixNano())
+	b = binary.AppendUvarint(b, uint64(attempts))
+	b = binary.AppendVarint(b, died.UnixNano())
+	b = binary.AppendUvarint(b, uint64(len(m.Topic)))
+	b = append(b, m.Topic...)
+	b = binary.AppendUvarint(b, uint64(len(lastError)))
+	b = append(b, lastError...)
+	return append(b, m.Payload...)
+}
+
+func decodeRecord(seq uint64, b []byte) (broker.QueuedMessage, error) {
+	var r broker.QueuedMessage
+	bad := func(what string) (broker.QueuedMessage, error) {
+		return r, fmt.Errorf("%w: message %d: %s", ErrCorrupt, seq, what)
+	}
+	if len(b) < 2 || b[0] != recordVersion {
+		return bad("unknown version")
+	}
+	flags := b[1]
+	b = b[2:]
+	at, n := binary.Varint(b)
+	if n <= 0 {
+		return bad("time")
+	}
+	b = b[n:]
+	attempts, n := binary.Uvarint(b)
+	if n <= 0 {
+		return bad("attempts")
+	}
+	b = b[n:]
+	died, n := binary.Varint(b)
+	if n <= 0 {
+		return bad("died")
+	}
+	b = b[n:]
+	field := func() ([]byte, bool) {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return nil, false
+		}
+		f := b[n : n+int(l)]
+		b = b[n+int(l):]
+		return f, true
+	}
+	topic, ok := field()
+	if !ok {
+		return bad("topic")
+	}
+	lastError, ok := field()
+	if !ok {
+		return bad("last error")
+	}
+	r.Message = &broker.Message{
+		Topic: broker.Topic(topic), Seq: seq, Time: time.Unix(0, at).UTC(),
+		Binary: flags&flagBinary != 0, Payload: append([]byte(nil), b...),
+	}
+	r.Attempts, r.LastError, r.Dead = int(attempts), string(lastError), flags&flagDead != 0
+	if r.Dead {
+		r.Died = time.Unix(0, died).UTC()
+	}
+	return r, nil
+}
+
+// AppendMessage stores m under bus, on disk before it returns.
+func (d *Durable) AppendMessage(bus broker.Topic, m *broker.Message) error {
+	return d.commit.Commit([]Op{{Key: topicKey(msgPrefix, bus, m.Seq, true), Value: encodeRecord(m, 0, "", false, time.Time{})}})
+}
+
+// TrimMessages deletes bus's messages up to upTo and remembers upTo.
+func (d *Durable) TrimMessages(bus broker.Topic, upTo uint64) error {
+	var ops []Op
+	prefix := topicKey(msgPrefix, bus, 0, false)
+	err := d.kv.Scan(prefix, nil, func(key, _ []byte) bool {
+		_, seq, err := splitTopicKey(msgPrefix, key)
+		if err != nil || seq > upTo {
+			return false
+		}
+		ops = append(ops, Op{Key: append([]byte(nil), key...), Delete: true})
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	ops = append(ops, Op{Key: append(append([]byte(nil), trimPrefix...), bus...), Value: binary.BigEndian.AppendUint64(nil, upTo)})
+	return d.kv.Apply(ops, false)
+}
+
+// LoadMessages calls fn for every stored message, bus by bus, in order.
+func (d *Durable) LoadMessages(fn func(bus broker.Topic, m *broker.Message) error) error {
+	var ferr error
+	err := d.kv.Scan(msgPrefix, nil, func(key, value []byte) bool {
+		var bus broker.Topic
+		var seq uint64
+		if bus, seq, ferr = splitTopicKey(msgPrefix, key); ferr != nil {
+			return false
+		}
+		var r broker.QueuedMessage
+		if r, ferr = decodeRecord(seq, value); ferr != nil {
+			return false
+		}
+		ferr = fn(bus, r.Message)
+		return ferr == nil
+	})
+	if err != nil {
+		return err
+	}
+	return ferr
+}
+
+// LoadTrims returns the trim marks of every bus.
+func (d *Durable) LoadTrims() (map[broker.Topic]uint64, error) {
+	trims := map[broker.Topic]uint64{}
+	var ferr error
+	err := d.kv.Scan(trimPrefix, nil, func(key, value []byte) bool {
+		if len(value) != 8 {
+			ferr = fmt.Errorf("%w: trim mark %q", ErrCorrupt, key)
+			return false
+		}
+		trims[broker.Topic(key[len(trimPrefix):])] = binary.BigEndian.Uint64(value)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return trims, ferr
+}
+
+// PutQueued stores a queued message or dead letter.
+func (d *Durable) PutQueued(queue broker.Topic, r broker.QueuedMessage, sync bool) error {
+	ops := []Op{{Key: topicKey(queuePrefix, queue, r.Message.Seq, true), Value: encodeRecord(r.Message, r.Attempts, r.LastError, r.Dead, r.Died)}}
+	if sync {
+		return d.commit.Commit(ops)
+	}
+	return d.kv.Apply(ops, false)
+}
+
+// DeleteQueued deletes one queued message or dead letter.
+func (d *Durable) DeleteQueued(queue broker.Topic, id uint64) error {
+	return d.kv.Apply([]Op{{Key: topicKey(queuePrefix, queue, id, true), Delete: true}}, false)
+}
+
+// DeleteQueue deletes everything stored for queue.
+func (d *Durable) DeleteQueue(queue broker.Topic) error {
+	var ops []Op
+	err := d.kv.Scan(topicKey(queuePrefix, queue, 0, false), nil, func(key, _ []byte) bool {
+		ops = append(ops, Op{Key: append([]byte(nil), key...), Delete: true})
+		return true
+	})
+	if err != nil || len(ops) == 0 {
+		return err
+	}
+	return d.kv.Apply(ops, false)
+}
+
+// LoadQueued calls fn for every queued message and dead letter.
+func (d *Durable) LoadQueued(fn func(queue broker.Topic, r broker.QueuedMessage) error) error {
+	var ferr error
+	err := d.kv.Scan(queuePrefix, nil, func(key, value []byte) bool {
+		var queue broker.Topic
+		var seq uint64
+		if queue, seq, ferr = splitTopicKey(queuePrefix, key); ferr != nil {
+			return false
+		}
+		var r broker.QueuedMessage
+		if r, ferr = decodeRecord(seq, value); ferr != nil {
+			return false
+		}
+		ferr = fn(queue, r)
+		return ferr == nil
+	})
+	if err != nil {
+		return err
+	}
+	return ferr
+}
+
+// LoadSeq returns the sequence lease, 0 for a new store.
+func (d *Durable) LoadSeq() (uint64, error) {
+	v, ok, err := d.kv.Get(leaseKey)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: sequence lease", ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// SaveSeq raises the sequence lease, on disk before it returns.
+func (d *Durable) SaveSeq(seq uint64) error {
+	return d.commit.Commit([]Op{{Key: leaseKey, Value: binary.BigEndian.AppendUint64(nil, seq)}})
+}

@@ -1,0 +1,199 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mercury-broker/mercury/broker"
+)
+
+func openDurable(t *testing.T, dir string) *Durable {
+	t.Helper()
+	d, err := OpenDurable(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestDurableRecords(t *testing.T) {
+	dir := t.TempDir()
+	d := openDurable(t, dir)
+	at := time.Date(2026, 11, 24, 11, 0, 0, 5, time.UTC)
+	msgs := []*broker.Message{
+		{Topic: "/a/x", Seq: 3, Time: at, Payload: []byte(`{"n":3}`)},
+		{Topic: "/a/y", Seq: 7, Time: at, Binary: true, Payload: []byte{0, 0xff}},
+		{Topic: "/a/b/z", Seq: 9, Time: at, Payload: []byte("nine")},
+	}
+	if err := d.AppendMessage("/a", msgs[0]); err != nil {
+		t.Fatal(err)
+	}
+	d.AppendMessage("/a", msgs[1])
+	d.AppendMessage("/a/b", msgs[2])
+	d.PutQueued("/jobs", broker.QueuedMessage{Message: &broker.Message{Topic: "/jobs", Seq: 4, Time: at, Payload: []byte("j4")}}, true)
+	d.PutQueued("/jobs", broker.QueuedMessage{Message: &broker.Message{Topic: "/jobs", Seq: 5, Time: at, Payload: []byte("j5")}, Attempts: 2, LastError: "boom"}, true)
+	d.PutQueued("/jobs", broker.QueuedMessage{Message: &broker.Message{Topic: "/jobs", Seq: 6, Time: at, Payload: []byte("j6")}, Attempts: 5, LastError: "dead", Dead: true, Died: at}, true)
+	d.PutQueued("/jobs/x", broker.QueuedMessage{Message: &broker.Message{Topic: "/jobs/x", Seq: 8, Time: at}}, true)
+	d.DeleteQueued("/jobs", 4)
+	d.DeleteQueue("/jobs/x")
+	d.SaveSeq(1 << 16)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	d = openDurable(t, dir)
+	defer d.Close()
+	var got []string
+	err := d.LoadMessages(func(bus broker.Topic, m *broker.Message) error {
+		got = append(got, fmt.Sprintf("%s %s %d %v %q %s", bus, m.Topic, m.Seq, m.Binary, m.Payload, m.Time.Format(time.RFC3339Nano)))
+		return nil
+	})
+	want := []string{
+		`/a /a/x 3 false "{\"n\":3}" 2026-11-24T11:00:00.000000005Z`,
+		`/a /a/y 7 true "\x00\xff" 2026-11-24T11:00:00.000000005Z`,
+		`/a/b /a/b/z 9 false "nine" 2026-11-24T11:00:00.000000005Z`,
+	}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("messages %q, %v\nwant %q", got, err, want)
+	}
+	var queued []string
+	d.LoadQueued(func(q broker.Topic, r broker.QueuedMessage) error {
+		queued = append(queued, fmt.Sprintf("%s %d %q %d %q %v", q, r.Message.Seq, r.Message.Payload, r.Attempts, r.LastError, r.Dead))
+		return nil
+	})
+	if want := []string{`/jobs 5 "j5" 2 "boom" false`, `/jobs 6 "j6" 5 "dead" true`}; !slices.Equal(queued, want) {
+		t.Fatalf("queued %q, want %q", queued, want)
+	}
+	if seq, err := d.LoadSeq(); seq != 1<<16 || err != nil {
+		t.Fatalf("lease %d, %v", seq, err)
+	}
+	if err := d.TrimMessages("/a", 3); err != nil {
+		t.Fatal(err)
+	}
+	trims, _ := d.LoadTrims()
+	if trims["/a"] != 3 || len(trims) != 1 {
+		t.Fatalf("trims %v", trims)
+	}
+	n := 0
+	d.LoadMessages(func(bus broker.Topic, m *broker.Message) error { n++; return nil })
+	if n != 2 {
+		t.Fatalf("%d messages after trimming /a up to 3, want 2", n)
+	}
+}
+
+// durableBroker opens a broker on the store in dir with a durable bus
+// /d (history 100) and a durable queue bus /q.
+func durableBroker(t *testing.T, dir string) (*broker.Broker, *Durable) {
+	t.Helper()
+	d := openDurable(t, dir)
+	ps, err := broker.NewPolicies([]broker.Policy{
+		{Bus: "/d", Durable: true, History: broker.History{Messages: 100}},
+		{Bus: "/q", Durable: true, Queue: broker.QueuePolicy{MaxAttempts: 3}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.Open(broker.Options{Policies: ps, Store: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, d
+}
+
+type puller struct {
+	mu  sync.Mutex
+	got []*broker.Delivery
+}
+
+func (p *puller) Offer(d *broker.Delivery) { p.mu.Lock(); p.got = append(p.got, d); p.mu.Unlock() }
+func (p *puller) Evict(string)             {}
+
+type receiver struct{}
+
+func (receiver) Deliver(*broker.Message) {}
+
+// TestBrokerSurvivesARestart checks what a durable bus promises across a
+// restart on the same store: confirmed messages replay, sequence numbers
+// go on upwards, unacknowledged queued messages come back with their ids,
+// acknowledged ones do not, dead letters stay.
+func TestBrokerSurvivesARestart(t *testing.T) {
+	dir := t.TempDir()
+	b, d := durableBroker(t, dir)
+	for i := range 5 {
+		if err := b.Publish(&broker.Message{Topic: broker.Topic(fmt.Sprintf("/d/%d", i%2)), Payload: fmt.Appendf(nil, "m%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Publish(&broker.Message{Topic: "/volatile", Payload: []byte("not kept")})
+	for i := range 4 {
+		b.Push(&broker.Message{Topic: "/q/jobs", Payload: fmt.Appendf(nil, "j%d", i)}, broker.PushOptions{})
+	}
+	var p puller
+	leave, err := b.Pull("/q/jobs", &p, broker.PullOptions{Ack: true, Prefetch: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	acked, held, failing := p.got[0], p.got[1], p.got[2]
+	p.mu.Unlock()
+	b.Ack("/q/jobs", &p, acked.ID())
+	for range 3 { // three failures: a dead letter
+		b.Nack("/q/jobs", &p, failing.ID(), 0, "broken")
+	}
+	_ = held // still held, unacknowledged, when the broker stops
+	lastSeq := b.LastSeq()
+	leave()
+	b.Close()
+	d.Close()
+
+	b, d = durableBroker(t, dir)
+	defer d.Close()
+	defer b.Close()
+	if next := b.LastSeq(); next < lastSeq {
+		t.Fatalf("sequence went back: %d after a restart, was %d", next, lastSeq)
+	}
+	backlog, gap, unsub := b.SubscribeSince("/d", receiver{}, 0)
+	defer unsub()
+	var payloads []string
+	for _, m := range backlog {
+		payloads = append(payloads, string(m.Payload))
+	}
+	if !slices.Equal(payloads, []string{"m0", "m1", "m2", "m3", "m4"}) || gap != nil {
+		t.Fatalf("replay after restart %q gap %+v", payloads, gap)
+	}
+	m := &broker.Message{Topic: "/d/new", Payload: []byte("after")}
+	b.Publish(m)
+	if m.Seq <= lastSeq {
+		t.Fatalf("new message seq %d not above %d", m.Seq, lastSeq)
+	}
+	dead, _ := b.DeadLetters("/q/jobs")
+	if len(dead) != 1 || dead[0].ID != failing.ID() || dead[0].LastError != "broken" {
+		t.Fatalf("dead letters after restart %+v", dead)
+	}
+	var p2 puller
+	b.Pull("/q/jobs", &p2, broker.PullOptions{Ack: true})
+	p2.mu.Lock()
+	defer p2.mu.Unlock()
+	var ids []uint64
+	for _, d := range p2.got {
+		ids = append(ids, d.ID())
+	}
+	if len(ids) != 2 || ids[0] != held.ID() {
+		t.Fatalf("redelivered ids %v, want the held %d and the never-delivered one", ids, held.ID())
+	}
+	for _, d := range p2.got {
+		if d.ID() == acked.ID() {
+			t.Fatal("an acknowledged message came back")
+		}
+	}
+}
+
+func TestDurableBusNeedsAStore(t *testing.T) {
+	ps, _ := broker.NewPolicies([]broker.Policy{{Bus: "/d", Durable: true}})
+	if _, err := broker.Open(broker.Options{Policies: ps}); err == nil {
+		t.Fatal("a durable bus without a store was accepted")
+	}
+}
