@@ -1,8 +1,14 @@
 package web
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -126,5 +132,109 @@ func BenchmarkPublishToDelivery(b *testing.B) {
 			}
 			b.StopTimer()
 		})
+	}
+}
+
+// rawSubscriber opens /sub/{topic} with a hand-made handshake and then
+// only counts bytes, so it allocates nothing while reading: what a
+// benchmark's allocation count then shows is the server's.
+func rawSubscriber(b *testing.B, ts *testServer, topic string, counted *atomic.Int64, wg *sync.WaitGroup) net.Conn {
+	b.Helper()
+	nc, err := net.Dial("tcp", strings.TrimPrefix(ts.http.URL, "http://"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Fprintf(nc, "GET /sub%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", topic)
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		b.Fatalf("handshake: %v %v", resp, err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := br.Read(buf)
+			counted.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return nc
+}
+
+// BenchmarkFanoutAllocs publishes 128-byte messages to 100 WebSocket
+// subscribers and reports the server's allocations per delivery (the
+// subscribers read raw bytes and allocate nothing).
+func BenchmarkFanoutAllocs(b *testing.B) {
+	const subs = 100
+	ts := startServer(b, Options{OutgoingQueue: 64 << 20})
+	var counted atomic.Int64
+	var wg sync.WaitGroup
+	for range subs {
+		nc := rawSubscriber(b, ts, "/bench", &counted, &wg)
+		defer nc.Close()
+	}
+	ts.waitSubscribed(b, subs)
+	payload := make([]byte, 128)
+	frame := int64(2 + len(payload))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	for b.Loop() {
+		ts.broker.Publish(&broker.Message{Topic: "/bench", Payload: payload})
+	}
+	for counted.Load() < int64(b.N)*subs*frame {
+		runtime.Gosched()
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&after)
+	deliveries := float64(b.N * subs)
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/deliveries, "allocs/delivery")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/deliveries, "ns/delivery")
+}
+
+// BenchmarkIdleConnectionMemory opens idle subscribers and reports the
+// server's heap and goroutine stack per connection, after a collection.
+// The subscribers are raw sockets in the same process: their own share
+// (a socket each, no goroutine, no buffer kept) is counted too, so the
+// figure slightly overstates the server's.
+func BenchmarkIdleConnectionMemory(b *testing.B) {
+	const conns = 2000
+	ts := startServer(b, Options{})
+	measure := func() (heap, stack uint64) {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse, ms.StackInuse
+	}
+	for b.Loop() {
+		heap0, stack0 := measure()
+		var open []net.Conn
+		for i := range conns {
+			nc, err := net.Dial("tcp", strings.TrimPrefix(ts.http.URL, "http://"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			fmt.Fprintf(nc, "GET /sub/idle/%d HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", i)
+			resp, err := http.ReadResponse(bufio.NewReaderSize(nc, 512), nil)
+			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+				b.Fatalf("handshake: %v %v", resp, err)
+			}
+			open = append(open, nc)
+		}
+		ts.waitSubscribed(b, conns)
+		heap1, stack1 := measure()
+		b.ReportMetric(float64(heap1+stack1-heap0-stack0)/conns, "bytes/conn")
+		b.ReportMetric(float64(stack1-stack0)/conns, "stack-bytes/conn")
+		for _, nc := range open {
+			nc.Close()
+		}
+		waitFor(b, func() bool { return ts.Connections() == 0 })
 	}
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/mercury-broker/mercury/broker"
 )
 
-// conn is one WebSocket connection. Its handler goroutine reads; a writer
-// goroutine runs only while frames are waiting, so an idle connection
-// costs one goroutine.
+// conn is one WebSocket connection. One goroutine reads; the server's
+// writer shards write (see writers.go), so an idle connection costs one
+// goroutine and no buffers beyond a small read buffer.
 type conn struct {
 	s       *Server
 	pattern pattern
@@ -25,14 +25,16 @@ type conn struct {
 	opened  time.Time
 
 	ws     *websocket.Conn
-	cork   *corkConn
+	wire   *wireConn // set with ws, under mu
+	shard  *shard    // writes this connection's frames
 	pinger *time.Timer
 
 	mu          sync.Mutex
 	out         []outFrame // waiting to be written
 	spare       []outFrame // the writer's previous batch, reused
 	outBytes    int        // bytes of the counted frames in out
-	writing     bool       // a writer goroutine is running
+	scheduled   bool       // on the shard's ready list
+	slow        bool       // the socket was full: a goroutine of its own writes
 	closing     bool       // a close was requested; nothing more is queued
 	closeCode   websocket.StatusCode
 	closeReason string
@@ -81,30 +83,39 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 			aerr.write(w)
 			return
 		}
-		defer s.wg.Done()
-		defer s.unregister(c)
+		c.shard = s.writers().pick()
 
 		// Attach before the handshake completes: once a client sees its
 		// handshake answered, it is subscribed. Frames wait until the
 		// connection is up.
 		detach, refusal := c.attach()
-		cw := &corkingWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout}
+		hw := &hijackWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout,
+			smallReads: !p.sends() && !(p == patternPull && opts.envelope)}
 		// The origin was checked above, with our own rules.
-		ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
+		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 			InsecureSkipVerify: true,
 			Subprotocols:       []string{subprotocolEnvelope},
 		})
 		if err != nil {
 			s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
 			c.teardown(detach)
+			s.unregister(c)
+			s.wg.Done()
 			return
 		}
 		ws.SetReadLimit(s.opts.MaxMessageSize)
 		if refusal != nil {
 			c.closeWith(refusal.code, refusal.reason)
 		}
-		c.serve(ws, cw.conn)
-		c.teardown(detach)
+		// The connection lives on in a goroutine of its own, and the
+		// handler returns: what net/http kept for the request (its buffers,
+		// the handler's deep stack) is freed while the connection idles.
+		go func() {
+			defer s.wg.Done()
+			defer s.unregister(c)
+			c.serve(ws, hw.wire)
+			c.teardown(detach)
+		}()
 	}
 }
 
@@ -155,14 +166,14 @@ func (c *conn) attach() (detach func(), _ *refusal) {
 }
 
 // serve runs the connection until it ends.
-func (c *conn) serve(ws *websocket.Conn, cork *corkConn) {
+func (c *conn) serve(ws *websocket.Conn, wire *wireConn) {
 	c.mu.Lock()
-	c.ws, c.cork = ws, cork
+	c.ws, c.wire = ws, wire
 	pending := c.closing // a close requested during the handshake
 	if pending {
 		c.s.wg.Add(1)
 	} else {
-		c.startWriter()
+		c.kick()
 	}
 	c.mu.Unlock()
 	if pending {

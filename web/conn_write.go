@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"encoding/json"
 	"strconv"
 
@@ -73,7 +72,7 @@ func (c *conn) prependBacklog(backlog []*broker.Message, gap *broker.Gap) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.out = append(frames, c.out...)
-	c.startWriter()
+	c.kick()
 }
 
 func frameType(m *broker.Message) websocket.MessageType {
@@ -104,80 +103,148 @@ func (c *conn) enqueue(f outFrame) {
 	if !f.uncounted {
 		c.outBytes += len(f.data)
 	}
-	c.startWriter()
+	c.kick()
 	c.mu.Unlock()
 }
 
-// startWriter starts the writer if frames wait, the connection is up and
-// no writer runs; c.mu is held.
-func (c *conn) startWriter() {
-	if !c.writing && c.ws != nil && len(c.out) > 0 {
-		c.writing = true
-		c.bg.Add(1)
-		go c.writeLoop()
+// kick gets waiting frames written: it puts the connection on its shard's
+// ready list unless it is there already, or a slow writer has it, or the
+// handshake is not done; c.mu is held.
+func (c *conn) kick() {
+	if c.wire == nil || c.scheduled || c.slow || len(c.out) == 0 {
+		return
 	}
+	c.scheduled = true
+	c.shard.schedule(c)
 }
 
-// maxBatch bounds the frames one batch takes, so a long replay is written
+// maxBatch bounds the frames one write takes, so a long replay is written
 // in slices and its memory released as it goes.
 const maxBatch = 256
 
-// writeLoop writes queued frames until the queue is empty, each batch
-// with one system call.
-func (c *conn) writeLoop() {
-	defer c.bg.Done()
-	ctx := context.Background() // the corkConn's deadline bounds each write
-	for {
-		c.mu.Lock()
-		if len(c.out) == 0 || c.dead {
-			c.writing = false
-			c.mu.Unlock()
-			return
-		}
-		var batch []outFrame
-		if len(c.out) > maxBatch {
-			batch = append(c.spare[:0], c.out[:maxBatch]...)
-			clear(c.out[:maxBatch])
-			c.out = c.out[maxBatch:]
-		} else {
-			batch = c.out
-			c.out = c.spare[:0]
-		}
-		c.spare = nil
+// take removes the next batch from the queue; c.mu is held.
+func (c *conn) take() []outFrame {
+	var batch []outFrame
+	if len(c.out) > maxBatch {
+		batch = append(c.spare[:0], c.out[:maxBatch]...)
+		clear(c.out[:maxBatch])
+		c.out = c.out[maxBatch:]
+	} else {
+		batch = c.out
+		c.out = c.spare[:0]
+	}
+	c.spare = nil
+	return batch
+}
+
+// flush writes the waiting frames from shard s without blocking. When the
+// socket is full, the rest goes to a writer goroutine of its own.
+func (c *conn) flush(s *shard) {
+	c.mu.Lock()
+	c.scheduled = false
+	if c.dead || c.slow || len(c.out) == 0 {
 		c.mu.Unlock()
+		return
+	}
+	batch := c.take()
+	c.bg.Add(1) // teardown waits for this write before giving deliveries back
+	c.mu.Unlock()
+	defer c.bg.Done()
 
-		var err error
-		counted := 0
-		c.cork.Cork()
-		for _, f := range batch {
-			if !f.uncounted {
-				counted += len(f.data)
-			}
-			if err = c.ws.Write(ctx, f.typ, f.data); err != nil {
-				break
-			}
-		}
-		if uerr := c.cork.Uncork(); err == nil {
-			err = uerr
-		}
-		if err == nil {
-			for _, f := range batch {
-				if f.delivery != nil {
-					f.delivery.Done()
-				}
-			}
-		}
-		clear(batch)
-
+	if !c.wire.mu.TryLock() { // the library is writing a control frame
+		c.goSlow(batch, 0)
+		return
+	}
+	if c.isClosing() {
+		// Nothing may follow the close frame; what is held goes back to
+		// the broker at teardown.
+		c.wire.mu.Unlock()
+		c.done(batch, false, nil)
+		return
+	}
+	bufs := s.frames(batch)
+	n, blocked, err := c.wire.tryWritev(bufs, &s.iov)
+	c.wire.mu.Unlock()
+	clear(bufs)
+	s.bufs = bufs[:0]
+	switch {
+	case err != nil:
+		c.done(batch, false, err)
+	case blocked:
+		c.goSlow(batch, n)
+	default:
+		c.done(batch, true, nil)
 		c.mu.Lock()
-		c.outBytes = max(c.outBytes-counted, 0) // the queue may have been dropped meanwhile
-		c.spare = batch[:0]
-		if err != nil {
-			c.writing = false
-			c.mu.Unlock()
-			c.ws.CloseNow()
-			return
-		}
+		c.kick() // more may have come meanwhile
 		c.mu.Unlock()
 	}
+}
+
+// goSlow hands batch, of which the first written bytes went out already,
+// to a writer goroutine that may block on the socket.
+func (c *conn) goSlow(batch []outFrame, written int) {
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return
+	}
+	c.slow = true
+	c.bg.Add(1)
+	c.mu.Unlock()
+	go c.writeSlow(batch, written)
+}
+
+// writeSlow writes, blocking up to the write timeout each time, until the
+// queue is empty; then the shard takes over again.
+func (c *conn) writeSlow(batch []outFrame, written int) {
+	defer c.bg.Done()
+	var headers []byte
+	for {
+		c.wire.mu.Lock()
+		var err error
+		closing := c.isClosing()
+		if !closing {
+			bufs := skipBytes(appendFrames(&headers, nil, batch), written)
+			err = c.wire.writeAll(bufs)
+		}
+		c.wire.mu.Unlock()
+		c.done(batch, !closing && err == nil, err)
+		c.mu.Lock()
+		if err != nil || c.dead || len(c.out) == 0 {
+			c.slow = false
+			c.mu.Unlock()
+			return
+		}
+		batch, written = c.take(), 0
+		c.mu.Unlock()
+	}
+}
+
+// done finishes a batch: written, it settles raw pullers' deliveries
+// (what was not written stays held, and goes back to the queue when the
+// connection is torn down); a failed write closes the connection. Either
+// way the batch no longer counts against the queue.
+func (c *conn) done(batch []outFrame, written bool, err error) {
+	counted := 0
+	for _, f := range batch {
+		if !f.uncounted {
+			counted += len(f.data)
+		}
+	}
+	if err != nil {
+		c.ws.CloseNow()
+	} else if written {
+		for _, f := range batch {
+			if f.delivery != nil {
+				f.delivery.Done()
+			}
+		}
+	}
+	clear(batch)
+	c.mu.Lock()
+	c.outBytes = max(c.outBytes-counted, 0) // the queue may have been dropped meanwhile
+	if c.spare == nil {
+		c.spare = batch[:0]
+	}
+	c.mu.Unlock()
 }

@@ -108,6 +108,24 @@ type Server struct {
 
 	buses    atomic.Pointer[Buses] // swapped whole by Reload
 	reloadMu sync.Mutex            // one reload at a time
+
+	writersOnce sync.Once
+	writerPool  *writers // started with the first connection
+}
+
+// writers returns the writer shards, starting them the first time.
+func (s *Server) writers() *writers {
+	s.writersOnce.Do(func() { s.writerPool = startWriters() })
+	return s.writerPool
+}
+
+// stopWriters stops the writer shards once every connection is gone.
+func (s *Server) stopWriters() {
+	s.writersOnce.Do(func() {}) // none may start after this
+	if s.writerPool != nil {
+		s.writerPool.stop()
+		s.writerPool = nil
+	}
 }
 
 // New returns a Server for b. It fails only on bad options.
@@ -226,13 +244,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	defer s.stopWriters()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.conns {
-			c.ws.CloseNow()
+			if c.ws != nil {
+				c.ws.CloseNow()
+			}
 		}
 		s.mu.Unlock()
 		<-done

@@ -1,0 +1,147 @@
+package web
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// wireConn is the network connection under a WebSocket. Every write goes
+// through it, serialised by mu: the WebSocket library's control frames
+// (pings, pongs, close) through Write, and data frames, which the broker
+// writes itself (see conn_write.go), through writeFrames.
+type wireConn struct {
+	net.Conn
+	writeTimeout time.Duration
+	raw          syscall.RawConn // the socket, for non-blocking writev; nil under TLS
+
+	mu sync.Mutex
+}
+
+func newWireConn(nc net.Conn, writeTimeout time.Duration) *wireConn {
+	w := &wireConn{Conn: nc, writeTimeout: writeTimeout}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			w.raw = raw
+		}
+	}
+	return w
+}
+
+// Write writes p with the write deadline, for the WebSocket library.
+func (w *wireConn) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writeLocked(p)
+}
+
+func (w *wireConn) writeLocked(p []byte) (int, error) {
+	if w.writeTimeout > 0 {
+		w.Conn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
+	}
+	return w.Conn.Write(p)
+}
+
+// tryWritev writes bufs without blocking, as much as the socket takes;
+// w.mu is held. blocked reports that the socket is full (or that this
+// connection cannot be written without blocking, under TLS) and n how
+// many bytes went.
+func (w *wireConn) tryWritev(bufs [][]byte, iov *[]syscall.Iovec) (n int, blocked bool, err error) {
+	if w.raw == nil {
+		return 0, true, nil
+	}
+	var werr error
+	cerr := w.raw.Write(func(fd uintptr) bool {
+		n, blocked, werr = writevNonBlocking(fd, bufs, iov)
+		return true // never wait for the socket: a full one goes to the slow path
+	})
+	if cerr != nil {
+		return n, false, cerr
+	}
+	return n, blocked, werr
+}
+
+// writeAll writes bufs, blocking up to the write deadline; w.mu is held.
+func (w *wireConn) writeAll(bufs [][]byte) error {
+	if w.writeTimeout > 0 {
+		w.Conn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
+	}
+	if w.raw != nil {
+		nb := net.Buffers(bufs)
+		_, err := nb.WriteTo(w.Conn) // writev on a socket
+		return err
+	}
+	// Under TLS one Write makes one record rather than one per buffer.
+	buf := bytes.NewBuffer(make([]byte, 0, buffersLen(bufs)))
+	for _, b := range bufs {
+		buf.Write(b)
+	}
+	_, err := w.Conn.Write(buf.Bytes())
+	return err
+}
+
+func buffersLen(bufs [][]byte) int {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	return n
+}
+
+// skipBytes drops the first n bytes of bufs (a partial write).
+func skipBytes(bufs [][]byte, n int) [][]byte {
+	for n > 0 && len(bufs) > 0 {
+		if n < len(bufs[0]) {
+			bufs[0] = bufs[0][n:]
+			return bufs
+		}
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	return bufs
+}
+
+// hijackWriter hands the WebSocket library a wireConn when it hijacks the
+// HTTP connection.
+type hijackWriter struct {
+	http.ResponseWriter
+	writeTimeout time.Duration
+	// smallReads: the client only sends control frames (a subscriber, a
+	// raw puller), so a small read buffer will do.
+	smallReads bool
+	wire       *wireConn // set by Hijack
+}
+
+// Read buffer sizes: a connection that receives messages reads through the
+// server's 4 KiB buffer; one that only gets control frames through a small
+// one, which matters with thousands of idle subscribers.
+const smallReadBuffer = 256
+
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.wire = newWireConn(nc, h.writeTimeout)
+	r := brw.Reader
+	if h.smallReads {
+		// Keep what the server already buffered (a client may send right
+		// after its handshake), then read the socket directly.
+		buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
+		var src io.Reader = h.wire
+		if len(buffered) > 0 {
+			src = io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), h.wire)
+		}
+		r = bufio.NewReaderSize(src, smallReadBuffer)
+	}
+	// The library's own writes are control frames: a small buffer, flushed
+	// whole through the wireConn.
+	return h.wire, bufio.NewReadWriter(r, bufio.NewWriterSize(h.wire, 256)), nil
+}
+
+func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }

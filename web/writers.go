@@ -1,0 +1,117 @@
+package web
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// writers are the goroutines that write connections' frames: one shard a
+// core. A connection with frames waiting is put on its shard's ready list;
+// the shard writes each ready connection's frames with one non-blocking
+// writev, batching whatever accumulated meanwhile. No goroutine is started
+// per message and none sits idle per connection; a connection whose socket
+// is full is handed to a goroutine of its own until it drains.
+type writers struct {
+	shards []*shard
+	next   atomic.Uint32
+	wg     sync.WaitGroup
+}
+
+type shard struct {
+	mu    sync.Mutex
+	ready []*conn
+	wake  chan struct{} // capacity 1
+	quit  chan struct{}
+
+	// Scratch, used by the shard's goroutine only.
+	spare   []*conn
+	headers []byte
+	bufs    [][]byte
+	iov     []syscall.Iovec
+}
+
+func startWriters() *writers {
+	w := &writers{shards: make([]*shard, runtime.GOMAXPROCS(0))}
+	for i := range w.shards {
+		s := &shard{wake: make(chan struct{}, 1), quit: make(chan struct{})}
+		w.shards[i] = s
+		w.wg.Go(s.run)
+	}
+	return w
+}
+
+// pick spreads connections over the shards.
+func (w *writers) pick() *shard {
+	return w.shards[int(w.next.Add(1))%len(w.shards)]
+}
+
+// stop ends the shards; connections must be gone.
+func (w *writers) stop() {
+	for _, s := range w.shards {
+		close(s.quit)
+	}
+	w.wg.Wait()
+}
+
+// schedule puts c on the ready list.
+func (s *shard) schedule(c *conn) {
+	s.mu.Lock()
+	s.ready = append(s.ready, c)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *shard) run() {
+	for {
+		select {
+		case <-s.wake:
+		case <-s.quit:
+			return
+		}
+		for {
+			s.mu.Lock()
+			batch := s.ready
+			s.ready = s.spare[:0]
+			s.mu.Unlock()
+			if len(batch) == 0 {
+				s.spare = batch
+				break
+			}
+			for i, c := range batch {
+				c.flush(s)
+				batch[i] = nil
+			}
+			s.spare = batch[:0]
+		}
+	}
+}
+
+// frames lays out batch as header and payload buffers for one writev.
+func (s *shard) frames(batch []outFrame) [][]byte {
+	return appendFrames(&s.headers, s.bufs[:0], batch)
+}
+
+// appendFrames appends the buffers of batch to bufs, with the headers
+// written into *headers (grown first, so the buffers stay valid).
+func appendFrames(headers *[]byte, bufs [][]byte, batch []outFrame) [][]byte {
+	need := len(batch) * maxFrameHeader
+	if cap(*headers) < need {
+		*headers = make([]byte, 0, need)
+	}
+	h := (*headers)[:0]
+	for _, f := range batch {
+		start := len(h)
+		h = appendFrameHeader(h, f.typ, len(f.data))
+		bufs = append(bufs, h[start:len(h):len(h)])
+		if len(f.data) > 0 {
+			bufs = append(bufs, f.data)
+		}
+	}
+	*headers = h
+	return bufs
+}
