@@ -58,6 +58,14 @@ type Origin struct {
 // a message now (it lost its connection): the message was not accepted.
 var ErrUnavailable = errors.New("broker: the cluster is unavailable")
 
+// AsyncPublisher is the capability of a backplane that stores messages
+// without making the caller wait: done is called once m is stored (its Seq
+// set) or could not be, possibly on another goroutine. Messages published
+// from one goroutine are stored in the order of the calls.
+type AsyncPublisher interface {
+	PublishAsync(m *Message, kind Kind, from Origin, done func(error))
+}
+
 // PolicyWatcher is the capability of a backplane that sizes its storage
 // from the bus settings. SetPolicies is called at Open and on each reload.
 type PolicyWatcher interface {

@@ -85,6 +85,7 @@ type Broker struct {
 
 	bp      Backplane      // nil for a single broker
 	qbp     QueueBackplane // nil unless bp shares queues
+	abp     AsyncPublisher // nil unless bp publishes without waiting
 	peerIDs atomic.Uint64  // numbers bus peers, for a backplane's Origin
 }
 
@@ -123,6 +124,7 @@ func Open(opts Options) (*Broker, error) {
 	}
 	if b.bp != nil {
 		b.qbp, _ = b.bp.(QueueBackplane)
+		b.abp, _ = b.bp.(AsyncPublisher)
 	}
 	if err := b.SetPolicies(opts.Policies); err != nil {
 		return nil, err

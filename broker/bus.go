@@ -24,17 +24,8 @@ func (b *Broker) JoinBus(topic Topic, r Receiver, echo bool) (leave func()) {
 // with echo; a nil from (an HTTP POST) reaches every peer.
 func (b *Broker) SendBus(m *Message, from Receiver) error {
 	if b.bp != nil {
-		origin := Origin{Node: b.bp.Node()}
-		if from != nil {
-			for _, p := range b.peers.Values(string(m.Topic)) {
-				if p.r == from {
-					origin.Peer = p.id
-					break
-				}
-			}
-		}
 		// Handed to the peers when the backplane's feed brings it back.
-		return b.bp.Publish(m, KindBus, origin)
+		return b.bp.Publish(m, KindBus, b.origin(m.Topic, from))
 	}
 	b.pubMu.Lock()
 	defer b.pubMu.Unlock()

@@ -80,3 +80,40 @@ func (b *Broker) subscribeSinceCluster(topic Topic, r Receiver, since uint64) (b
 	sort.Slice(backlog, func(i, j int) bool { return backlog[i].Seq < backlog[j].Seq })
 	return backlog, gap, unsubscribe
 }
+
+// PublishAsync is Publish for a caller that need not wait for the message
+// to be stored: on a backplane that can, it returns at once and done gets
+// Publish's result later, on another goroutine; otherwise done is called
+// before PublishAsync returns. Messages from one goroutine keep their
+// order. A connection publishing through a cluster so keeps several
+// messages in flight instead of one round trip each.
+func (b *Broker) PublishAsync(m *Message, done func(error)) {
+	if b.abp == nil {
+		done(b.Publish(m))
+		return
+	}
+	b.abp.PublishAsync(m, KindPublish, Origin{Node: b.bp.Node()}, done)
+}
+
+// SendBusAsync is SendBus as PublishAsync is Publish.
+func (b *Broker) SendBusAsync(m *Message, from Receiver, done func(error)) {
+	if b.abp == nil {
+		done(b.SendBus(m, from))
+		return
+	}
+	b.abp.PublishAsync(m, KindBus, b.origin(m.Topic, from), done)
+}
+
+// origin returns the Origin of a bus message from sender on topic.
+func (b *Broker) origin(topic Topic, from Receiver) Origin {
+	origin := Origin{Node: b.bp.Node()}
+	if from != nil {
+		for _, p := range b.peers.Values(string(topic)) {
+			if p.r == from {
+				origin.Peer = p.id
+				break
+			}
+		}
+	}
+	return origin
+}

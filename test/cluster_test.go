@@ -342,3 +342,43 @@ func TestClusterLosesNATS(t *testing.T) {
 		return err == nil && resp.Status == 200
 	})
 }
+
+// TestClusterPublishConfirms: a WebSocket publisher keeps many messages in
+// flight through the cluster, and is still answered in the order of its
+// frames, each {"ok":SEQ} once stored, with increasing sequence numbers
+// that a subscriber on another broker sees in the same order.
+func TestClusterPublishConfirms(t *testing.T) {
+	_, b := startCluster(t, 2, "buses:\n  /d:\n    durable: true\n    history: {messages: 10000, age: 1h}\n")
+	sub := dial(t, b[1].WS+"/sub/d?envelope=1", nil)
+	pub := dial(t, b[0].WS+"/pub/d/x?envelope=1", nil)
+	const n = 1000
+	ctx := context.Background()
+	go func() {
+		for i := range n {
+			if err := pub.WriteText(ctx, fmt.Sprint(i)); err != nil {
+				return
+			}
+		}
+	}()
+	var seqs []uint64
+	for i := range n {
+		var ok struct{ OK uint64 }
+		line := readText(t, pub)
+		if err := json.Unmarshal([]byte(line), &ok); err != nil || ok.OK == 0 {
+			t.Fatalf("answer %d: %s", i, line)
+		}
+		if i > 0 && ok.OK <= seqs[i-1] {
+			t.Fatalf("answer %d: seq %d after %d", i, ok.OK, seqs[i-1])
+		}
+		seqs = append(seqs, ok.OK)
+	}
+	for i := range n {
+		var e client.Envelope
+		if err := json.Unmarshal([]byte(readText(t, sub)), &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Seq != seqs[i] || string(e.Data) != fmt.Sprint(i) {
+			t.Fatalf("message %d: seq %d data %s, want seq %d", i, e.Seq, e.Data, seqs[i])
+		}
+	}
+}

@@ -32,12 +32,7 @@ func (c *conn) readLoop() error {
 		}
 		switch {
 		case c.pattern.sends():
-			m := &broker.Message{Topic: c.topic, Binary: typ == websocket.MessageBinary, Payload: data}
-			if aerr := c.s.accept(c.pattern, m, c, c.opts); aerr != nil {
-				c.sendError(aerr)
-			} else if c.opts.envelope {
-				c.sendOK(m.Seq)
-			}
+			c.publishFrame(&broker.Message{Topic: c.topic, Binary: typ == websocket.MessageBinary, Payload: data})
 		case c.pattern == patternPull && c.opts.envelope:
 			if aerr := c.settle(data); aerr != nil {
 				c.sendError(aerr)

@@ -55,6 +55,10 @@ const (
 	DefaultTimeout  = 5 * time.Second
 )
 
+// maxAsyncPending bounds the publishes in flight without waiting, on one
+// broker: past it, a publisher waits.
+const maxAsyncPending = 4096
+
 var nameRE = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
 
 // Errors of the package.
@@ -74,6 +78,8 @@ type Backplane struct {
 	pubPrefix, busPrefix, queuePrefix, deadPrefix, ctlPrefix string
 	stream, queueStream, deadStream                          string
 	queueInfo, pullers                                       jetstream.KeyValue
+
+	async sync.Map // *nats.Msg → asyncPub: publishes waiting for JetStream
 
 	mu        sync.Mutex
 	feed      jetstream.ConsumeContext
@@ -133,7 +139,11 @@ func Connect(opts Options) (*Backplane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to connect to NATS at %s: %w", url, err)
 	}
-	p.js, err = jetstream.New(p.nc)
+	p.js, err = jetstream.New(p.nc,
+		jetstream.WithPublishAsyncAckHandler(p.asyncAcked),
+		jetstream.WithPublishAsyncErrHandler(p.asyncFailed),
+		jetstream.WithPublishAsyncTimeout(opts.Timeout),
+		jetstream.WithPublishAsyncMaxPending(maxAsyncPending))
 	if err == nil {
 		err = p.setUp()
 	}
@@ -252,4 +262,5 @@ var (
 	_ broker.Backplane      = (*Backplane)(nil)
 	_ broker.QueueBackplane = (*Backplane)(nil)
 	_ broker.PolicyWatcher  = (*Backplane)(nil)
+	_ broker.AsyncPublisher = (*Backplane)(nil)
 )

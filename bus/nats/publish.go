@@ -29,6 +29,19 @@ func (p *Backplane) Publish(m *broker.Message, kind broker.Kind, from broker.Ori
 	if err := p.Ready(); err != nil {
 		return err
 	}
+	msg := p.natsMsg(m, kind, from)
+	ctx, cancel := p.reqCtx()
+	defer cancel()
+	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(p.stream))
+	if err != nil {
+		return p.unavailable("store the message", err)
+	}
+	m.Seq, m.Time = ack.Sequence, time.Now()
+	return nil
+}
+
+// natsMsg is m on its way to the message stream.
+func (p *Backplane) natsMsg(m *broker.Message, kind broker.Kind, from broker.Origin) *nats.Msg {
 	prefix := p.pubPrefix
 	if kind == broker.KindBus {
 		prefix = p.busPrefix
@@ -42,14 +55,47 @@ func (p *Backplane) Publish(m *broker.Message, kind broker.Kind, from broker.Ori
 	if m.Binary {
 		msg.Header.Set(hdrBinary, "1")
 	}
-	ctx, cancel := p.reqCtx()
-	defer cancel()
-	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(p.stream))
-	if err != nil {
-		return p.unavailable("store the message", err)
+	return msg
+}
+
+// asyncPub is a message published without waiting, until JetStream answers.
+type asyncPub struct {
+	m    *broker.Message
+	done func(error)
+}
+
+// PublishAsync stores m like Publish, without waiting: done is called from
+// the NATS client's goroutine once JetStream acknowledged it, or with the
+// error (broker.AsyncPublisher). The client sends in call order, and gives
+// up rather than resend, so the stream keeps that order.
+func (p *Backplane) PublishAsync(m *broker.Message, kind broker.Kind, from broker.Origin, done func(error)) {
+	if err := p.Ready(); err != nil {
+		done(err)
+		return
 	}
-	m.Seq, m.Time = ack.Sequence, time.Now()
-	return nil
+	msg := p.natsMsg(m, kind, from)
+	p.async.Store(msg, asyncPub{m: m, done: done})
+	if _, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(p.stream), jetstream.WithRetryAttempts(0)); err != nil {
+		if _, mine := p.async.LoadAndDelete(msg); mine {
+			done(p.unavailable("store the message", err))
+		}
+	}
+}
+
+// asyncAcked completes an asynchronous publish JetStream acknowledged.
+func (p *Backplane) asyncAcked(_ jetstream.JetStream, msg *nats.Msg, ack *jetstream.PubAck) {
+	if v, ok := p.async.LoadAndDelete(msg); ok {
+		pub := v.(asyncPub)
+		pub.m.Seq, pub.m.Time = ack.Sequence, time.Now()
+		pub.done(nil)
+	}
+}
+
+// asyncFailed completes an asynchronous publish that failed.
+func (p *Backplane) asyncFailed(_ jetstream.JetStream, msg *nats.Msg, err error) {
+	if v, ok := p.async.LoadAndDelete(msg); ok {
+		v.(asyncPub).done(p.unavailable("store the message", err))
+	}
 }
 
 // messageOf decodes a message of a stream under prefix.
