@@ -30,6 +30,7 @@ func (b *Broker) Queues() []QueueStats {
 		stats, err := b.qbp.QueueStats()
 		if err != nil {
 			b.opts.Logger.Warn("cluster: failed to list queues", "err", err)
+			return []QueueStats{}
 		}
 		return stats
 	}
