@@ -18,6 +18,7 @@ run() { label=$1; shift; $M bench $B --label $label "$@" > $OUT/$label.json 2>$O
 for round in 1 2; do
   p0=$(start 3100)
   run single-r$round --url ws://127.0.0.1:3100 --pid $p0
+  run single-3pubs-r$round --url ws://127.0.0.1:3100 --pubs 3 --pid $p0
   kill $p0; wait $p0 2>/dev/null
   a=$(start 3101 --cluster $NATS --cluster-name $NAME)
   b=$(start 3102 --cluster $NATS --cluster-name $NAME)
