@@ -183,7 +183,7 @@ func (p *Backplane) refreshPullers() {
 			p.mu.Lock()
 			delete(p.touched, r.q.topic)
 			p.mu.Unlock()
-			p.useQueue(r.q.topic, 0, false)
+			p.useQueue(r.q.topic, r.q.ttl, false)
 		}
 	}
 }

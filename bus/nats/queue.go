@@ -136,7 +136,7 @@ func (p *Backplane) OpenQueue(topic broker.Topic, qp broker.QueuePolicy, feed br
 	if err != nil {
 		return nil, p.unavailable("open the queue's consumer", err)
 	}
-	q := &remoteQueue{p: p, topic: topic, key: key, cons: cons, feed: feed,
+	q := &remoteQueue{p: p, topic: topic, key: key, cons: cons, feed: feed, ttl: qp.TTL,
 		poke: make(chan struct{}, 1), stop: make(chan struct{})}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -153,6 +153,7 @@ type remoteQueue struct {
 	p     *Backplane
 	topic broker.Topic
 	key   string
+	ttl   time.Duration // the queue's, should this broker make it again
 	cons  jetstream.Consumer
 	feed  broker.QueueFeed
 
