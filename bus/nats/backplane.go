@@ -2,7 +2,6 @@ package nats
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -194,9 +193,6 @@ func (p *Backplane) natsOptions() ([]nats.Option, error) {
 		nopts = append(nopts, nats.ClientCert(o.TLSCert, o.TLSKey))
 	case o.TLSCert != "" || o.TLSKey != "":
 		return nil, errors.New("nats: a client certificate needs both its file and its key file")
-	}
-	if o.TLSCA != "" || o.TLSCert != "" {
-		nopts = append(nopts, nats.Secure(&tls.Config{MinVersion: tls.VersionTLS12}))
 	}
 	return nopts, nil
 }
