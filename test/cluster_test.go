@@ -382,3 +382,72 @@ func TestClusterPublishConfirms(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterNATSRestartUnderLoad: a NATS server is stopped and started
+// again while publishers go on through two brokers; the brokers connected
+// to it move to the others. A subscriber on the third broker gets every
+// confirmed message once, in order; what was refused was not confirmed.
+func TestClusterNATSRestartUnderLoad(t *testing.T) {
+	nc, b := startCluster(t, 3, "buses:\n  /load:\n    durable: true\n    history: {messages: 100000, age: 1h}\n")
+	sub := dial(t, b[2].WS+"/sub/load?envelope=1", nil)
+	var mu sync.Mutex
+	confirmed := map[uint64]bool{}
+	refused := 0
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				seq, err := client.Publish(context.Background(), b[i].HTTP+"/pub/load/x", []byte(fmt.Sprint(i, "-", k)), false, nil)
+				mu.Lock()
+				if err == nil {
+					confirmed[seq] = true
+				} else {
+					refused++
+				}
+				mu.Unlock()
+				if err != nil {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	nc.Stop(0)
+	time.Sleep(time.Second)
+	nc.Restart(0)
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	want := len(confirmed)
+	t.Logf("%d confirmed, %d refused while a NATS server restarted", want, refused)
+	mu.Unlock()
+	if want == 0 {
+		t.Fatal("nothing confirmed")
+	}
+	got := map[uint64]bool{}
+	var last uint64
+	for len(got) < want {
+		line, ok := readFrame(t, sub, 20*time.Second)
+		if !ok {
+			t.Fatalf("got %d of %d confirmed messages", len(got), want)
+		}
+		var e client.Envelope
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Seq <= last {
+			t.Fatalf("seq %d after %d", e.Seq, last)
+		}
+		last = e.Seq
+		if confirmed[e.Seq] {
+			got[e.Seq] = true
+		}
+	}
+}
