@@ -243,6 +243,27 @@ func (p *Backplane) reqCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(p.ctx, p.opts.Timeout)
 }
 
+// transient reports whether err may pass by itself: JetStream answered
+// nobody for a moment, as while a stream elects a leader.
+func transient(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// retry runs fn until it succeeds, fails for good, or a few tries in a
+// row met a transient failure.
+func (p *Backplane) retry(fn func() error) error {
+	wait := 50 * time.Millisecond
+	for try := 1; ; try++ {
+		err := fn()
+		if err == nil || !transient(err) || try == 5 || p.ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(wait)
+		wait *= 2
+	}
+}
+
 // unavailable wraps err as broker.ErrUnavailable when it comes from a
 // connection that is down or a cluster that does not answer.
 func (p *Backplane) unavailable(what string, err error) error {

@@ -157,7 +157,11 @@ func (p *Backplane) readDead(topic broker.Topic, limit int) ([]storedDead, error
 
 // deadOf reads topic's dead letters of a queue that must exist.
 func (p *Backplane) deadOf(topic broker.Topic, limit int) ([]storedDead, error) {
-	dead, err := p.readDead(topic, limit)
+	var dead []storedDead
+	err := p.retry(func() (err error) {
+		dead, err = p.readDead(topic, limit)
+		return err
+	})
 	if err != nil {
 		return nil, p.unavailable("read the dead letters", err)
 	}

@@ -16,11 +16,31 @@ const replayBatch = 256
 // (since, upTo] with an ordered consumer filtered on the topic's subtree
 // (broker.Backplane).
 func (p *Backplane) Replay(topic broker.Topic, since, upTo uint64, fn func(*broker.Message)) (uint64, error) {
+	// Retried from the start after a transient failure: what was read is
+	// read again, so it is only handed on once the whole range is in.
+	var msgs []*broker.Message
+	var first uint64
+	err := p.retry(func() (err error) {
+		msgs = msgs[:0]
+		first, err = p.replay(topic, since, upTo, func(m *broker.Message) { msgs = append(msgs, m) })
+		return err
+	})
+	if err != nil {
+		return 0, p.unavailable("replay", err)
+	}
+	for _, m := range msgs {
+		fn(m)
+	}
+	return first, nil
+}
+
+// replay reads the range once.
+func (p *Backplane) replay(topic broker.Topic, since, upTo uint64, fn func(*broker.Message)) (uint64, error) {
 	ctx, cancel := p.reqCtx()
 	defer cancel()
 	st, err := p.js.Stream(ctx, p.stream)
 	if err != nil {
-		return 0, p.unavailable("open the message stream", err)
+		return 0, err
 	}
 	first := st.CachedInfo().State.FirstSeq
 	if first > upTo {
@@ -32,12 +52,12 @@ func (p *Backplane) Replay(topic broker.Topic, since, upTo uint64, fn func(*brok
 		InactiveThreshold: 30 * time.Second,
 	})
 	if err != nil {
-		return 0, p.unavailable("replay", err)
+		return 0, err
 	}
 	for {
 		batch, err := cons.FetchNoWait(replayBatch)
 		if err != nil {
-			return 0, p.unavailable("replay", err)
+			return 0, err
 		}
 		n := 0
 		done := false
@@ -57,7 +77,7 @@ func (p *Backplane) Replay(topic broker.Topic, since, upTo uint64, fn func(*brok
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return 0, p.unavailable("replay", err)
+			return 0, err
 		}
 		if done || n == 0 {
 			return first, nil
