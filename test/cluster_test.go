@@ -259,8 +259,8 @@ func TestClusterAcksAndDeadLetters(t *testing.T) {
 		t.Fatalf("requeue: %v %v", resp.Status, err)
 	}
 	resp.Body.Close()
-	if err := json.Unmarshal([]byte(readText(t, second)), &d); err != nil || d.Attempt != 1 || string(d.Data) != `{"job":1}` {
-		t.Fatalf("after requeue %+v, %v", d, err)
+	if err := json.Unmarshal([]byte(readText(t, second)), &d); err != nil || d.Attempt != 1 || string(d.Data) != `{"job":1}` || d.ID != dead[0].ID {
+		t.Fatalf("after requeue %+v (want id %d), %v", d, dead[0].ID, err)
 	}
 	if err := second.WriteText(context.Background(), fmt.Sprintf(`{"ack":%d}`, d.ID)); err != nil {
 		t.Fatal(err)

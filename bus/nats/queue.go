@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -192,6 +193,9 @@ func (q *remoteQueue) run() {
 					q.p.log.Error("cluster: a message that is not Mercury's in the queue stream", "subject", msg.Subject(), "err", err)
 					msg.Term()
 					continue
+				}
+				if id, err := strconv.ParseUint(msg.Headers().Get(hdrID), 10, 64); err == nil && id > 0 {
+					m.Seq = id // a requeued dead letter keeps the id it had
 				}
 				q.feed.Offer(m, int(meta.NumDelivered), &settler{p: q.p, msg: msg, topic: q.topic})
 			}

@@ -223,7 +223,7 @@ func (p *Backplane) PopDead(topic broker.Topic) (*broker.DeadLetter, error) {
 }
 
 // Requeue moves dead letter id (every one for 0) back to its queue, for a
-// fresh set of attempts under a new id (broker.QueueBackplane).
+// fresh set of attempts under the same id (broker.QueueBackplane).
 func (p *Backplane) Requeue(topic broker.Topic, id uint64) (int, error) {
 	dead, err := p.deadOf(topic, 0)
 	if err != nil {
@@ -236,6 +236,7 @@ func (p *Backplane) Requeue(topic broker.Topic, id uint64) (int, error) {
 		}
 		msg := nats.NewMsg(subjectOf(p.queuePrefix, topic))
 		msg.Data = d.Message.Payload
+		msg.Header.Set(hdrID, itoa(d.ID)) // it keeps its id
 		msg.Header.Set(hdrError, d.LastError)
 		msg.Header.Set(hdrTime, d.Message.Time.UTC().Format(time.RFC3339Nano))
 		if d.Message.Binary {

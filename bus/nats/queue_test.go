@@ -234,6 +234,9 @@ func TestQueueRetriesAndDeadLetters(t *testing.T) {
 		dead, err = nodes[0].b.DeadLetters("/jobs/x")
 		return err == nil && len(dead) == 1
 	})
+	if dead[0].ID != m.Seq {
+		t.Fatalf("requeued and dead again with id %d, was %d", dead[0].ID, m.Seq)
+	}
 	dl, err := nodes[1].b.PopDead("/jobs/x")
 	if err != nil || string(dl.Message.Payload) != `{"n":1}` {
 		t.Fatalf("pop: %+v, %v", dl, err)
