@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -138,6 +139,32 @@ func TestClusterReplayOnAnotherBroker(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[3 4 5 6]" {
 		t.Fatalf("got %v", got)
+	}
+
+	// Server-Sent Events on the third broker resume after Last-Event-ID.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b[1].HTTP+"/sub/d/x", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Last-Event-ID", fmt.Sprint(seqs[2]))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	var events []string
+	for len(events) < 2 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("event stream ended after %v: %v", events, err)
+		}
+		if id, ok := strings.CutPrefix(strings.TrimSpace(line), "id: "); ok {
+			events = append(events, id)
+		}
+	}
+	if fmt.Sprint(events) != fmt.Sprint([]uint64{seqs[3], seqs[4]}) {
+		t.Fatalf("event ids %v, want %v", events, seqs[3:])
 	}
 }
 
