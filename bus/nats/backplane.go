@@ -231,11 +231,18 @@ func (p *Backplane) Close() error {
 	}
 	p.cancel()
 	p.wg.Wait()
+	// Drain sends what waits (acknowledgements) before closing; a
+	// connection that is down is closed at once.
 	err := p.nc.Drain()
-	for !p.nc.IsClosed() {
+	deadline := time.Now().Add(p.opts.Timeout)
+	for err == nil && !p.nc.IsClosed() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	return err
+	p.nc.Close()
+	if err != nil && !errors.Is(err, nats.ErrConnectionReconnecting) && !errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("failed to drain the NATS connection: %w", err)
+	}
+	return nil
 }
 
 // reqCtx bounds one request to NATS.

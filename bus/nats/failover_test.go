@@ -117,3 +117,30 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseWhileCutOff: a broker shuts down promptly while NATS is away.
+func TestCloseWhileCutOff(t *testing.T) {
+	c := cluster(t)
+	bp, err := Connect(Options{URLs: c.URLs(), Name: "closing", Logger: testLogger(), Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.Open(broker.Options{Backplane: bp, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		c.Stop(i)
+	}
+	waitFor(t, "the broker to notice", func() bool { return b.Ready() != nil })
+	done := make(chan error, 1)
+	go func() { b.Close(); done <- bp.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("close: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Close hangs while NATS is away")
+	}
+}
