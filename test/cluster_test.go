@@ -478,3 +478,45 @@ func TestClusterNATSRestartUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterExclusivePullers: an exclusive puller on one broker keeps the
+// queue from pullers on the others (close 4409); a takeover on a third
+// broker closes it with 4409 "taken over"; must_exist is cluster-wide.
+func TestClusterExclusivePullers(t *testing.T) {
+	_, b := startCluster(t, 3, "")
+	closedWith := func(c *client.Conn) (int, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for {
+			if _, err := c.Read(ctx); err != nil {
+				return client.CloseStatus(err), client.CloseReason(err)
+			}
+		}
+	}
+	solo := dial(t, b[0].WS+"/pull/solo?exclusive=1", nil)
+	post(t, b[1].HTTP+"/push/solo", "one")
+	if got := readText(t, solo); got != "one" {
+		t.Fatalf("exclusive puller got %q", got)
+	}
+	other := dial(t, b[1].WS+"/pull/solo", nil)
+	if code, reason := closedWith(other); code != 4409 || !strings.Contains(reason, "exclusive") {
+		t.Fatalf("a puller on another broker: %d %q", code, reason)
+	}
+	dial(t, b[2].WS+"/pull/solo?takeover=1", nil)
+	if code, reason := closedWith(solo); code != 4409 || reason != "taken over" {
+		t.Fatalf("the exclusive puller after a takeover elsewhere: %d %q", code, reason)
+	}
+	// The queue exists on every broker; another does not.
+	pusher := dial(t, b[1].WS+"/push/solo?must_exist=1&envelope=1", nil)
+	if err := pusher.WriteText(context.Background(), "two"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readText(t, pusher); !strings.HasPrefix(got, `{"ok":`) {
+		t.Fatalf("push with must_exist to a queue of the cluster: %s", got)
+	}
+	ghost := dial(t, b[1].WS+"/pull/ghost?must_exist=1", nil)
+	if code, _ := closedWith(ghost); code != 4404 {
+		t.Fatalf("must_exist on a queue nobody made: %d", code)
+	}
+}
