@@ -132,6 +132,9 @@ type Settler interface {
 	Ack()
 	// Nak gives the message back for another attempt after delay.
 	Nak(delay time.Duration)
+	// Return gives the message back without spending an attempt: no
+	// puller here took it, or a raw puller left before writing it.
+	Return()
 	// Dead moves the message to the dead letters.
 	Dead(dl DeadLetter)
 }

@@ -68,6 +68,7 @@ type Delivery struct {
 
 	q         *queue
 	settler   Settler     // on a QueueBackplane: settles it there
+	remote    int         // on a QueueBackplane: the attempt it was handed over for
 	holder    *pullerSlot // nil while waiting, settled or dead
 	deadline  time.Time   // ack mode: redelivered after this
 	notBefore time.Time   // nacked with a delay: not offered before this

@@ -70,7 +70,11 @@ func (q *queue) wantRemote() {
 func (q *queue) nakSurplus() {
 	for len(q.pending) > q.head {
 		d := q.popFront()
-		d.settler.Nak(0)
+		if d.Attempt < d.remote {
+			d.settler.Return() // this delivery was no attempt
+		} else {
+			d.settler.Nak(0)
+		}
 	}
 }
 
@@ -100,10 +104,10 @@ func (f queueFeed) Offer(m *Message, attempt int, s Settler) {
 		return
 	}
 	if q.remote == nil {
-		s.Nak(0)
+		s.Return()
 		return
 	}
-	q.pending = append(q.pending, &Delivery{Message: m, Attempt: attempt - 1, q: q, settler: s})
+	q.pending = append(q.pending, &Delivery{Message: m, Attempt: attempt - 1, q: q, settler: s, remote: attempt})
 	q.dispatch()
 	q.scheduleLocked()
 }

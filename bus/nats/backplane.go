@@ -76,7 +76,7 @@ type Backplane struct {
 
 	pubPrefix, busPrefix, queuePrefix, deadPrefix, ctlPrefix string
 	stream, queueStream, deadStream                          string
-	queueInfo, pullers                                       jetstream.KeyValue
+	queueInfo, pullers, uncounted                            jetstream.KeyValue
 
 	async sync.Map // *nats.Msg → asyncPub: publishes waiting for JetStream
 

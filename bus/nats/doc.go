@@ -15,6 +15,7 @@
 //	stream MERCURY_DEAD     mercury.d.<topic>  dead letters
 //	KV MERCURY_QUEUE_INFO   one key per queue: its topic, TTL and last use
 //	KV MERCURY_PULLERS      one key per queue and broker with pullers (a lease)
+//	KV MERCURY_UNCOUNTED    per queued message handed over without an attempt: how often
 //	subject mercury.ctl.evict.<queue>  takeovers: the other brokers evict their pullers
 //
 // Connect connects and creates what is missing; Backplane.Close lets go.

@@ -194,10 +194,17 @@ func (q *remoteQueue) run() {
 					msg.Term()
 					continue
 				}
+				st := &settler{p: q.p, msg: msg, topic: q.topic, key: uncountedKey(q.key, meta.Sequence.Stream)}
+				attempt := int(meta.NumDelivered)
+				if attempt > 1 {
+					// JetStream counts every delivery; some were no attempt.
+					st.uncounted = q.p.uncountedOf(st.key)
+					attempt = max(attempt-st.uncounted, 1)
+				}
 				if id, err := strconv.ParseUint(msg.Headers().Get(hdrID), 10, 64); err == nil && id > 0 {
 					m.Seq = id // a requeued dead letter keeps the id it had
 				}
-				q.feed.Offer(m, int(meta.NumDelivered), &settler{p: q.p, msg: msg, topic: q.topic})
+				q.feed.Offer(m, attempt, st)
 			}
 			err = batch.Error()
 		}
@@ -251,15 +258,57 @@ func (q *remoteQueue) unregister() {
 
 // settler settles one queued message on JetStream (broker.Settler).
 type settler struct {
-	p     *Backplane
-	msg   jetstream.Msg
-	topic broker.Topic
+	p         *Backplane
+	msg       jetstream.Msg
+	topic     broker.Topic
+	key       string // in the uncounted bucket
+	uncounted int    // its deliveries so far that were no attempt
+}
+
+// uncountedKey names a queued message in the uncounted bucket.
+func uncountedKey(queue string, seq uint64) string { return queue + "." + itoa(seq) }
+
+// uncountedOf returns how many deliveries of a message were no attempt.
+func (p *Backplane) uncountedOf(key string) int {
+	ctx, cancel := p.reqCtx()
+	defer cancel()
+	e, err := p.uncounted.Get(ctx, key)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(e.Value()))
+	return n
+}
+
+// forget deletes the message's uncounted deliveries once it is gone.
+func (s *settler) forget() {
+	if s.uncounted == 0 {
+		return
+	}
+	ctx, cancel := s.p.reqCtx()
+	defer cancel()
+	s.p.uncounted.Delete(ctx, s.key)
 }
 
 func (s *settler) Ack() {
 	if err := s.msg.Ack(); err != nil {
 		s.p.log.Warn("cluster: failed to acknowledge; the message will be delivered again", "topic", s.topic, "err", err)
+		return
 	}
+	s.forget()
+}
+
+// Return gives the message back, noting that this delivery, which JetStream
+// counts, was no attempt. Only the broker holding a message writes its
+// count, so reading it at delivery and writing it here needs no lock.
+func (s *settler) Return() {
+	ctx, cancel := s.p.reqCtx()
+	_, err := s.p.uncounted.Put(ctx, s.key, []byte(strconv.Itoa(s.uncounted+1)))
+	cancel()
+	if err != nil {
+		s.p.log.Debug("cluster: failed to note a delivery that was no attempt", "topic", s.topic, "err", err)
+	}
+	s.Nak(0)
 }
 
 func (s *settler) Nak(delay time.Duration) {
@@ -290,7 +339,9 @@ func (s *settler) Dead(dl broker.DeadLetter) {
 	}
 	if err := s.msg.Ack(); err != nil {
 		s.p.log.Warn("cluster: failed to take a dead letter off its queue", "topic", s.topic, "id", dl.ID, "err", err)
+		return
 	}
+	s.forget()
 }
 
 func setDeadHeaders(h nats.Header, dl broker.DeadLetter) {

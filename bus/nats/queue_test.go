@@ -357,3 +357,52 @@ func TestQueueLifetime(t *testing.T) {
 		return len(s) == 1 && s[0].Waiting == 0 && s[0].InFlight == 0
 	})
 }
+
+// holder is a raw puller that never writes what it is offered, as a
+// connection that goes before its writer could.
+type holder struct{ offered chan *broker.Delivery }
+
+func (h *holder) Offer(d *broker.Delivery) { h.offered <- d }
+func (h *holder) Evict(string)             {}
+
+// TestQueueGiveBacksAreNoAttempts: a message that raw pullers took and
+// gave back unwritten, again and again, has spent no attempt: it does not
+// die after max_attempts, and an acking puller then sees attempt 1.
+func TestQueueGiveBacksAreNoAttempts(t *testing.T) {
+	c := cluster(t)
+	nodes := startNodes(t, c, 2, []broker.Policy{{Bus: "/jobs", Queue: broker.QueuePolicy{MaxAttempts: 2}}})
+	m := msg("/jobs/g", "kept")
+	if err := nodes[0].b.Push(m, broker.PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		h := &holder{offered: make(chan *broker.Delivery, 1)}
+		leave, err := nodes[i%2].b.Pull("/jobs/g", h, broker.PullOptions{Prefetch: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d := <-h.offered:
+			if d.ID() != m.Seq {
+				t.Fatalf("offered %d", d.ID())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: not offered", i)
+		}
+		leave() // gone before writing it
+	}
+	got := make(chan *broker.Delivery, 1)
+	if _, err := startPuller(t, nodes[1].b, "/jobs/g", broker.PullOptions{Ack: true},
+		func(p *puller, d *broker.Delivery) { got <- d; p.b.Ack(p.topic, p, d.ID()) }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-got:
+		if d.Attempt != 1 {
+			t.Fatalf("attempt %d after four give-backs", d.Attempt)
+		}
+	case <-time.After(10 * time.Second):
+		dead, _ := nodes[0].b.DeadLetters("/jobs/g")
+		t.Fatalf("not delivered; dead letters: %d", len(dead))
+	}
+}

@@ -58,6 +58,13 @@ func (p *Backplane) setUp() error {
 	if err != nil {
 		return fmt.Errorf("failed to create the queue bucket: %w", err)
 	}
+	p.uncounted, err = p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: p.stream + "_UNCOUNTED", Description: "Mercury: deliveries of queued messages that were no attempt",
+		Storage: jetstream.FileStorage, Replicas: p.opts.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("failed to create the uncounted bucket: %w", err)
+	}
 	p.pullers, err = p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: p.stream + "_PULLERS", Description: "Mercury pullers per queue and broker (leases)",
 		Storage: jetstream.MemoryStorage, Replicas: p.opts.Replicas, TTL: pullerLease,

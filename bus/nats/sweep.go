@@ -99,6 +99,9 @@ func (p *Backplane) expire(key string, rec queueRecord, revision uint64) {
 	if err := st.Purge(ctx, jetstream.WithPurgeSubject(subjectOf(p.queuePrefix, rec.Topic)), jetstream.WithPurgeSequence(last+1)); err != nil {
 		p.log.Warn("cluster: failed to purge an expired queue", "topic", rec.Topic, "err", err)
 	}
+	if kv, err := p.js.Stream(ctx, "KV_"+p.stream+"_UNCOUNTED"); err == nil {
+		kv.Purge(ctx, jetstream.WithPurgeSubject("$KV."+p.stream+"_UNCOUNTED."+key+".>"))
+	}
 	if dead, err := p.js.Stream(ctx, p.deadStream); err == nil {
 		counts, _ := p.subjectCounts(p.deadStream, p.deadPrefix)
 		dropped += int(counts[subjectOf(p.deadPrefix, rec.Topic)])
