@@ -385,7 +385,9 @@ func TestReloadBySIGHUPAndAPI(t *testing.T) {
 		!strings.Contains(r.Error.Message, "mercury.yaml:4: buses./livesys.schemma: unknown key") {
 		t.Fatalf("POST /api/reload with a broken file = %d %s", resp.Status, resp.Body)
 	}
-	if failures() != 1 || !strings.Contains(b.logs.String(), "schemma: unknown key") {
+	// The log reaches us through a pipe, maybe after the answer.
+	waitFor(t, "the failure logged", func() bool { return failures() == 1 })
+	if !strings.Contains(b.logs.String(), "schemma: unknown key") {
 		t.Fatalf("the failure is not logged:\n%s", b.logs)
 	}
 	publish(goodCommand)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,12 +81,25 @@ type brokerProc struct {
 	logs   *syncBuffer
 	done   chan struct{}
 	exit   error
-	HTTP   string // http://127.0.0.1:port
-	WS     string // ws://127.0.0.1:port
+	HTTP   string // http://127.0.0.1:port (https:// with TLS)
+	WS     string // ws://127.0.0.1:port (wss:// with TLS)
 	Listen string // 127.0.0.1:port
 }
 
-var listeningRE = regexp.MustCompile(`msg="mercury listening" addr=http://([0-9.:]+)`)
+var listeningRE = regexp.MustCompile(`msg="mercury listening" addr=(https?)://([0-9.:\[\]]+)`)
+
+// loopbackAddr turns a wildcard listen address ("[::]:3000", "0.0.0.0:3000")
+// into one to connect to.
+func loopbackAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
 
 // startBroker runs mercury serve on a free loopback port with extra args,
 // and stops it when the test ends.
@@ -122,8 +136,12 @@ func startBrokerEnv(t testing.TB, env []string, args ...string) *brokerProc {
 	deadline := time.After(20 * time.Second)
 	for {
 		if m := listeningRE.FindStringSubmatch(b.logs.String()); m != nil {
-			b.Listen = m[1]
-			b.HTTP, b.WS = "http://"+m[1], "ws://"+m[1]
+			b.Listen = loopbackAddr(m[2])
+			if m[1] == "https" {
+				b.HTTP, b.WS = "https://"+b.Listen, "wss://"+b.Listen
+			} else {
+				b.HTTP, b.WS = "http://"+b.Listen, "ws://"+b.Listen
+			}
 			return b
 		}
 		select {

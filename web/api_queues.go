@@ -9,13 +9,23 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/web/auth"
 )
 
 // The queue part of the admin API: queues with their depth, and dead
 // letters to list, peek, requeue, pop and purge.
 func (s *Server) queueRoutes(r chi.Router) {
-	r.Get("/api/queues", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, s.broker.Queues())
+	r.Get("/api/queues", func(w http.ResponseWriter, r *http.Request) {
+		// Only the queues the client may administer.
+		rights := grantOf(r).Rights
+		queues := s.broker.Queues()
+		shown := queues[:0]
+		for _, q := range queues {
+			if rights.Allows(auth.Admin, q.Topic) {
+				shown = append(shown, q)
+			}
+		}
+		writeJSON(w, http.StatusOK, shown)
 	})
 	r.Get("/api/queues/dead", s.withQueueTopic(func(w http.ResponseWriter, r *http.Request, topic broker.Topic) {
 		dead, err := s.broker.DeadLetters(topic)
@@ -89,6 +99,9 @@ func (s *Server) withQueueTopic(h func(http.ResponseWriter, *http.Request, broke
 		topic, err := s.opts.Topics.Parse(raw)
 		if err != nil {
 			(&apiError{Status: http.StatusBadRequest, Code: "topic", Topic: raw, Message: err.Error()}).write(w)
+			return
+		}
+		if !adminAllows(w, r, topic) {
 			return
 		}
 		h(w, r, topic)

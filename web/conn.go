@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/web/auth"
 )
 
 // conn is one WebSocket connection. One goroutine reads; the server's
@@ -29,6 +31,11 @@ type conn struct {
 	shard  *shard    // writes this connection's frames
 	pinger *time.Timer
 
+	grant  atomic.Pointer[auth.Grant] // what the client may do; a token frame replaces it
+	expiry *time.Timer                // closes the connection when the grant expires
+	rate   *rateGuard                 // publish rate; reader only
+	idle   *idleGuard                 // nil: no idle limit
+
 	mu          sync.Mutex
 	out         []outFrame // waiting to be written
 	spare       []outFrame // the writer's previous batch, reused
@@ -36,6 +43,7 @@ type conn struct {
 	scheduled   bool       // on the shard's ready list
 	slow        bool       // the socket was full: a goroutine of its own writes
 	closing     bool       // a close was requested; nothing more is queued
+	closeQueued bool       // the close is sent once the frames queued before it are written
 	closeCode   websocket.StatusCode
 	closeReason string
 	dead        bool // torn down; no goroutine may start
@@ -75,12 +83,18 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 			http.Error(w, "Origin check failed", http.StatusUnauthorized)
 			return
 		}
+		grant, aerr := s.authorizeRequest(r, actionOf(p), topic)
+		if aerr != nil {
+			aerr.write(w)
+			return
+		}
 		opts, aerr := parseConnOptions(r, topic)
 		if aerr != nil {
 			aerr.write(w)
 			return
 		}
-		c := &conn{s: s, pattern: p, topic: topic, opts: opts, remote: r.RemoteAddr, opened: time.Now()}
+		c := &conn{s: s, pattern: p, topic: topic, opts: opts, remote: r.RemoteAddr, opened: time.Now(), rate: newRateGuard(&s.opts)}
+		c.grant.Store(grant)
 		if aerr := s.register(c); aerr != nil {
 			aerr.write(w)
 			return
@@ -93,10 +107,12 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 		detach, refusal := c.attach()
 		hw := &hijackWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout,
 			smallReads: !p.sends() && !(p == patternPull && opts.envelope)}
-		// The origin was checked above, with our own rules.
+		// The origin was checked above, with our own rules. The token
+		// subprotocol is never chosen: only these two are.
 		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 			InsecureSkipVerify: true,
-			Subprotocols:       []string{subprotocolEnvelope},
+			Subprotocols:       []string{subprotocolEnvelope, subprotocolRaw},
+			CompressionMode:    s.compressionMode(),
 		})
 		if err != nil {
 			s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
@@ -105,7 +121,9 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 			s.wg.Done()
 			return
 		}
-		ws.SetReadLimit(s.opts.MaxMessageSize)
+		ws.SetReadLimit(s.opts.MaxMessageSize) // after decompression
+		c.armExpiry()
+		c.startIdleGuard()
 		if refusal != nil {
 			c.closeWith(refusal.code, refusal.reason)
 		}
@@ -201,6 +219,8 @@ func (c *conn) teardown(detach func()) {
 	if c.pinger != nil {
 		c.pinger.Stop()
 	}
+	c.stopExpiry()
+	c.idle.stop()
 	c.bg.Wait()
 	// Only now, with the writer gone, does a puller give back what it
 	// could not write.
@@ -225,6 +245,13 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	c.closing = true
 	c.closeCode, c.closeReason = code, reason
 	ws := c.ws
+	if ws != nil && (len(c.out) > 0 || c.scheduled || c.slow) {
+		// Frames wait (an error frame that says why, maybe): the close
+		// follows them (see closeIfDrained).
+		c.closeQueued = true
+		c.mu.Unlock()
+		return
+	}
 	if ws != nil {
 		// The handler is still running (dead is not set), so the server's
 		// wait group cannot be at zero.
@@ -238,6 +265,29 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 		defer c.s.wg.Done()
 		ws.Close(code, reason)
 	}()
+}
+
+// closeIfDrained sends a queued close once the frames before it are
+// written; c.mu is held.
+func (c *conn) closeIfDrained() {
+	if !c.closeQueued || c.dead || c.slow || c.scheduled || len(c.out) > 0 {
+		return
+	}
+	c.closeQueued = false
+	ws, code, reason := c.ws, c.closeCode, c.closeReason
+	c.s.wg.Add(1) // the handler goroutine is running (dead is not set)
+	go func() {
+		defer c.s.wg.Done()
+		ws.Close(code, reason)
+	}()
+}
+
+// closeSent reports whether the close frame may have gone: nothing may
+// follow it.
+func (c *conn) closeSent() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing && !c.closeQueued
 }
 
 func (c *conn) isClosing() bool {

@@ -1,13 +1,10 @@
 package web
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
@@ -20,9 +17,16 @@ func (c *conn) readLoop() error {
 	ctx := context.Background()
 	for {
 		typ, data, err := c.ws.Read(ctx)
+		if err == nil && c.wire.readFailed.Load() {
+			// The peer left in the middle of a fragmented message: what
+			// was read is not a message.
+			err = errTruncated
+		}
 		if err != nil {
+			c.protocolError(err)
 			return err
 		}
+		c.idle.touch()
 		if c.isClosing() {
 			continue
 		}
@@ -30,8 +34,19 @@ func (c *conn) readLoop() error {
 			c.closeWith(websocket.StatusInvalidFramePayloadData, "invalid UTF-8 in a text frame")
 			continue
 		}
+		if c.opts.envelope && typ == websocket.MessageText {
+			if cred, ok, err := parseTokenFrame(data); ok {
+				if c.limit() {
+					c.refreshFrame(cred, err)
+				}
+				continue
+			}
+		}
 		switch {
 		case c.pattern.sends():
+			if !c.limit() {
+				continue
+			}
 			c.publishFrame(&broker.Message{Topic: c.topic, Binary: typ == websocket.MessageBinary, Payload: data})
 		case c.pattern == patternPull && c.opts.envelope:
 			if aerr := c.settle(data); aerr != nil {
@@ -43,42 +58,41 @@ func (c *conn) readLoop() error {
 	}
 }
 
-// settleFrame is what an envelope-mode puller sends about a delivery.
-type settleFrame struct {
-	Ack   *uint64 `json:"ack"`
-	Nack  *uint64 `json:"nack"`
-	Delay string  `json:"delay"` // nack: wait this long before the next attempt
-	Error string  `json:"error"` // nack: why the attempt failed
+// limit applies the publish rate: false when the frame is refused (the
+// client is told; a persistent flood is closed).
+func (c *conn) limit() bool {
+	refused, abuse := c.rate.allow(c)
+	if refused == nil {
+		return true
+	}
+	c.sendError(refused)
+	if abuse {
+		c.s.log.Info("connection closed: publish rate exceeded", "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic)
+		c.closeWith(websocket.StatusPolicyViolation, "publish rate exceeded")
+	}
+	return false
+}
+
+// refreshFrame handles a {"$token":…} frame.
+func (c *conn) refreshFrame(cred string, err error) {
+	if err != nil {
+		c.sendError(&apiError{Status: http.StatusBadRequest, Code: "frame", Topic: string(c.topic), Message: err.Error()})
+		return
+	}
+	c.refresh(cred)
 }
 
 // settle handles {"ack":ID} and {"nack":ID,"delay":"10s","error":"…"}.
 func (c *conn) settle(data []byte) *apiError {
-	frameErr := func(format string, args ...any) *apiError {
-		return &apiError{Status: http.StatusBadRequest, Code: "frame", Topic: string(c.topic), Message: fmt.Sprintf(format, args...)}
+	f, err := parseSettle(data)
+	if err != nil {
+		return &apiError{Status: http.StatusBadRequest, Code: "frame", Topic: string(c.topic), Message: err.Error()}
 	}
-	var f settleFrame
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return frameErr(`want {"ack":ID} or {"nack":ID,"delay":"10s","error":"…"}: %v`, err)
-	}
-	var err error
-	var id uint64
-	switch {
-	case f.Ack != nil && f.Nack == nil:
-		id = *f.Ack
+	id := f.id
+	if f.ack {
 		err = c.s.broker.Ack(c.topic, c, id)
-	case f.Nack != nil && f.Ack == nil:
-		id = *f.Nack
-		var delay time.Duration
-		if f.Delay != "" {
-			if delay, err = time.ParseDuration(f.Delay); err != nil || delay < 0 {
-				return frameErr("delay %q: want a duration such as 10s", f.Delay)
-			}
-		}
-		err = c.s.broker.Nack(c.topic, c, id, delay, f.Error)
-	default:
-		return frameErr(`want exactly one of "ack" and "nack"`)
+	} else {
+		err = c.s.broker.Nack(c.topic, c, id, f.delay, f.reason)
 	}
 	if errors.Is(err, broker.ErrUnknownID) {
 		return &apiError{Status: http.StatusNotFound, Code: "unknown_id", Topic: string(c.topic),

@@ -143,6 +143,7 @@ func (c *conn) flush(s *shard) {
 	c.mu.Lock()
 	c.scheduled = false
 	if c.dead || c.slow || len(c.out) == 0 {
+		c.closeIfDrained()
 		c.mu.Unlock()
 		return
 	}
@@ -155,7 +156,7 @@ func (c *conn) flush(s *shard) {
 		c.goSlow(batch, 0)
 		return
 	}
-	if c.isClosing() {
+	if c.closeSent() {
 		// Nothing may follow the close frame; what is held goes back to
 		// the broker at teardown.
 		c.wire.mu.Unlock()
@@ -176,6 +177,7 @@ func (c *conn) flush(s *shard) {
 		c.done(batch, true, nil)
 		c.mu.Lock()
 		c.kick() // more may have come meanwhile
+		c.closeIfDrained()
 		c.mu.Unlock()
 	}
 }
@@ -202,7 +204,7 @@ func (c *conn) writeSlow(batch []outFrame, written int) {
 	for {
 		c.wire.mu.Lock()
 		var err error
-		closing := c.isClosing()
+		closing := c.closeSent()
 		if !closing {
 			bufs := skipBytes(appendFrames(&headers, nil, batch), written)
 			err = c.wire.writeAll(bufs)
@@ -212,6 +214,9 @@ func (c *conn) writeSlow(batch []outFrame, written int) {
 		c.mu.Lock()
 		if err != nil || c.dead || len(c.out) == 0 {
 			c.slow = false
+			if err == nil {
+				c.closeIfDrained()
+			}
 			c.mu.Unlock()
 			return
 		}
@@ -234,6 +239,7 @@ func (c *conn) done(batch []outFrame, written bool, err error) {
 	if err != nil {
 		c.ws.CloseNow()
 	} else if written {
+		c.idle.touch()
 		for _, f := range batch {
 			if f.delivery != nil {
 				f.delivery.Done()

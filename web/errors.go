@@ -14,6 +14,7 @@ import (
 type apiError struct {
 	Status  int             `json:"-"` // HTTP status
 	Code    string          `json:"code"`
+	Action  string          `json:"action,omitempty"` // a refusal by rights: what was refused
 	Topic   string          `json:"topic,omitempty"`
 	Bus     string          `json:"bus,omitempty"`
 	Message string          `json:"message"`
@@ -38,6 +39,9 @@ func (e *apiError) JSON() []byte {
 func (e *apiError) write(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if e.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mercury"`)
+	}
 	w.WriteHeader(e.Status)
 	w.Write(append(e.JSON(), '\n'))
 }

@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/web/auth"
 )
 
 // handlePost publishes, sends or pushes the request body as one message.
@@ -26,13 +28,28 @@ func (s *Server) handlePost(p pattern) http.HandlerFunc {
 			http.Error(w, "Origin check failed", http.StatusUnauthorized)
 			return
 		}
+		grant, aerr := s.authorizeRequest(r, actionOf(p), topic)
+		if aerr != nil {
+			aerr.write(w) // before reading the body
+			return
+		}
 		opts, aerr := parseConnOptions(r, topic)
 		if aerr != nil {
 			aerr.write(w)
 			return
 		}
+		// The body must arrive in time (slowloris). Once it has, the
+		// deadline is lifted, so the wait for a durable confirm is not cut
+		// short; when it has not, it stays, so the server does not wait for
+		// the rest of the body before answering.
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Now().Add(s.opts.RequestTimeout))
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxMessageSize))
+		if err == nil {
+			rc.SetReadDeadline(time.Time{})
+		}
 		if err != nil {
+			w.Header().Set("Connection", "close")
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				(&apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_big", Topic: string(topic),
@@ -44,7 +61,7 @@ func (s *Server) handlePost(p pattern) http.HandlerFunc {
 			return
 		}
 		m := &broker.Message{Topic: topic, Binary: isBinaryBody(r, body), Payload: body}
-		if aerr := s.accept(p, m, nil, opts); aerr != nil {
+		if aerr := s.accept(p, m, nil, opts, grant); aerr != nil {
 			aerr.write(w)
 			return
 		}
@@ -79,9 +96,12 @@ func isBinaryBody(r *http.Request, body []byte) bool {
 }
 
 // accept hands a message that entered on pattern p to the broker; from is
-// the sending connection, nil for HTTP. It is the one way in for every
-// message, WebSocket frame or POST body alike.
-func (s *Server) accept(p pattern, m *broker.Message, from *conn, opts connOptions) *apiError {
+// the sending connection, nil for HTTP; g is what the sender may do. It is
+// the one way in for every message, WebSocket frame or POST body alike.
+func (s *Server) accept(p pattern, m *broker.Message, from *conn, opts connOptions, g *auth.Grant) *apiError {
+	if aerr := authorize(g, actionOf(p), m.Topic); aerr != nil {
+		return aerr // not the sender's to publish
+	}
 	if aerr := s.validate(m); aerr != nil {
 		return aerr // refused by the bus's schema: never delivered
 	}

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/web/auth"
 )
 
 // On a cluster, storing a message is a round trip to NATS. A publishing
@@ -34,7 +35,7 @@ type pubSlot struct {
 // answers it, in order.
 func (c *conn) publishFrame(m *broker.Message) {
 	if c.pattern == patternPush || !c.s.broker.Clustered() {
-		if aerr := c.s.accept(c.pattern, m, c, c.opts); aerr != nil {
+		if aerr := c.s.accept(c.pattern, m, c, c.opts, c.currentGrant()); aerr != nil {
 			c.sendError(aerr)
 		} else if c.opts.envelope {
 			c.sendOK(m.Seq)
@@ -48,7 +49,7 @@ func (c *conn) publishFrame(m *broker.Message) {
 	o.mu.Lock()
 	o.slots = append(o.slots, slot)
 	o.mu.Unlock()
-	c.s.acceptAsync(c.pattern, m, c, func(aerr *apiError) { c.answered(slot, m, aerr) })
+	c.s.acceptAsync(c.pattern, m, c, c.currentGrant(), func(aerr *apiError) { c.answered(slot, m, aerr) })
 }
 
 // answered records a frame's answer and sends every answer now due.
@@ -72,7 +73,11 @@ func (c *conn) answered(slot *pubSlot, m *broker.Message, aerr *apiError) {
 
 // acceptAsync is accept for a published or bus frame, whose answer may
 // come later, on another goroutine.
-func (s *Server) acceptAsync(p pattern, m *broker.Message, from *conn, done func(*apiError)) {
+func (s *Server) acceptAsync(p pattern, m *broker.Message, from *conn, g *auth.Grant, done func(*apiError)) {
+	if aerr := authorize(g, actionOf(p), m.Topic); aerr != nil {
+		done(aerr) // not the sender's to publish
+		return
+	}
 	if aerr := s.validate(m); aerr != nil {
 		done(aerr) // refused by the bus's schema: never delivered
 		return

@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/web/auth"
 )
 
 // Options configures a Server. The zero value gives the documented
@@ -24,8 +25,32 @@ type Options struct {
 	AllowOrigins []string
 	// MaxMessageSize caps one message, in bytes. Default 1 MiB.
 	MaxMessageSize int64
-	// MaxConnections caps concurrent WebSocket connections. Default 10,000.
+	// MaxConnections caps concurrent WebSocket connections and event
+	// streams. Default 10,000.
 	MaxConnections int
+	// MaxConnectionsPerIP caps them per client address. Default 1,000;
+	// negative: no limit.
+	MaxConnectionsPerIP int
+	// PublishRate caps the frames per second one connection may publish
+	// (token bucket); PublishBurst is the bucket's size. Defaults 1,000/s
+	// and 1,000; a negative rate: no limit.
+	PublishRate  float64
+	PublishBurst int
+	// IdleTimeout closes a WebSocket connection on which no message went
+	// either way for that long (pings do not count). Zero: never.
+	IdleTimeout time.Duration
+	// RequestTimeout bounds how long a POST may take to send its body.
+	// Default 10s.
+	RequestTimeout time.Duration
+	// Compression turns on permessage-deflate for clients that ask; the
+	// message size limit applies to the decompressed message. Default off.
+	Compression bool
+	// Auth decides who may do what; nil: everyone may do everything (a
+	// broker on loopback without auth configured). SetAuth replaces it.
+	Auth *auth.Authenticator
+	// AdminSeparate serves the admin API only from AdminHandler (its own
+	// listener), not from the main handler.
+	AdminSeparate bool
 	// OutgoingQueue caps the bytes waiting to be written to one
 	// connection; past it the connection is closed as a slow consumer.
 	// Default 1 MiB.
@@ -56,6 +81,10 @@ type Options struct {
 const (
 	DefaultMaxMessageSize = 1 << 20
 	DefaultMaxConnections = 10000
+	DefaultMaxConnsPerIP  = 1000
+	DefaultPublishRate    = 1000
+	DefaultPublishBurst   = 1000
+	DefaultRequestTimeout = 10 * time.Second
 	DefaultOutgoingQueue  = 1 << 20
 	DefaultPingInterval   = 30 * time.Second
 	DefaultPongTimeout    = 20 * time.Second
@@ -69,6 +98,18 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.MaxConnectionsPerIP == 0 {
+		o.MaxConnectionsPerIP = DefaultMaxConnsPerIP
+	}
+	if o.PublishRate == 0 {
+		o.PublishRate = DefaultPublishRate
+	}
+	if o.PublishBurst <= 0 {
+		o.PublishBurst = max(DefaultPublishBurst, int(o.PublishRate))
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
 	}
 	if o.OutgoingQueue <= 0 {
 		o.OutgoingQueue = DefaultOutgoingQueue
@@ -98,8 +139,12 @@ type Server struct {
 	router chi.Router
 	log    *slog.Logger
 
+	auth atomic.Pointer[auth.Authenticator] // nil: everything allowed
+
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+	open     int            // WebSocket connections and event streams
+	perIP    map[string]int // the same, per client address
 	shutdown bool
 	done     chan struct{}  // closed by Shutdown: event streams end
 	wg       sync.WaitGroup // every goroutine a connection owns
@@ -141,8 +186,10 @@ func New(b *broker.Broker, opts Options) (*Server, error) {
 		origin: origin,
 		log:    opts.Logger,
 		conns:  make(map[*conn]struct{}),
+		perIP:  make(map[string]int),
 		done:   make(chan struct{}),
 	}
+	s.auth.Store(opts.Auth)
 	if opts.Buses != nil {
 		s.buses.Store(opts.Buses)
 	}
@@ -152,13 +199,11 @@ func New(b *broker.Broker, opts Options) (*Server, error) {
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
+	r.Get("/healthz", healthz)
 	r.Get("/readyz", s.handleReady)
-	s.queueRoutes(r)
-	s.busRoutes(r)
+	if !s.opts.AdminSeparate {
+		s.adminRoutes(r)
+	}
 	for _, p := range patterns {
 		r.Get("/"+p.String()+"/*", s.handleWebSocket(p))
 		if p.postable() {
@@ -206,12 +251,8 @@ var errShuttingDown = errors.New("web: server is shutting down")
 func (s *Server) register(c *conn) *apiError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.shutdown:
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "shutting_down", Message: errShuttingDown.Error()}
-	case len(s.conns) >= s.opts.MaxConnections:
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "limit",
-			Message: fmt.Sprintf("too many connections: the limit is %d", s.opts.MaxConnections)}
+	if aerr := s.admitLocked(c.remote); aerr != nil {
+		return aerr
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1) // done when the connection's handler returns
@@ -221,6 +262,7 @@ func (s *Server) register(c *conn) *apiError {
 func (s *Server) unregister(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.releaseLocked(c.remote)
 	s.mu.Unlock()
 }
 

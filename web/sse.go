@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/web/auth"
 )
 
 // Server-Sent Events: GET /sub/{topic} with Accept: text/event-stream is
@@ -68,10 +69,29 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 		http.Error(w, "Origin check failed", http.StatusUnauthorized)
 		return
 	}
+	grant, aerr := s.authorizeRequest(r, auth.Sub, topic)
+	if aerr != nil {
+		aerr.write(w)
+		return
+	}
 	opts, aerr := parseConnOptions(r, topic)
 	if aerr != nil {
 		aerr.write(w)
 		return
+	}
+	release, aerr := s.admitStream(r.RemoteAddr)
+	if aerr != nil {
+		aerr.write(w)
+		return
+	}
+	defer release()
+	// The stream ends when the token expires; the client reconnects with
+	// a fresh one (EventSource reconnects by itself).
+	var expired <-chan time.Time
+	if !grant.Expires.IsZero() {
+		t := time.NewTimer(time.Until(grant.Expires))
+		defer t.Stop()
+		expired = t.C
 	}
 	rc := http.NewResponseController(w)
 	st := &sseStream{limit: s.opts.OutgoingQueue, wake: make(chan struct{}, 1)}
@@ -112,6 +132,14 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 		case <-r.Context().Done():
 			return
 		case <-s.done:
+			return
+		case <-expired:
+			e := &apiError{Code: auth.CodeExpired, Topic: string(topic), Message: "token expired"}
+			bw.WriteString("event: error\ndata: ")
+			bw.Write(e.JSON())
+			bw.WriteString("\n\n")
+			bw.Flush()
+			rc.Flush()
 			return
 		case <-heartbeat.C:
 			bw.WriteString(": keepalive\n\n")

@@ -3,10 +3,10 @@ package web
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -21,6 +21,28 @@ type wireConn struct {
 	raw          syscall.RawConn // the socket, for non-blocking writev; nil under TLS
 
 	mu sync.Mutex
+
+	// readFailed: a read from the network failed, the peer is gone. The
+	// WebSocket library takes a peer that disconnects between two
+	// fragments of a message for the message's end, and returns the
+	// fragments read so far as a whole message; with readFailed the reader
+	// knows better (see conn.readLoop).
+	readFailed atomic.Bool
+	pending    []byte // read before the network; the reader's only
+}
+
+// Read reads what is pending, then from the network, noting a failure.
+func (w *wireConn) Read(p []byte) (int, error) {
+	if len(w.pending) > 0 {
+		n := copy(p, w.pending)
+		w.pending = w.pending[n:]
+		return n, nil
+	}
+	n, err := w.Conn.Read(p)
+	if err != nil {
+		w.readFailed.Store(true)
+	}
+	return n, err
 }
 
 func newWireConn(nc net.Conn, writeTimeout time.Duration) *wireConn {
@@ -128,16 +150,19 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.wire = newWireConn(nc, h.writeTimeout)
+	// The WebSocket library reads what the reader returned here holds,
+	// then the returned conn: every read from the network goes through
+	// the wireConn (see readFailed).
 	r := brw.Reader
 	if h.smallReads {
-		// Keep what the server already buffered (a client may send right
-		// after its handshake), then read the socket directly.
-		buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
-		var src io.Reader = h.wire
-		if len(buffered) > 0 {
-			src = io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), h.wire)
+		// What the server already buffered (a client may send right
+		// after its handshake) moves into the wireConn: the library
+		// replaces this reader's source with the conn.
+		if n := brw.Reader.Buffered(); n > 0 {
+			held, _ := brw.Reader.Peek(n)
+			h.wire.pending = bytes.Clone(held)
 		}
-		r = bufio.NewReaderSize(src, smallReadBuffer)
+		r = bufio.NewReaderSize(h.wire, smallReadBuffer)
 	}
 	// The library's own writes are control frames: a small buffer, flushed
 	// whole through the wireConn.

@@ -31,7 +31,14 @@ func runConfig(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
+	authn, err := cfg.Authenticator()
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(io.out, "%s: ok, %d buses, %d with a schema\n", file, len(cfg.Buses), len(schemas.Buses()))
+	if authn != nil {
+		fmt.Fprintf(io.out, "  auth: %s\n", authn)
+	}
 	for _, b := range cfg.Buses {
 		var what []string
 		if b.SchemaName != "" {

@@ -41,6 +41,7 @@ var commands = map[string]command{
 	"bench":      {"measure a broker: deliveries, latency, CPU and memory", runBench},
 	"bridge":     {"bridge Minion's job queue to Mercury: install, status, run", runBridge},
 	"audit":      {"keep the Minion bridge's events in PostgreSQL; export them; show a job's timeline", runAudit},
+	"auth":       {"make API keys and their hashes, sign test tokens: auth new-key | hash-key | token", runAuth},
 }
 
 // exitError carries a process exit code up to main, the only caller of

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,7 +28,9 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	fs := newFlagSet("serve", "[flags]",
 		"mercury serve                                  # 127.0.0.1:3000, no config file needed",
 		"mercury serve --config mercury.yaml            # buses and schemas; see mercury.example.yaml",
-		"mercury serve --listen :3000 --allow-origin https://dash.example.com",
+		"mercury serve --listen :3000 --config mercury.yaml   # another address needs auth in the config …",
+		"mercury serve --listen :3000 --allow-anonymous       # … or this: anyone who reaches it may do anything",
+		"mercury serve --listen :443 --tls-cert cert.pem --tls-key key.pem --config mercury.yaml",
 		"MERCURY_LISTEN=:3000 mercury serve             # every flag is also a MERCURY_ variable",
 		"mercury serve --cluster nats://nats1:4222,nats://nats2:4222  # several brokers as one, on NATS JetStream",
 	)
@@ -62,17 +65,36 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
+	var self *selfAccess // the in-process bridge's credential
+	if cfg.MinionPG != "" {
+		if self, err = newSelfAccess(); err != nil {
+			return err
+		}
+	}
+	authn, err := cfg.Authenticator(self.keys()...)
+	if err != nil {
+		return err
+	}
+	var srv *web.Server
 	var reload func() (*web.Buses, error)
 	if file != "" {
-		logger.Info("config loaded", "file", file, "buses", buses.String())
+		logger.Info("config loaded", "file", file, "buses", buses.String(), "auth", authn != nil)
 		reload = func() (*web.Buses, error) {
 			next, buses, err := load()
 			if err != nil {
 				return nil, err
 			}
-			if changed := config.Restart(cfg, next); len(changed) > 0 {
-				logger.Warn("reload applies the buses only; restart to apply the other changes", "settings", strings.Join(changed, ","))
+			a, err := next.Authenticator(self.keys()...)
+			if err != nil {
+				return nil, err
 			}
+			if a == nil && authn != nil {
+				return nil, errors.New("the new configuration has no auth: turning auth off needs a restart")
+			}
+			if changed := config.Restart(cfg, next); len(changed) > 0 {
+				logger.Warn("reload applies the buses and auth only; restart to apply the other changes", "settings", strings.Join(changed, ","))
+			}
+			srv.SetAuth(a) // new connections and requests; open ones keep their grant
 			return buses, nil
 		}
 	}
@@ -106,22 +128,44 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	defer b.Close()
-	srv, err := web.New(b, web.Options{
-		AllowOrigins:   cfg.AllowOrigins,
-		MaxMessageSize: cfg.MaxMessageSize,
-		MaxConnections: cfg.MaxConnections,
-		OutgoingQueue:  cfg.OutgoingQueue,
-		PingInterval:   cfg.PingInterval,
-		Logger:         logger,
-		Buses:          buses,
-		Reload:         reload,
+	srv, err = web.New(b, web.Options{
+		AllowOrigins:        cfg.AllowOrigins,
+		MaxMessageSize:      cfg.MaxMessageSize,
+		MaxConnections:      cfg.MaxConnections,
+		MaxConnectionsPerIP: noLimit(cfg.MaxConnectionsPerIP),
+		PublishRate:         float64(noLimit(cfg.PublishRate)),
+		PublishBurst:        cfg.PublishBurst,
+		IdleTimeout:         cfg.IdleTimeout,
+		RequestTimeout:      cfg.HandshakeTimeout,
+		Compression:         cfg.Compression,
+		Topics:              broker.TopicLimits{MaxLength: cfg.MaxTopicLength, MaxDepth: cfg.MaxTopicDepth},
+		OutgoingQueue:       cfg.OutgoingQueue,
+		PingInterval:        cfg.PingInterval,
+		Logger:              logger,
+		Buses:               buses,
+		Reload:              reload,
+		Auth:                authn,
+		AdminSeparate:       cfg.AdminListen != "",
 	})
 	if err != nil {
 		return usageError("%v", err)
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	var certs *certReloader
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		if certs, err = newCertReloader(cfg.TLSCert, cfg.TLSKey, logger); err != nil {
+			return err
+		}
+	}
+	ln, err := listen(cfg.Listen, "listen", certs, authn != nil, cfg.AllowAnonymous)
 	if err != nil {
-		return fmt.Errorf("failed to listen: %w", err)
+		return err
+	}
+	var adminLn net.Listener
+	if cfg.AdminListen != "" {
+		if adminLn, err = listen(cfg.AdminListen, "admin-listen", certs, authn != nil, cfg.AllowAnonymous); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	if cfg.Pprof != "" {
 		stop, err := servePprof(cfg.Pprof, logger)
@@ -130,20 +174,75 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		}
 		defer stop()
 	}
+	var onHUP func()
+	if certs != nil {
+		onHUP = certs.reloadLogged
+	}
+	auth := "configured"
+	if authn == nil {
+		auth = "none: every client may do everything"
+		if !isLoopback(ln.Addr()) {
+			auth += " (--allow-anonymous)"
+		}
+	}
 	if cfg.MinionPG != "" {
 		// The bridge stops as the server starts shutting down: what it had
 		// not seen confirmed stays in the outbox for the next start.
 		bridgeCtx, stopBridge := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-		done := runMinionBridge(bridgeCtx, cfg, "http://"+ln.Addr().String(), logger)
+		done := runMinionBridge(bridgeCtx, cfg, self.publisher(ln, certs), logger)
 		defer func() { stopBridge(); <-done }()
 	}
-	return serveUntilSignal(ctx, ln, srv, logger)
+	return serveUntilSignal(ctx, listeners{main: ln, admin: adminLn, handshake: cfg.HandshakeTimeout, onHUP: onHUP, auth: auth}, srv, logger)
+}
+
+// listen listens on addr, with TLS when certs are given, and refuses an
+// exposed address without auth (see checkExposure).
+func listen(addr, flag string, certs *certReloader, authConfigured, allowAnonymous bool) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen (--%s): %w", flag, err)
+	}
+	if err := checkExposure(ln, addr, flag, authConfigured, allowAnonymous); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if certs != nil {
+		ln = tlsListener{tls.NewListener(ln, certs.config())}
+	}
+	return ln, nil
+}
+
+// noLimit maps the config's 0 (no limit) to web's negative.
+func noLimit(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// tlsListener marks a listener that serves TLS.
+type tlsListener struct{ net.Listener }
+
+// listenURL is how clients reach ln.
+func listenURL(ln net.Listener) string {
+	if _, ok := ln.(tlsListener); ok {
+		return "https://" + ln.Addr().String()
+	}
+	return "http://" + ln.Addr().String()
+}
+
+// listeners is what serveUntilSignal serves.
+type listeners struct {
+	main, admin net.Listener // admin: nil without --admin-listen
+	handshake   time.Duration
+	onHUP       func() // besides reloading the buses and auth
+	auth        string // what the listening line says of auth
 }
 
 // runMinionBridge runs the Minion audit bridge next to the broker,
 // publishing through the broker's own HTTP endpoint, so its events take
 // the same path as anyone's: the bus's schema, durability, confirms.
-func runMinionBridge(ctx context.Context, cfg *config.Config, self string, logger *slog.Logger) <-chan struct{} {
+func runMinionBridge(ctx context.Context, cfg *config.Config, self selfPublisher, logger *slog.Logger) <-chan struct{} {
 	opts := minion.Options{
 		Schema:       cfg.MinionSchema,
 		Topic:        cfg.MinionTopic,
@@ -151,10 +250,10 @@ func runMinionBridge(ctx context.Context, cfg *config.Config, self string, logge
 		Logger:       logger.With("bridge", "minion"),
 	}
 	if cfg.MinionCompatBus != "" {
-		opts.Compat = &minion.HTTPPublisher{Broker: self, Pattern: "bus"}
+		opts.Compat = &minion.HTTPPublisher{Broker: self.url, Pattern: "bus", Header: self.header, Client: self.client}
 		opts.CompatTopic = cfg.MinionCompatBus
 	}
-	bridge := minion.New(cfg.MinionPG, &minion.HTTPPublisher{Broker: self, Concurrency: 8}, opts)
+	bridge := minion.New(cfg.MinionPG, &minion.HTTPPublisher{Broker: self.url, Concurrency: 8, Header: self.header, Client: self.client}, opts)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -207,7 +306,8 @@ func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
 // serveUntilSignal serves on ln until SIGINT or SIGTERM (or ctx ends),
 // then shuts down gracefully: stop accepting, close WebSockets with 1001,
 // let HTTP requests in flight finish. SIGHUP reloads the buses.
-func serveUntilSignal(ctx context.Context, ln net.Listener, srv *web.Server, logger *slog.Logger) error {
+func serveUntilSignal(ctx context.Context, lns listeners, srv *web.Server, logger *slog.Logger) error {
+	ln, adminLn := lns.main, lns.admin
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -223,6 +323,9 @@ func serveUntilSignal(ctx context.Context, ln net.Listener, srv *web.Server, log
 				return
 			case <-hup:
 				logger.Info("SIGHUP: reloading")
+				if lns.onHUP != nil {
+					lns.onHUP()
+				}
 				// Reload logs its outcome, but for this one.
 				if _, err := srv.Reload(); errors.Is(err, web.ErrNoReload) {
 					logger.Warn("SIGHUP ignored", "reason", err)
@@ -230,14 +333,27 @@ func serveUntilSignal(ctx context.Context, ln net.Listener, srv *web.Server, log
 			}
 		}
 	})
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: lns.handshake,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		}
 	}
-	logger.Info("mercury listening", "addr", "http://"+ln.Addr().String(), "version", version)
-	served := make(chan error, 1)
+	hs := newServer(srv)
+	logger.Info("mercury listening", "addr", listenURL(ln), "version", version, "auth", lns.auth)
+	if strings.Contains(lns.auth, "--allow-anonymous") {
+		logger.Warn("no auth configured and --allow-anonymous: every client that reaches the broker may do everything", "listen", ln.Addr().String())
+	}
+	served := make(chan error, 2)
 	go func() { served <- hs.Serve(ln) }()
+	var admin *http.Server
+	if adminLn != nil {
+		admin = newServer(srv.AdminHandler())
+		logger.Info("admin API listening", "addr", listenURL(adminLn))
+		go func() { served <- admin.Serve(adminLn) }()
+	}
 	select {
 	case err := <-served:
 		return fmt.Errorf("server stopped: %w", err)
@@ -248,10 +364,18 @@ func serveUntilSignal(ctx context.Context, ln net.Listener, srv *web.Server, log
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { hs.Shutdown(shutdownCtx) })
+	if admin != nil {
+		wg.Go(func() { admin.Shutdown(shutdownCtx) })
+	}
 	wg.Go(func() { srv.Shutdown(shutdownCtx) })
 	wg.Wait()
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
+	}
+	if admin != nil {
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
 	logger.Info("stopped")
 	return nil

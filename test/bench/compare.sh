@@ -91,7 +91,7 @@ wait_for_line() {
 
 # --- Mercury
 say "starting mercury"
-"$bin" serve --listen 127.0.0.1:0 --max-connections $((IDLE_CONNS + 1000)) >"$work/mercury.log" 2>&1 &
+"$bin" serve --listen 127.0.0.1:0 --max-connections $((IDLE_CONNS + 1000)) --max-connections-per-ip 0 --publish-rate 0 >"$work/mercury.log" 2>&1 &
 mercury_pid=$!
 pids+=("$mercury_pid")
 mercury_addr=$(wait_for_line "$work/mercury.log" 'addr=http://[0-9.:]+' | sed 's/addr=http:\/\///')

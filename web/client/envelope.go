@@ -61,6 +61,7 @@ func (e *Envelope) Payload() (p []byte, binary bool, err error) {
 // an error frame, the body of an HTTP error, or an envelope-mode answer.
 type APIError struct {
 	Code    string `json:"code"`
+	Action  string `json:"action,omitempty"` // a refusal by rights: the action refused
 	Topic   string `json:"topic,omitempty"`
 	Message string `json:"message"`
 }

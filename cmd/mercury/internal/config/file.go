@@ -12,8 +12,9 @@ import (
 // fileValues is what a config file says: the raw values of its settings
 // and its buses.
 type fileValues struct {
-	values map[string]fileValue
-	buses  []Bus
+	values  map[string]fileValue
+	buses   []Bus
+	apiKeys []APIKey
 }
 
 // fileValue is a setting's raw value(s) in the file, and its line.
@@ -75,6 +76,8 @@ func (p *fileParser) settings(m *yaml.Node, prefix string) error {
 		switch {
 		case path == "buses":
 			return p.buses(v)
+		case path == "auth.api_keys":
+			return p.apiKeys(v)
 		case isSection(path):
 			if v.Kind != yaml.MappingNode {
 				return p.errorf(v, path, "want a mapping, got %s", describe(v))

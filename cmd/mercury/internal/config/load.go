@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -41,9 +42,13 @@ type Flags struct {
 // flagValue is a setting's flag: it records what was given, parsing is
 // Load's job, the same for every source.
 type flagValue struct {
-	vals []string
-	list bool
+	vals   []string
+	list   bool
+	isBool bool
 }
+
+// IsBoolFlag lets a boolean setting's flag stand alone: --allow-anonymous.
+func (v *flagValue) IsBoolFlag() bool { return v.isBool }
 
 func (v *flagValue) String() string {
 	if v == nil {
@@ -66,7 +71,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs, values: make(map[string]*flagValue, len(settings))}
 	f.config = fs.String("config", "", "YAML config `FILE` (also MERCURY_CONFIG); flags win over the environment, the environment over the file")
 	for _, s := range settings {
-		v := &flagValue{list: s.kind.list}
+		v := &flagValue{list: s.kind.list, isBool: s.kind.isBool}
 		fs.Var(v, s.Flag(), s.help+" (also "+s.Env()+")")
 		fs.Lookup(s.Flag()).DefValue = s.def
 		f.values[s.key] = v
@@ -96,11 +101,15 @@ func Load(file string, getenv func(string) string, flags *Flags) (*Config, error
 		}
 	}
 	c := &Config{File: file, Buses: fv.buses}
+	c.Auth.APIKeys = fv.apiKeys
 	for _, s := range settings {
 		if err := s.kind.parse(c, []string{s.def}); err != nil {
 			panic(fmt.Sprintf("config: the default of %s does not parse: %v", s.key, err))
 		}
 		if v, ok := fv.values[s.key]; ok {
+			if s.kind.paths {
+				v.vals = relativeTo(dirOf(file), v.vals)
+			}
 			if err := s.kind.parse(c, v.vals); err != nil {
 				return nil, &Error{Where: fmt.Sprintf("%s:%d", file, v.line), Key: s.key, Msg: err.Error()}
 			}
@@ -121,4 +130,17 @@ func Load(file string, getenv func(string) string, flags *Flags) (*Config, error
 		}
 	}
 	return c, nil
+}
+
+// relativeTo resolves relative paths against dir (the config file's
+// folder), as schema paths are.
+func relativeTo(dir string, vals []string) []string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = v
+		if v != "" && !filepath.IsAbs(v) && !strings.Contains(v, ",") {
+			out[i] = filepath.Join(dir, v)
+		}
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mercury-broker/mercury/broker"
 	"github.com/mercury-broker/mercury/web"
+	"github.com/mercury-broker/mercury/web/auth"
 )
 
 // Config is the whole configuration.
@@ -32,6 +33,20 @@ type Config struct {
 	MinionSchema    string
 	MinionTopic     string
 	MinionCompatBus string
+
+	// Security and limits (see SECURITY.md).
+	AllowAnonymous      bool
+	AdminListen         string
+	TLSCert, TLSKey     string
+	MaxConnectionsPerIP int
+	PublishRate         int
+	PublishBurst        int
+	MaxTopicLength      int
+	MaxTopicDepth       int
+	HandshakeTimeout    time.Duration
+	IdleTimeout         time.Duration
+	Compression         bool
+	Auth                Auth
 
 	Cluster Cluster
 
@@ -69,13 +84,35 @@ var settings = []setting{
 	{"minion.compat_bus", "", "also send the old notifier's [id,\"enqueue\"…] frames to this bus `TOPIC`, e.g. /jobs", text(func(c *Config) *string { return &c.MinionCompatBus })},
 	{"cluster.urls", "", "join the brokers sharing this NATS JetStream deployment: server `URL`s, e.g. nats://nats1:4222 (repeatable, or comma-separated); none: a single broker", list(func(c *Config) *[]string { return &c.Cluster.URLs })},
 	{"cluster.name", "mercury", "`NAME` shared by the brokers that act as one: their streams and buckets on NATS (lower-case letters, digits, - and _)", text(func(c *Config) *string { return &c.Cluster.Name })},
-	{"cluster.creds", "", "NATS credentials `FILE` (user JWT and nkey seed)", text(func(c *Config) *string { return &c.Cluster.Creds })},
-	{"cluster.tls.ca", "", "PEM `FILE` of the CA that signed the NATS servers' certificates", text(func(c *Config) *string { return &c.Cluster.TLSCA })},
-	{"cluster.tls.cert", "", "PEM `FILE` of a client certificate for NATS (with --cluster-tls-key)", text(func(c *Config) *string { return &c.Cluster.TLSCert })},
-	{"cluster.tls.key", "", "PEM `FILE` of the client certificate's key", text(func(c *Config) *string { return &c.Cluster.TLSKey })},
+	{"cluster.creds", "", "NATS credentials `FILE` (user JWT and nkey seed)", paths(text(func(c *Config) *string { return &c.Cluster.Creds }))},
+	{"cluster.tls.ca", "", "PEM `FILE` of the CA that signed the NATS servers' certificates", paths(text(func(c *Config) *string { return &c.Cluster.TLSCA }))},
+	{"cluster.tls.cert", "", "PEM `FILE` of a client certificate for NATS (with --cluster-tls-key)", paths(text(func(c *Config) *string { return &c.Cluster.TLSCert }))},
+	{"cluster.tls.key", "", "PEM `FILE` of the client certificate's key", paths(text(func(c *Config) *string { return &c.Cluster.TLSKey }))},
 	{"cluster.replicas", "0", "NATS servers (`N`) keeping each stream; 0: 3 on a NATS cluster, 1 on a single server", count(func(c *Config) *int { return &c.Cluster.Replicas })},
 	{"cluster.max_bytes", "1GiB", "published messages kept on NATS for replay, at most (`BYTES`, suffixes KiB, MiB, GiB)", byteSize(func(c *Config) *int64 { return &c.Cluster.MaxBytes })},
 	{"pprof", "", "serve Go's profiler (net/http/pprof) on `HOST:PORT`, for 'go tool pprof'; off by default, keep it on loopback", text(func(c *Config) *string { return &c.Pprof })},
+
+	{"allow_anonymous", "false", "with no auth configured, serve everyone everything even on a non-loopback address (without it such a broker refuses to start)", boolean(func(c *Config) *bool { return &c.AllowAnonymous })},
+	{"admin_listen", "", "serve the admin API (/api/…) on its own `HOST:PORT` instead of the main listener; it still needs the admin right", text(func(c *Config) *string { return &c.AdminListen })},
+	{"tls_cert", "", "TLS certificate chain `FILE` (PEM); with tls_key, serve HTTPS and wss://; re-read on SIGHUP", paths(text(func(c *Config) *string { return &c.TLSCert }))},
+	{"tls_key", "", "TLS private key `FILE` (PEM) of tls_cert", paths(text(func(c *Config) *string { return &c.TLSKey }))},
+	{"max_connections_per_ip", itoa(web.DefaultMaxConnsPerIP), "most concurrent WebSocket connections and event streams from one client address (`N`); 0: no limit", count(func(c *Config) *int { return &c.MaxConnectionsPerIP })},
+	{"publish_rate", itoa(web.DefaultPublishRate), "messages per second (`N`) one WebSocket connection may publish; past it frames are refused, a persistent flood is closed (1008); 0: no limit", count(func(c *Config) *int { return &c.PublishRate })},
+	{"publish_burst", itoa(web.DefaultPublishBurst), "messages (`N`) a connection may publish at once above publish_rate", count(func(c *Config) *int { return &c.PublishBurst })},
+	{"max_topic_length", itoa(broker.DefaultMaxTopicLength), "longest topic in `BYTES`", count(func(c *Config) *int { return &c.MaxTopicLength })},
+	{"max_topic_depth", itoa(broker.DefaultMaxTopicDepth), "most segments (`N`) in a topic", count(func(c *Config) *int { return &c.MaxTopicDepth })},
+	{"handshake_timeout", web.DefaultRequestTimeout.String(), "how long a client may take to send its request headers (HTTP or WebSocket handshake) and a POST its body (`DURATION`)", duration(func(c *Config) *time.Duration { return &c.HandshakeTimeout })},
+	{"idle_timeout", "0s", "close a WebSocket connection on which no message went either way for this long (`DURATION`; pings do not count); 0: never", duration(func(c *Config) *time.Duration { return &c.IdleTimeout })},
+	{"compression", "false", "offer permessage-deflate to clients that ask; max_message_size caps the decompressed size", boolean(func(c *Config) *bool { return &c.Compression })},
+
+	{"auth.jwt.secret_file", "", "`FILE` holding the HMAC secret (at least 32 bytes) that verifies HS256 tokens", paths(text(func(c *Config) *string { return &c.Auth.SecretFile }))},
+	{"auth.jwt.keys", "", "PEM `FILE`s of public keys (RSA, ECDSA, Ed25519) that verify RS256, ES256 or EdDSA tokens (repeatable, or comma-separated)", paths(list(func(c *Config) *[]string { return &c.Auth.Keys }))},
+	{"auth.jwt.jwks", "", "JSON Web Key Set `FILE` of keys that verify tokens", paths(text(func(c *Config) *string { return &c.Auth.JWKS }))},
+	{"auth.jwt.issuer", "", "the iss claim tokens must have (`ISSUER`)", text(func(c *Config) *string { return &c.Auth.Issuer })},
+	{"auth.jwt.audience", "", "the aud claim tokens must include (`AUDIENCE`)", text(func(c *Config) *string { return &c.Auth.Audience })},
+	{"auth.jwt.leeway", "0s", "clock skew allowed on exp, nbf and iat (`DURATION`)", duration(func(c *Config) *time.Duration { return &c.Auth.Leeway })},
+	anonymousRow(auth.Sub), anonymousRow(auth.Pub), anonymousRow(auth.Bus),
+	anonymousRow(auth.Push), anonymousRow(auth.Pull), anonymousRow(auth.Admin),
 }
 
 // setting is one configuration setting.
@@ -109,9 +146,11 @@ func (s setting) Env() string {
 
 // kind parses and holds one type of value.
 type kind struct {
-	list  bool                                 // several values: a YAML sequence, repeated flags, a comma-separated variable
-	parse func(c *Config, vals []string) error // stores vals into c
-	field func(c *Config) any                  // the value in c, for comparisons
+	list   bool                                 // several values: a YAML sequence, repeated flags, a comma-separated variable
+	isBool bool                                 // a flag without a value means true
+	paths  bool                                 // file paths: in the file, relative to its folder
+	parse  func(c *Config, vals []string) error // stores vals into c
+	field  func(c *Config) any                  // the value in c, for comparisons
 }
 
 // scalar makes the kind of a single value stored by set.
@@ -127,6 +166,24 @@ func scalar[T any](field func(*Config) *T, parse func(string) (T, error)) kind {
 		},
 		field: func(c *Config) any { return *field(c) },
 	}
+}
+
+func boolean(field func(*Config) *bool) kind {
+	k := scalar(field, func(s string) (bool, error) {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return false, fmt.Errorf("want true or false, got %q", s)
+		}
+		return b, nil
+	})
+	k.isBool = true
+	return k
+}
+
+// paths marks a kind's values as file paths.
+func paths(k kind) kind {
+	k.paths = true
+	return k
 }
 
 func text(field func(*Config) *string) kind {
@@ -234,10 +291,13 @@ func isSection(key string) bool {
 }
 
 // Restart lists the settings whose values differ between a and b: a
-// reload applies the buses only, these need a restart.
+// reload applies the buses and auth only, these need a restart.
 func Restart(a, b *Config) []string {
 	var out []string
 	for _, s := range settings {
+		if strings.HasPrefix(s.key, "auth.") {
+			continue
+		}
 		if !reflect.DeepEqual(s.kind.field(a), s.kind.field(b)) {
 			out = append(out, s.key)
 		}
