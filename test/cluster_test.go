@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mercury-broker/mercury/bus/nats/natstest"
+	"github.com/mercury-broker/mercury/web/auth"
 	"github.com/mercury-broker/mercury/web/client"
 )
 
@@ -518,5 +519,43 @@ func TestClusterExclusivePullers(t *testing.T) {
 	ghost := dial(t, b[1].WS+"/pull/ghost?must_exist=1", nil)
 	if code, _ := closedWith(ghost); code != 4404 {
 		t.Fatalf("must_exist on a queue nobody made: %d", code)
+	}
+}
+
+// TestClusterWithAuth: rights are checked on the broker a client connects
+// to, clustered as alone: a key's publishes go through the cluster to a
+// subscriber on another broker; a client without one is refused.
+func TestClusterWithAuth(t *testing.T) {
+	key := auth.GenerateKey()
+	hash, err := auth.HashKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, b := startCluster(t, 2, fmt.Sprintf(`auth:
+  api_keys:
+    - name: agent
+      hash: "%s"
+      rights: {pub: [/allowed], sub: [/allowed]}
+`, hash))
+	sub := dial(t, b[1].WS+"/sub/allowed?token="+key, nil)
+	pub := dial(t, b[0].WS+"/pub/allowed/x?envelope=1&token="+key, nil)
+	if err := pub.WriteText(context.Background(), "through"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readText(t, pub); !strings.HasPrefix(got, `{"ok":`) {
+		t.Fatalf("publish answered %s", got)
+	}
+	if got := readText(t, sub); got != "through" {
+		t.Fatalf("subscriber got %q", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if c, err := client.Dial(ctx, b[0].WS+"/pub/allowed", nil); err == nil {
+		c.CloseNow()
+		t.Fatal("an anonymous publisher was let in")
+	}
+	if c, err := client.Dial(ctx, b[1].WS+"/pub/other?token="+key, nil); err == nil {
+		c.CloseNow()
+		t.Fatal("a publisher without the right was let in")
 	}
 }
