@@ -41,6 +41,10 @@ type Options struct {
 	// Store keeps durable buses on disk; nil keeps nothing (a durable bus
 	// then refuses to start, see Open).
 	Store Store
+	// Backplane joins this broker to others that share it (see
+	// Backplane); nil: a single broker. Durable buses need no Store then:
+	// the backplane keeps their messages.
+	Backplane Backplane
 	// Logger receives what the broker has to say (queue expiry, store
 	// failures). Default slog.Default().
 	Logger *slog.Logger
@@ -78,6 +82,11 @@ type Broker struct {
 
 	queuesMu sync.Mutex
 	queues   map[Topic]*queue
+
+	bp      Backplane      // nil for a single broker
+	qbp     QueueBackplane // nil unless bp shares queues
+	abp     AsyncPublisher // nil unless bp publishes without waiting
+	peerIDs atomic.Uint64  // numbers bus peers, for a backplane's Origin
 }
 
 // New returns a broker without a store: nothing survives a restart. Use
@@ -111,9 +120,22 @@ func Open(opts Options) (*Broker, error) {
 		rings:       make(map[Topic]*ring),
 		trimPending: make(map[Topic]uint64),
 		queues:      make(map[Topic]*queue),
+		bp:          opts.Backplane,
+	}
+	if b.bp != nil {
+		b.qbp, _ = b.bp.(QueueBackplane)
+		b.abp, _ = b.bp.(AsyncPublisher)
 	}
 	if err := b.SetPolicies(opts.Policies); err != nil {
 		return nil, err
+	}
+	if b.bp != nil {
+		last, err := b.bp.Start(b.receive)
+		if err != nil {
+			return nil, fmt.Errorf("failed to start the cluster feed: %w", err)
+		}
+		b.seq = last
+		return b, nil
 	}
 	if opts.Store != nil {
 		if err := b.load(); err != nil {
@@ -126,7 +148,12 @@ func Open(opts Options) (*Broker, error) {
 // SetPolicies replaces the bus settings, as a config reload does. Queues
 // already open keep their settings; history kept so far stays.
 func (b *Broker) SetPolicies(p *Policies) error {
-	if b.opts.Store == nil {
+	if pw, ok := b.bp.(PolicyWatcher); ok {
+		if err := pw.SetPolicies(p); err != nil {
+			return fmt.Errorf("failed to apply the bus settings to the cluster: %w", err)
+		}
+	}
+	if b.opts.Store == nil && b.bp == nil {
 		for _, pol := range p.All() {
 			if pol.Durable {
 				return fmt.Errorf("bus %s: %w", pol.Bus, ErrNoStore)
@@ -171,6 +198,10 @@ func (b *Broker) LastSeq() uint64 {
 // every subscriber of its topic and of the topics above it. On a durable
 // bus it returns once m is on disk; subscribers may see it a moment before.
 func (b *Broker) Publish(m *Message) error {
+	if b.bp != nil {
+		// Fanned out when the backplane's feed brings it back.
+		return b.bp.Publish(m, KindPublish, Origin{Node: b.bp.Node()})
+	}
 	var buf [8][]Receiver
 	pol := b.policies().Lookup(m.Topic)
 	b.pubMu.Lock()
@@ -232,6 +263,11 @@ func (b *Broker) Close() {
 		q.mu.Lock()
 		if q.timer != nil {
 			q.timer.Stop()
+		}
+		if q.remote != nil {
+			q.remote.Close()
+			q.remote = nil
+			q.nakSurplus()
 		}
 		q.deleted = true
 		q.mu.Unlock()

@@ -5,14 +5,15 @@ import "sync"
 // busPeer is one connection on a bus topic.
 type busPeer struct {
 	r    Receiver
-	echo bool // also receives what it sends itself
+	echo bool   // also receives what it sends itself
+	id   uint64 // numbers the peer in a backplane's Origin
 }
 
 // JoinBus makes r a peer of the bus room on exactly topic (bus rooms are
 // not hierarchical) until the returned function is called. With echo, r
 // also receives the frames it sends.
 func (b *Broker) JoinBus(topic Topic, r Receiver, echo bool) (leave func()) {
-	p := &busPeer{r: r, echo: echo}
+	p := &busPeer{r: r, echo: echo, id: b.peerIDs.Add(1)}
 	b.peers.Insert(string(topic), p)
 	var once sync.Once
 	return func() { once.Do(func() { b.peers.Remove(string(topic), p) }) }
@@ -22,6 +23,10 @@ func (b *Broker) JoinBus(topic Topic, r Receiver, echo bool) (leave func()) {
 // exactly m.Topic. from is the sending peer, which gets m only if it joined
 // with echo; a nil from (an HTTP POST) reaches every peer.
 func (b *Broker) SendBus(m *Message, from Receiver) error {
+	if b.bp != nil {
+		// Handed to the peers when the backplane's feed brings it back.
+		return b.bp.Publish(m, KindBus, b.origin(m.Topic, from))
+	}
 	b.pubMu.Lock()
 	defer b.pubMu.Unlock()
 	if err := b.stamp(m); err != nil {

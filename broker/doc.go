@@ -14,4 +14,11 @@
 // broker and all three patterns, and a time. Receivers must not block: the
 // web layer gives each connection a bounded outgoing queue and closes a
 // consumer that cannot keep up.
+//
+// Several brokers act as one through a Backplane (bus/nats implements it on
+// NATS JetStream; this package never imports it): every message is stored
+// there first and comes back to each broker in one sequence order, so
+// sequence numbers are cluster-wide, replay reads the backplane, and push/
+// pull queues are shared (QueueBackplane). Without a backplane nothing of
+// this runs: a single broker needs nothing but itself.
 package broker

@@ -99,6 +99,9 @@ func (b *Broker) record(pol *Policy, m *Message) {
 // duplicate. The caller sends the backlog before what r receives. gap is
 // non-nil when part of the range is no longer kept.
 func (b *Broker) SubscribeSince(topic Topic, r Receiver, since uint64) (backlog []*Message, gap *Gap, unsubscribe func()) {
+	if b.bp != nil {
+		return b.subscribeSinceCluster(topic, r, since)
+	}
 	b.pubMu.Lock()
 	defer b.pubMu.Unlock()
 	unsubscribe = b.Subscribe(topic, r)

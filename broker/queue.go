@@ -67,6 +67,8 @@ type Delivery struct {
 	LastError string // why the previous attempt failed
 
 	q         *queue
+	settler   Settler     // on a QueueBackplane: settles it there
+	remote    int         // on a QueueBackplane: the attempt it was handed over for
 	holder    *pullerSlot // nil while waiting, settled or dead
 	deadline  time.Time   // ack mode: redelivered after this
 	notBefore time.Time   // nacked with a delay: not offered before this
@@ -123,6 +125,11 @@ type queue struct {
 	lastUsed  time.Time
 	timer     *time.Timer
 	deleted   bool // removed from the broker: look the queue up again
+
+	// remote is this broker's hold on the queue a QueueBackplane shares,
+	// while it has pullers; pending then holds only what is being
+	// dispatched, and the backplane keeps the rest.
+	remote RemoteQueue
 }
 
 func (q *queue) waiting() int { return len(q.pending) - q.head + len(q.delayed) }
@@ -179,6 +186,9 @@ func (q *queue) dispatch() {
 		s.credit--
 		s.p.Offer(d)
 	}
+	if q.b.qbp != nil {
+		q.wantRemote()
+	}
 }
 
 // pick returns the next puller in rotation that has credit, or nil.
@@ -211,6 +221,10 @@ func (q *queue) unhold(s *pullerSlot, d *Delivery) {
 func (q *queue) settle(s *pullerSlot, d *Delivery) {
 	q.unhold(s, d)
 	q.lastUsed = q.b.opts.Now()
+	if d.settler != nil {
+		d.settler.Ack()
+		return
+	}
 	if q.durable {
 		q.b.storeErr("delete a settled queue message", q.b.opts.Store.DeleteQueued(q.topic, d.ID()))
 	}
@@ -221,6 +235,10 @@ func (q *queue) settle(s *pullerSlot, d *Delivery) {
 func (q *queue) retry(d *Delivery, delay time.Duration, reason string) {
 	if reason != "" {
 		d.LastError = reason
+	}
+	if d.settler != nil {
+		q.retryRemote(d, delay)
+		return
 	}
 	if d.Attempt >= q.policy.MaxAttempts {
 		dl := &DeadLetter{ID: d.ID(), Message: d.Message, Attempts: d.Attempt, LastError: d.LastError, Died: q.b.opts.Now()}
@@ -305,7 +323,8 @@ func (q *queue) scheduleLocked() {
 	if len(q.delayed) > 0 {
 		earlier(q.delayed[0].notBefore)
 	}
-	if len(q.pullers) == 0 {
+	if len(q.pullers) == 0 && q.b.qbp == nil {
+		// On a QueueBackplane, the cluster expires queues.
 		earlier(q.lastUsed.Add(q.policy.TTL))
 	}
 	if next.IsZero() || q.deleted {
@@ -343,7 +362,7 @@ func (q *queue) tick() {
 		q.delayed = q.delayed[1:]
 	}
 	q.pushFront(ready...)
-	if len(q.pullers) == 0 && !q.lastUsed.Add(q.policy.TTL).After(now) {
+	if len(q.pullers) == 0 && q.b.qbp == nil && !q.lastUsed.Add(q.policy.TTL).After(now) {
 		dropped := q.waiting() + len(q.dead)
 		q.deleted = true
 		if q.timer != nil {
@@ -422,6 +441,13 @@ func (b *Broker) lockQueue(topic Topic, mustExist bool, ttl time.Duration) (*que
 // is on disk when Push returns. A queue holding its limit refuses more with
 // ErrQueueFull.
 func (b *Broker) Push(m *Message, opts PushOptions) error {
+	if b.qbp != nil {
+		qp, _ := b.queuePolicy(m.Topic)
+		if opts.TTL > 0 {
+			qp.TTL = opts.TTL
+		}
+		return b.qbp.Push(m, qp, opts)
+	}
 	q, err := b.lockQueue(m.Topic, opts.MustExist, opts.TTL)
 	if err != nil {
 		return err
@@ -461,7 +487,21 @@ func (b *Broker) Pull(topic Topic, p Puller, opts PullOptions) (leave func(), er
 	if opts.Prefetch <= 0 {
 		opts.Prefetch = DefaultPrefetch
 	}
-	q, err := b.lockQueue(topic, opts.MustExist, opts.TTL)
+	mustExist := opts.MustExist
+	if b.qbp != nil {
+		// The queue may exist on the cluster without a puller here.
+		if mustExist {
+			ok, err := b.qbp.QueueExists(topic)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, ErrNoQueue
+			}
+		}
+		mustExist = false
+	}
+	q, err := b.lockQueue(topic, mustExist, opts.TTL)
 	if err != nil {
 		return nil, err
 	}
@@ -480,6 +520,15 @@ func (b *Broker) Pull(topic Topic, p Puller, opts PullOptions) (leave func(), er
 		q.mu.Unlock()
 		return nil, ErrQueueBusy
 	}
+	if b.qbp != nil {
+		if err := q.joinRemote(opts); err != nil {
+			q.mu.Unlock()
+			for _, e := range evicted {
+				e.p.Evict("taken over")
+			}
+			return nil, err
+		}
+	}
 	s := &pullerSlot{p: p, ack: opts.Ack, credit: opts.Prefetch}
 	q.pullers = append(q.pullers, s)
 	q.exclusive = opts.Exclusive
@@ -497,6 +546,9 @@ func (b *Broker) Pull(topic Topic, p Puller, opts PullOptions) (leave func(), er
 			defer q.mu.Unlock()
 			q.removePuller(s)
 			q.dispatch()
+			if q.remote != nil {
+				q.leaveRemote()
+			}
 		})
 	}, nil
 }

@@ -26,6 +26,14 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 
 // Queues returns the stats of every live queue, by topic.
 func (b *Broker) Queues() []QueueStats {
+	if b.qbp != nil {
+		stats, err := b.qbp.QueueStats()
+		if err != nil {
+			b.opts.Logger.Warn("cluster: failed to list queues", "err", err)
+			return []QueueStats{}
+		}
+		return stats
+	}
 	b.queuesMu.Lock()
 	qs := make([]*queue, 0, len(b.queues))
 	for _, q := range b.queues {
@@ -62,6 +70,9 @@ func (b *Broker) withQueue(topic Topic, fn func(q *queue) error) error {
 
 // DeadLetters returns the dead letters of topic's queue, oldest first.
 func (b *Broker) DeadLetters(topic Topic) ([]DeadLetter, error) {
+	if b.qbp != nil {
+		return b.qbp.DeadLetters(topic)
+	}
 	var out []DeadLetter
 	err := b.withQueue(topic, func(q *queue) error {
 		for _, dl := range q.dead {
@@ -75,6 +86,9 @@ func (b *Broker) DeadLetters(topic Topic) ([]DeadLetter, error) {
 // Requeue moves the dead letter id (every one when id is 0) back to the
 // queue for a fresh set of attempts, and returns how many moved.
 func (b *Broker) Requeue(topic Topic, id uint64) (int, error) {
+	if b.qbp != nil {
+		return b.qbp.Requeue(topic, id)
+	}
 	n := 0
 	err := b.withQueue(topic, func(q *queue) error {
 		kept := q.dead[:0]
@@ -104,6 +118,9 @@ func (b *Broker) Requeue(topic Topic, id uint64) (int, error) {
 
 // PopDead removes and returns the oldest dead letter of topic's queue.
 func (b *Broker) PopDead(topic Topic) (*DeadLetter, error) {
+	if b.qbp != nil {
+		return b.qbp.PopDead(topic)
+	}
 	var dl *DeadLetter
 	err := b.withQueue(topic, func(q *queue) error {
 		if len(q.dead) == 0 {
@@ -122,6 +139,9 @@ func (b *Broker) PopDead(topic Topic) (*DeadLetter, error) {
 // PurgeDead deletes every dead letter of topic's queue and returns how
 // many there were.
 func (b *Broker) PurgeDead(topic Topic) (int, error) {
+	if b.qbp != nil {
+		return b.qbp.PurgeDead(topic)
+	}
 	n := 0
 	err := b.withQueue(topic, func(q *queue) error {
 		n = len(q.dead)
@@ -137,4 +157,13 @@ func (b *Broker) PurgeDead(topic Topic) (int, error) {
 }
 
 // QueueExists reports whether topic has a live queue.
-func (b *Broker) QueueExists(topic Topic) bool { return b.queue(topic) != nil }
+func (b *Broker) QueueExists(topic Topic) bool {
+	if b.qbp != nil {
+		ok, err := b.qbp.QueueExists(topic)
+		if err != nil {
+			b.opts.Logger.Warn("cluster: failed to look a queue up", "topic", topic, "err", err)
+		}
+		return ok
+	}
+	return b.queue(topic) != nil
+}

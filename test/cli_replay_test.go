@@ -65,13 +65,13 @@ func (p *tcpProxy) accept() {
 			return
 		}
 		p.mu.Lock()
-		paused := p.paused
+		paused, backend := p.paused, p.backend
 		p.mu.Unlock()
 		if paused {
 			c.Close()
 			continue
 		}
-		b, err := net.Dial("tcp", p.backend)
+		b, err := net.Dial("tcp", backend)
 		if err != nil {
 			c.Close()
 			continue

@@ -49,6 +49,8 @@ type conn struct {
 	closeReason string
 	dead        bool // torn down; no goroutine may start
 	bg          sync.WaitGroup
+
+	pubs pubOrder // a publisher's answers in order, on a cluster
 }
 
 // Close codes of our own, in the range applications may use.

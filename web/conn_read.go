@@ -47,12 +47,7 @@ func (c *conn) readLoop() error {
 			if !c.limit() {
 				continue
 			}
-			m := &broker.Message{Topic: c.topic, Binary: typ == websocket.MessageBinary, Payload: data}
-			if aerr := c.s.accept(c.pattern, m, c, c.opts, c.currentGrant()); aerr != nil {
-				c.sendError(aerr)
-			} else if c.opts.envelope {
-				c.sendOK(m.Seq)
-			}
+			c.publishFrame(&broker.Message{Topic: c.topic, Binary: typ == websocket.MessageBinary, Payload: data})
 		case c.pattern == patternPull && c.opts.envelope:
 			if aerr := c.settle(data); aerr != nil {
 				c.sendError(aerr)

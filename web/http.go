@@ -136,6 +136,10 @@ func apiErrorFor(err error, topic broker.Topic) *apiError {
 		e.Message = "queue does not exist (must_exist): it expired after its TTL, or was never created"
 	case errors.Is(err, broker.ErrNoDeadLetters):
 		e.Status, e.Code = http.StatusNotFound, "no_dead_letter"
+	case errors.Is(err, broker.ErrUnavailable):
+		// Clustered and cut off from NATS: nothing was stored or sent.
+		e.Status, e.Code = http.StatusServiceUnavailable, "cluster_unavailable"
+		e.Message = "not accepted: " + err.Error() + "; retry later or on another broker"
 	default:
 		// The store failed to keep the message: it was not confirmed.
 		e.Status, e.Code = http.StatusServiceUnavailable, "store"

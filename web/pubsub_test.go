@@ -147,6 +147,7 @@ func TestMissingTopicAndPlainGet(t *testing.T) {
 		{"/sub/a/%2e%2e/b", http.StatusBadRequest},
 		{"/sub/a%00b", http.StatusBadRequest},
 		{"/healthz", http.StatusOK},
+		{"/readyz", http.StatusOK}, // a single broker is always ready
 	} {
 		resp, err := http.Get(ts.http.URL + c.path)
 		if err != nil {

@@ -206,6 +206,7 @@ func New(b *broker.Broker, opts Options) (*Server, error) {
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
 	r.Get("/healthz", healthz)
+	r.Get("/readyz", s.handleReady)
 	if !s.opts.AdminSeparate {
 		s.adminRoutes(r)
 	}

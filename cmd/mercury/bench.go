@@ -30,10 +30,12 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 		"mercury bench --subs 100 --rate 2000 --duration 10s --pid $(pidof mercury)",
 		"mercury bench --subs 100 --rate 2000 --baseline           # also against a minimal coder/websocket server",
 		"mercury bench --layout each --pubs 4 --publish http --json > run.json",
+		"mercury bench --url ws://b2:3000 --pub-url ws://b1:3000  # across two brokers of a cluster",
 		"mercury bench idle --conns 10000 --pid $(pidof mercury)   # memory per idle subscriber",
 		"mercury bench table mercury.json baseline.json nchan.json # reports side by side",
 	)
-	url := fs.String("url", "ws://127.0.0.1:3000", "the broker, `ws://HOST:PORT`")
+	url := fs.String("url", "ws://127.0.0.1:3000", "the broker, `ws://HOST:PORT`; several brokers of a cluster comma-separated: subscribers are spread over them")
+	pubURL := fs.String("pub-url", "", "where publishers connect, `ws://HOST:PORT` (comma-separated: spread); default: --url (to measure across brokers, give another broker of the cluster)")
 	subs := fs.Int("subs", 100, "subscribers")
 	pubs := fs.Int("pubs", 1, "publishers")
 	via := fs.String("publish", "ws", "how publishers send, `MODE`: ws (a WebSocket per topic) or http (POST)")
@@ -73,8 +75,15 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 		return usageError("--duration %v: want more than 0", *duration)
 	case *drain <= 0:
 		return usageError("--drain %v: want more than 0", *drain)
-	case !strings.HasPrefix(*url, "ws://") && !strings.HasPrefix(*url, "wss://"):
-		return usageError("--url %q: want ws://HOST:PORT", *url)
+	}
+	subURLs, pubURLs := strings.Split(*url, ","), strings.Split(*pubURL, ",")
+	if *pubURL == "" {
+		pubURLs = subURLs
+	}
+	for _, u := range append(append([]string(nil), subURLs...), pubURLs...) {
+		if !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
+			return usageError("--url/--pub-url %q: want ws://HOST:PORT", u)
+		}
 	}
 	if _, err := newLayout(*layoutName, *root, *subs, !*baseline); err != nil {
 		if *baseline {
@@ -90,7 +99,7 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	if !*quiet {
 		cfg.progress = io.err
 	}
-	targets := []target{{label: *label, url: *url, pids: pids, hierarchical: true}}
+	targets := []target{{label: *label, url: *url, subURLs: subURLs, pubURLs: pubURLs, pids: pids, hierarchical: true}}
 	if *baseline {
 		bp, err := startBaseline(io.err)
 		if err != nil {

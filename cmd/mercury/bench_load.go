@@ -34,9 +34,19 @@ type loadConfig struct {
 // target is one server under load.
 type target struct {
 	label        string
-	url          string // ws://host:port
-	pids         []int  // the server's processes, for its cost; none: not measured
-	hierarchical bool   // subscribers also get what is published below their topic
+	url          string   // ws://host:port, as given
+	subURLs      []string // where subscribers connect, in turn; nil: url
+	pubURLs      []string // where publishers connect, in turn; nil: url
+	pids         []int    // the server's processes, for its cost; none: not measured
+	hierarchical bool     // subscribers also get what is published below their topic
+}
+
+// pick returns urls[i] in turn, or def when there are none.
+func pick(urls []string, i int, def string) string {
+	if len(urls) == 0 {
+		return def
+	}
+	return urls[i%len(urls)]
 }
 
 // warmupTimeout bounds the wait for every subscriber to be listening.
@@ -141,7 +151,7 @@ func (r *loadRun) connect(ctx context.Context) error {
 	readLimit := int64(max(4*r.cfg.size+64<<10, 1<<20))
 	urls := make([]string, len(r.layout.subTopics))
 	for i, topic := range r.layout.subTopics {
-		urls[i] = targetURL(r.target.url, "sub", topic, r.cfg.envelope)
+		urls[i] = targetURL(pick(r.target.subURLs, i, r.target.url), "sub", topic, r.cfg.envelope)
 	}
 	conns, errs, first := dialAll(ctx, r.hc, urls, readLimit)
 	r.connErrs.Add(int64(errs))
@@ -164,7 +174,7 @@ func (r *loadRun) connect(ctx context.Context) error {
 		bp := &benchPub{topics: r.layout.publisherTopics(p, r.cfg.pubs)}
 		r.pubs = append(r.pubs, bp)
 		for _, ti := range bp.topics {
-			u := targetURL(r.target.url, "pub", r.layout.pubTopics[ti], r.cfg.envelope)
+			u := targetURL(pick(r.target.pubURLs, p, r.target.url), "pub", r.layout.pubTopics[ti], r.cfg.envelope)
 			if r.cfg.publishVia == "http" {
 				bp.urls = append(bp.urls, client.HTTPURL(u))
 				continue

@@ -19,6 +19,7 @@ import (
 	"github.com/mercury-broker/mercury/broker"
 	"github.com/mercury-broker/mercury/broker/store"
 	"github.com/mercury-broker/mercury/bus/minion"
+	natsbus "github.com/mercury-broker/mercury/bus/nats"
 	"github.com/mercury-broker/mercury/cmd/mercury/internal/config"
 	"github.com/mercury-broker/mercury/web"
 )
@@ -31,6 +32,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		"mercury serve --listen :3000 --allow-anonymous       # … or this: anyone who reaches it may do anything",
 		"mercury serve --listen :443 --tls-cert cert.pem --tls-key key.pem --config mercury.yaml",
 		"MERCURY_LISTEN=:3000 mercury serve             # every flag is also a MERCURY_ variable",
+		"mercury serve --cluster nats://nats1:4222,nats://nats2:4222  # several brokers as one, on NATS JetStream",
 	)
 	flags := config.RegisterFlags(fs)
 	if err := parseFlags(fs, args, io); err != nil {
@@ -97,16 +99,29 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		}
 	}
 
-	st, err := openStore(cfg, buses.Policies, logger)
-	if err != nil {
-		return err
-	}
-	if st != nil {
-		defer st.Close()
-	}
 	bopts := broker.Options{QueueLimit: cfg.QueueLimit, Policies: buses.Policies, Logger: logger}
-	if st != nil {
-		bopts.Store = st
+	if len(cfg.Cluster.URLs) > 0 {
+		// Clustered: durable buses, history and queues live in JetStream;
+		// nothing is kept on this broker's disk.
+		c := cfg.Cluster
+		bp, err := natsbus.Connect(natsbus.Options{
+			URLs: c.URLs, Name: c.Name, CredsFile: c.Creds, TLSCA: c.TLSCA, TLSCert: c.TLSCert, TLSKey: c.TLSKey,
+			Replicas: c.Replicas, MaxBytes: c.MaxBytes, QueueLimit: cfg.QueueLimit, Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		defer bp.Close()
+		bopts.Backplane = bp
+	} else {
+		st, err := openStore(cfg, buses.Policies, logger)
+		if err != nil {
+			return err
+		}
+		if st != nil {
+			defer st.Close()
+			bopts.Store = st
+		}
 	}
 	b, err := broker.Open(bopts)
 	if err != nil {

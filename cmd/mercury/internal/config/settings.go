@@ -49,7 +49,22 @@ type Config struct {
 	Compression         bool
 	Auth                Auth
 
+	Cluster Cluster
+
 	Buses []Bus // in the order of the file
+}
+
+// Cluster is how the broker joins others on NATS JetStream; no URLs: a
+// single broker.
+type Cluster struct {
+	URLs     []string
+	Name     string
+	Creds    string
+	TLSCA    string
+	TLSCert  string
+	TLSKey   string
+	Replicas int
+	MaxBytes int64
 }
 
 // settings is every setting but the buses. Adding one is adding a row.
@@ -69,6 +84,14 @@ var settings = []setting{
 	{"minion.schema", "", "`SCHEMA` of Minion's tables (default: where the search path finds minion_jobs)", text(func(c *Config) *string { return &c.MinionSchema })},
 	{"minion.topic", "/audit/minion", "base `TOPIC` of the bridge's events", text(func(c *Config) *string { return &c.MinionTopic })},
 	{"minion.compat_bus", "", "also send the old notifier's [id,\"enqueue\"…] frames to this bus `TOPIC`, e.g. /jobs", text(func(c *Config) *string { return &c.MinionCompatBus })},
+	{"cluster.urls", "", "join the brokers sharing this NATS JetStream deployment: server `URL`s, e.g. nats://nats1:4222 (repeatable, or comma-separated); none: a single broker", list(func(c *Config) *[]string { return &c.Cluster.URLs })},
+	{"cluster.name", "mercury", "`NAME` shared by the brokers that act as one: their streams and buckets on NATS (lower-case letters, digits, - and _)", text(func(c *Config) *string { return &c.Cluster.Name })},
+	{"cluster.creds", "", "NATS credentials `FILE` (user JWT and nkey seed)", paths(text(func(c *Config) *string { return &c.Cluster.Creds }))},
+	{"cluster.tls.ca", "", "PEM `FILE` of the CA that signed the NATS servers' certificates", paths(text(func(c *Config) *string { return &c.Cluster.TLSCA }))},
+	{"cluster.tls.cert", "", "PEM `FILE` of a client certificate for NATS (with --cluster-tls-key)", paths(text(func(c *Config) *string { return &c.Cluster.TLSCert }))},
+	{"cluster.tls.key", "", "PEM `FILE` of the client certificate's key", paths(text(func(c *Config) *string { return &c.Cluster.TLSKey }))},
+	{"cluster.replicas", "0", "NATS servers (`N`) keeping each stream; 0: 3 on a NATS cluster, 1 on a single server", count(func(c *Config) *int { return &c.Cluster.Replicas })},
+	{"cluster.max_bytes", "1GiB", "published messages kept on NATS for replay, at most (`BYTES`, suffixes KiB, MiB, GiB)", byteSize(func(c *Config) *int64 { return &c.Cluster.MaxBytes })},
 	{"pprof", "", "serve Go's profiler (net/http/pprof) on `HOST:PORT`, for 'go tool pprof'; off by default, keep it on loopback", text(func(c *Config) *string { return &c.Pprof })},
 
 	{"allow_anonymous", "false", "with no auth configured, serve everyone everything even on a non-loopback address (without it such a broker refuses to start)", boolean(func(c *Config) *bool { return &c.AllowAnonymous })},
@@ -102,14 +125,25 @@ type setting struct {
 	kind kind
 }
 
+// shortNames are the flags (and variables) shorter than their keys.
+var shortNames = map[string]string{"cluster.urls": "cluster"}
+
 // Flag returns the setting's command-line flag, without dashes.
 func (s setting) Flag() string {
-	return strings.NewReplacer("_", "-", ".", "-").Replace(s.key)
+	key := s.key
+	if short, ok := shortNames[key]; ok {
+		key = short
+	}
+	return strings.NewReplacer("_", "-", ".", "-").Replace(key)
 }
 
 // Env returns the setting's environment variable.
 func (s setting) Env() string {
-	return "MERCURY_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(s.key))
+	key := s.key
+	if short, ok := shortNames[key]; ok {
+		key = short
+	}
+	return "MERCURY_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key))
 }
 
 // kind parses and holds one type of value.

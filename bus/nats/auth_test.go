@@ -1,0 +1,198 @@
+package nats
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+
+	"github.com/mercury-broker/mercury/broker"
+)
+
+// startServer runs one embedded JetStream server with opts filled in.
+func startServer(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
+	opts.Host, opts.Port = "127.0.0.1", -1
+	opts.JetStream, opts.StoreDir = true, t.TempDir()
+	opts.NoLog, opts.NoSigs = true, true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	return s
+}
+
+// roundTrip checks a broker on bp publishes and receives.
+func roundTrip(t *testing.T, bp *Backplane) {
+	t.Helper()
+	b, err := broker.Open(broker.Options{Backplane: bp, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	r := &recorder{}
+	defer b.Subscribe("/a", r)()
+	if err := b.Publish(msg("/a/b", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	if got := payloads(r.waitN(t, 1)); fmt.Sprint(got) != "[hello]" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+// TestTLS: a NATS server that wants TLS and client certificates; the
+// backplane verifies it with the CA and presents its certificate.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey := newCert(t, dir, "ca", nil, nil)
+	newCert(t, dir, "server", ca, caKey)
+	newCert(t, dir, "client", ca, caKey)
+	file := func(name string) string { return filepath.Join(dir, name) }
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: file("server.pem"), KeyFile: file("server-key.pem"),
+		CaFile: file("ca.pem"), Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, &server.Options{TLS: true, TLSVerify: true, TLSConfig: tc})
+	url := fmt.Sprintf("tls://127.0.0.1:%d", s.Addr().(*net.TCPAddr).Port)
+
+	bp, err := Connect(Options{URLs: []string{url}, Logger: testLogger(), Replicas: 1,
+		TLSCA: file("ca.pem"), TLSCert: file("client.pem"), TLSKey: file("client-key.pem")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bp.Close()
+	roundTrip(t, bp)
+
+	if bp, err := Connect(Options{URLs: []string{url}, Logger: testLogger(), TLSCA: file("ca.pem")}); err == nil {
+		bp.Close()
+		t.Fatal("connected without a client certificate")
+	}
+	if _, err := Connect(Options{URLs: []string{url}, TLSCert: file("client.pem")}); err == nil {
+		t.Fatal("a certificate without its key was accepted")
+	}
+}
+
+// newCert writes NAME.pem and NAME-key.pem, signed by parent (self-signed
+// when nil), for 127.0.0.1.
+func newCert(t *testing.T, dir, name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	if parent == nil {
+		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(file, typ string, b []byte) {
+		if err := os.WriteFile(filepath.Join(dir, file), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(name+".pem", "CERTIFICATE", der)
+	write(name+"-key.pem", "EC PRIVATE KEY", keyDER)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+// TestCredentials: a NATS server in operator mode (JWTs); the backplane
+// authenticates with a credentials file, and is refused without one.
+func TestCredentials(t *testing.T) {
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	okp, err := nkeys.CreateOperator()
+	must(err)
+	opk, _ := okp.PublicKey()
+	oc := jwt.NewOperatorClaims(opk)
+	oc.Name = "mercury-test"
+	ojwt, err := oc.Encode(okp)
+	must(err)
+	operator, err := jwt.DecodeOperatorClaims(ojwt)
+	must(err)
+
+	akp, err := nkeys.CreateAccount()
+	must(err)
+	apk, _ := akp.PublicKey()
+	ac := jwt.NewAccountClaims(apk)
+	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+	ajwt, err := ac.Encode(okp)
+	must(err)
+
+	ukp, err := nkeys.CreateUser()
+	must(err)
+	upk, _ := ukp.PublicKey()
+	uc := jwt.NewUserClaims(upk)
+	ujwt, err := uc.Encode(akp)
+	must(err)
+	seed, err := ukp.Seed()
+	must(err)
+	creds, err := jwt.FormatUserConfig(ujwt, seed)
+	must(err)
+	credsFile := filepath.Join(t.TempDir(), "mercury.creds")
+	must(os.WriteFile(credsFile, creds, 0o600))
+
+	// The server's own account, which operator mode needs.
+	skp, err := nkeys.CreateAccount()
+	must(err)
+	spk, _ := skp.PublicKey()
+	sjwt, err := jwt.NewAccountClaims(spk).Encode(okp)
+	must(err)
+
+	resolver := &server.MemAccResolver{}
+	must(resolver.Store(apk, ajwt))
+	must(resolver.Store(spk, sjwt))
+	s := startServer(t, &server.Options{TrustedOperators: []*jwt.OperatorClaims{operator}, AccountResolver: resolver,
+		SystemAccount: spk})
+	url := fmt.Sprintf("nats://127.0.0.1:%d", s.Addr().(*net.TCPAddr).Port)
+
+	bp, err := Connect(Options{URLs: []string{url}, CredsFile: credsFile, Logger: testLogger()})
+	must(err)
+	defer bp.Close()
+	roundTrip(t, bp)
+
+	if bp, err := Connect(Options{URLs: []string{url}, Logger: testLogger()}); err == nil {
+		bp.Close()
+		t.Fatal("connected without credentials")
+	}
+}

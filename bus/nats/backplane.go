@@ -1,0 +1,290 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/mercury-broker/mercury/broker"
+)
+
+// Options configures a Backplane. The zero value connects to a local NATS
+// server with the defaults.
+type Options struct {
+	// URLs are the NATS servers to connect to. Default nats://127.0.0.1:4222.
+	URLs []string
+	// Name names the cluster: the brokers that share a name act as one.
+	// Several clusters may share one NATS deployment under different
+	// names. Lower-case letters, digits, '-' and '_'. Default "mercury".
+	Name string
+	// CredsFile is a NATS credentials file (a user JWT and its nkey seed).
+	CredsFile string
+	// TLSCA, TLSCert and TLSKey are PEM files: the CA that signed the
+	// servers' certificates, and a client certificate with its key.
+	TLSCA, TLSCert, TLSKey string
+	// Replicas is how many NATS servers keep each stream. Default: 3 when
+	// the server is part of a NATS cluster, 1 otherwise.
+	Replicas int
+	// MaxBytes bounds the published messages kept. Default 1 GiB.
+	MaxBytes int64
+	// QueueLimit bounds the messages waiting in one queue. Default
+	// broker.DefaultQueueLimit.
+	QueueLimit int
+	// Timeout bounds one request to NATS. Default 5s.
+	Timeout time.Duration
+	// Logger receives what the backplane has to say. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults of Options.
+const (
+	DefaultURL      = nats.DefaultURL
+	DefaultName     = "mercury"
+	DefaultMaxBytes = 1 << 30
+	DefaultTimeout  = 5 * time.Second
+)
+
+// maxAsyncPending bounds the publishes in flight without waiting, on one
+// broker: past it, a publisher waits.
+const maxAsyncPending = 4096
+
+var nameRE = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+
+// Errors of the package.
+var (
+	ErrBadName = errors.New("nats: a cluster name is 1 to 32 lower-case letters, digits, '-' or '_'")
+)
+
+// Backplane is a broker.Backplane and broker.QueueBackplane on NATS
+// JetStream. Make one with Connect.
+type Backplane struct {
+	opts Options
+	log  *slog.Logger
+	node string
+	nc   *nats.Conn
+	js   jetstream.JetStream
+
+	pubPrefix, busPrefix, queuePrefix, deadPrefix, ctlPrefix string
+	stream, queueStream, deadStream                          string
+	queueInfo, pullers, uncounted                            jetstream.KeyValue
+
+	async sync.Map // *nats.Msg → asyncPub: publishes waiting for JetStream
+
+	mu        sync.Mutex
+	feed      jetstream.ConsumeContext
+	queues    map[string]*remoteQueue    // this broker's holds on queues, by key
+	touched   map[broker.Topic]time.Time // when to record a queue's use next
+	policyAge time.Duration              // the longest history the bus settings keep
+	policyMsg int64
+	closed    bool
+
+	ctx    context.Context // ends on Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the backplane starts
+}
+
+// Connect connects to NATS, creates the streams and buckets that are
+// missing, and returns the backplane. It fails when NATS cannot be reached
+// or refuses; once connected, it reconnects by itself.
+func Connect(opts Options) (*Backplane, error) {
+	if opts.Name == "" {
+		opts.Name = DefaultName
+	}
+	if !nameRE.MatchString(opts.Name) {
+		return nil, fmt.Errorf("%w, got %q", ErrBadName, opts.Name)
+	}
+	if len(opts.URLs) == 0 {
+		opts.URLs = []string{DefaultURL}
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
+	if opts.QueueLimit <= 0 {
+		opts.QueueLimit = broker.DefaultQueueLimit
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	p := &Backplane{
+		opts: opts, log: opts.Logger, node: nuid.Next(),
+		pubPrefix: opts.Name + ".m", busPrefix: opts.Name + ".b", queuePrefix: opts.Name + ".q",
+		deadPrefix: opts.Name + ".d", ctlPrefix: opts.Name + ".ctl",
+		stream:      strings.ToUpper(opts.Name),
+		queueStream: strings.ToUpper(opts.Name) + "_QUEUES",
+		deadStream:  strings.ToUpper(opts.Name) + "_DEAD",
+		queues:      make(map[string]*remoteQueue),
+		touched:     make(map[broker.Topic]time.Time),
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	nopts, err := p.natsOptions()
+	if err != nil {
+		return nil, err
+	}
+	url := strings.Join(opts.URLs, ",")
+	p.nc, err = nats.Connect(url, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("failed to connect to NATS at %s: %w", url, err)
+	}
+	p.js, err = jetstream.New(p.nc,
+		jetstream.WithPublishAsyncAckHandler(p.asyncAcked),
+		jetstream.WithPublishAsyncErrHandler(p.asyncFailed),
+		jetstream.WithPublishAsyncTimeout(opts.Timeout),
+		jetstream.WithPublishAsyncMaxPending(maxAsyncPending))
+	if err == nil {
+		err = p.setUp()
+	}
+	if err == nil {
+		err = p.listenEvictions()
+	}
+	if err != nil {
+		p.nc.Close()
+		return nil, err
+	}
+	p.wg.Go(p.sweep)
+	p.wg.Go(p.refreshPullers)
+	p.log.Info("cluster: connected to NATS", "url", p.nc.ConnectedUrlRedacted(), "server", p.nc.ConnectedServerName(),
+		"cluster", opts.Name, "node", p.node)
+	return p, nil
+}
+
+// natsOptions turns the options into the NATS client's.
+func (p *Backplane) natsOptions() ([]nats.Option, error) {
+	o := p.opts
+	nopts := []nats.Option{
+		nats.Name("mercury " + p.node),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		// What cannot be sent now fails now: a publisher is told, never
+		// confirmed for a message that waits in a buffer.
+		nats.ReconnectBufSize(-1),
+		nats.Timeout(o.Timeout),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			p.log.Warn("cluster: lost NATS; refusing messages until it is back", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			p.log.Info("cluster: reconnected to NATS", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			p.log.Warn("cluster: NATS error", "err", err)
+		}),
+	}
+	if o.CredsFile != "" {
+		nopts = append(nopts, nats.UserCredentials(o.CredsFile))
+	}
+	if o.TLSCA != "" {
+		nopts = append(nopts, nats.RootCAs(o.TLSCA))
+	}
+	switch {
+	case o.TLSCert != "" && o.TLSKey != "":
+		nopts = append(nopts, nats.ClientCert(o.TLSCert, o.TLSKey))
+	case o.TLSCert != "" || o.TLSKey != "":
+		return nil, errors.New("nats: a client certificate needs both its file and its key file")
+	}
+	return nopts, nil
+}
+
+// Node identifies this broker (broker.Backplane).
+func (p *Backplane) Node() string { return p.node }
+
+// Ready returns nil while connected to NATS (broker.Backplane).
+func (p *Backplane) Ready() error {
+	if st := p.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("%w: not connected to NATS (%s); reconnecting", broker.ErrUnavailable, strings.ToLower(st.String()))
+	}
+	return nil
+}
+
+// Close stops the feed and the queues, and disconnects.
+func (p *Backplane) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	feed := p.feed
+	var held []*remoteQueue
+	for _, q := range p.queues {
+		held = append(held, q)
+	}
+	p.mu.Unlock()
+	if feed != nil {
+		feed.Stop()
+		<-feed.Closed()
+	}
+	for _, q := range held {
+		q.Close()
+	}
+	p.cancel()
+	p.wg.Wait()
+	// Drain sends what waits (acknowledgements) before closing; a
+	// connection that is down is closed at once.
+	err := p.nc.Drain()
+	deadline := time.Now().Add(p.opts.Timeout)
+	for err == nil && !p.nc.IsClosed() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.nc.Close()
+	if err != nil && !errors.Is(err, nats.ErrConnectionReconnecting) && !errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("failed to drain the NATS connection: %w", err)
+	}
+	return nil
+}
+
+// reqCtx bounds one request to NATS.
+func (p *Backplane) reqCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(p.ctx, p.opts.Timeout)
+}
+
+// transient reports whether err may pass by itself: JetStream answered
+// nobody for a moment, as while a stream elects a leader.
+func transient(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// retry runs fn until it succeeds, fails for good, or a few tries in a
+// row met a transient failure.
+func (p *Backplane) retry(fn func() error) error {
+	wait := 50 * time.Millisecond
+	for try := 1; ; try++ {
+		err := fn()
+		if err == nil || !transient(err) || try == 5 || p.ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(wait)
+		wait *= 2
+	}
+}
+
+// unavailable wraps err as broker.ErrUnavailable when it comes from a
+// connection that is down or a cluster that does not answer.
+func (p *Backplane) unavailable(what string, err error) error {
+	if p.nc.Status() != nats.CONNECTED || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("%w: failed to %s: %w", broker.ErrUnavailable, what, err)
+	}
+	return fmt.Errorf("failed to %s: %w", what, err)
+}
+
+var (
+	_ broker.Backplane      = (*Backplane)(nil)
+	_ broker.QueueBackplane = (*Backplane)(nil)
+	_ broker.PolicyWatcher  = (*Backplane)(nil)
+	_ broker.AsyncPublisher = (*Backplane)(nil)
+)

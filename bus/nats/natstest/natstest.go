@@ -1,0 +1,187 @@
+// Package natstest runs a real NATS JetStream cluster of three servers
+// in-process, on loopback, for tests: github.com/nats-io/nats-server/v2
+// embedded, each server with its own store directory. A server can be
+// stopped and started again on the same ports, as a node restart.
+package natstest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Cluster is a running three-server JetStream cluster.
+type Cluster struct {
+	t       testing.TB
+	mu      sync.Mutex
+	opts    []*server.Options
+	servers []*server.Server
+}
+
+// Size is the number of servers in a Cluster.
+const Size = 3
+
+// Start starts a cluster and stops it when the test ends.
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	ports := freePorts(t, 2*Size)
+	var routes []string
+	for i := range Size {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[Size+i]))
+	}
+	dir := t.TempDir()
+	c := &Cluster{t: t}
+	for i := range Size {
+		c.opts = append(c.opts, &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1),
+			Host:       "127.0.0.1", Port: ports[i],
+			JetStream: true, StoreDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)),
+			Cluster: server.ClusterOpts{Name: "mercury-test", Host: "127.0.0.1", Port: ports[Size+i]},
+			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
+			NoLog:   true, NoSigs: true,
+		})
+	}
+	c.servers = make([]*server.Server, Size)
+	for i := range Size {
+		c.startServer(i)
+	}
+	t.Cleanup(c.shutdown)
+	for i := range Size {
+		if !c.servers[i].ReadyForConnections(10 * time.Second) {
+			t.Fatalf("nats server n%d not ready", i+1)
+		}
+	}
+	c.WaitJetStream()
+	return c
+}
+
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var lns []net.Listener
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+func (c *Cluster) startServer(i int) {
+	c.t.Helper()
+	s, err := server.NewServer(c.opts[i])
+	if err != nil {
+		c.t.Fatalf("nats server n%d: %v", i+1, err)
+	}
+	s.Start()
+	c.mu.Lock()
+	c.servers[i] = s
+	c.mu.Unlock()
+}
+
+func (c *Cluster) shutdown() {
+	c.mu.Lock()
+	servers := append([]*server.Server(nil), c.servers...)
+	c.mu.Unlock()
+	for _, s := range servers {
+		if s != nil {
+			s.Shutdown()
+			s.WaitForShutdown()
+		}
+	}
+}
+
+// URLs returns the client URLs of the servers.
+func (c *Cluster) URLs() []string {
+	var out []string
+	for _, o := range c.opts {
+		out = append(out, fmt.Sprintf("nats://127.0.0.1:%d", o.Port))
+	}
+	return out
+}
+
+// URL returns the client URL of server i (0-based).
+func (c *Cluster) URL(i int) string { return c.URLs()[i] }
+
+// Stop shuts server i down.
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	s := c.servers[i]
+	c.servers[i] = nil
+	c.mu.Unlock()
+	if s != nil {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}
+}
+
+// Restart starts server i again, on the same ports and store, and waits
+// until the cluster serves JetStream.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	c.StartAgain(i)
+	c.WaitJetStream()
+}
+
+// StartAgain starts server i again, on the same ports and store, without
+// waiting for JetStream (which needs a majority of the servers).
+func (c *Cluster) StartAgain(i int) {
+	c.t.Helper()
+	c.startServer(i)
+	if !c.servers[i].ReadyForConnections(10 * time.Second) {
+		c.t.Fatalf("nats server n%d not ready after a restart", i+1)
+	}
+}
+
+// WaitJetStream waits until JetStream answers through every running server.
+func (c *Cluster) WaitJetStream() {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for i, o := range c.opts {
+		c.mu.Lock()
+		up := c.servers[i] != nil
+		c.mu.Unlock()
+		if !up {
+			continue
+		}
+		for {
+			if err := jetStreamAnswers(fmt.Sprintf("nats://127.0.0.1:%d", o.Port)); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				c.t.Fatalf("JetStream not answering through n%d: %v", i+1, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+func jetStreamAnswers(url string) error {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err = js.AccountInfo(ctx)
+	return err
+}
