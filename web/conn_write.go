@@ -140,12 +140,14 @@ func (c *conn) take() []outFrame {
 
 // flush writes the waiting frames from shard s without blocking. When the
 // socket is full, the rest goes to a writer goroutine of its own. With a
-// coalescing window (Options.WriteCoalesce) and mayDelay, a connection that
+// coalescing window (Options.WriteCoalesce) and mayDelay, a subscriber that
 // wrote less than a window ago waits for the window to end, gathering what
-// arrives meanwhile into the same write.
+// arrives meanwhile into the same write. Only subscribers wait: publishers
+// (confirms), pullers (a job after each ack) and buses talk back and forth,
+// where a held write would slow every round trip.
 func (c *conn) flush(s *shard, mayDelay bool) {
 	c.mu.Lock()
-	if mayDelay && s.coalesce > 0 && !c.closing && !c.dead && !c.slow && len(c.out) > 0 {
+	if mayDelay && s.coalesce > 0 && c.pattern == patternSub && !c.closing && !c.dead && !c.slow && len(c.out) > 0 {
 		if due := c.lastWrite.Add(s.coalesce); time.Now().Before(due) {
 			c.mu.Unlock() // still scheduled: frames arriving now join this write
 			s.delay(c, due)

@@ -62,11 +62,13 @@ type Options struct {
 	PongTimeout time.Duration
 	// WriteTimeout bounds one network write. Default 10s.
 	WriteTimeout time.Duration
-	// WriteCoalesce, when positive, holds a connection's next write until
+	// WriteCoalesce, when positive, holds a subscriber's next write until
 	// this long after its last one, so that under sustained traffic several
 	// messages share one system call: less CPU per delivery for at most
 	// this much latency. The first message after a quiet spell is written
-	// at once. Default 0: every message is written as soon as possible.
+	// at once; other patterns always write at once. 0 (the zero value):
+	// every message is written as soon as possible. (The command's default
+	// is 5ms.)
 	WriteCoalesce time.Duration
 	// SSEHeartbeat is how often an idle event stream gets a comment, to
 	// keep proxies from closing it. Default 15s.

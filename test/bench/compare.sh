@@ -8,7 +8,8 @@
 # Settings (environment): SUBS (100), SIZE (128), DURATION (10s),
 # CPU_RATE (500 msg/s: a load every server keeps up with, for CPU per
 # delivery), LATENCY_RATE (2000 msg/s × SUBS deliveries/s, for latency),
-# IDLE_CONNS (15000), ROUNDS (3: each load runs this many times per
+# IDLE_CONNS (15000), NODELAY (1: a second Mercury runs with
+# --write-coalesce 0, writing every message at once; 0: not), ROUNDS (3: each load runs this many times per
 # server, the servers in turn, a different one first each round; the table
 # shows medians), OUT (directory for the JSON reports and table.md;
 # default: a temporary directory, printed at the end).
@@ -25,6 +26,7 @@ CPU_RATE=${CPU_RATE:-500}
 LATENCY_RATE=${LATENCY_RATE:-2000}
 IDLE_CONNS=${IDLE_CONNS:-15000}
 ROUNDS=${ROUNDS:-3}
+NODELAY=${NODELAY:-1}
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 work=$(mktemp -d /tmp/mercury-compare.XXXXXX)
@@ -96,6 +98,16 @@ mercury_pid=$!
 pids+=("$mercury_pid")
 mercury_addr=$(wait_for_line "$work/mercury.log" 'addr=http://[0-9.:]+' | sed 's/addr=http:\/\///')
 
+# --- Mercury again, without its write-coalescing window
+if [ "$NODELAY" = 1 ]; then
+  say "starting mercury with --write-coalesce 0"
+  "$bin" serve --listen 127.0.0.1:0 --max-connections $((IDLE_CONNS + 1000)) --max-connections-per-ip 0 --publish-rate 0 \
+    --write-coalesce 0 >"$work/mercury-nodelay.log" 2>&1 &
+  nodelay_pid=$!
+  pids+=("$nodelay_pid")
+  nodelay_addr=$(wait_for_line "$work/mercury-nodelay.log" 'addr=http://[0-9.:]+' | sed 's/addr=http:\/\///')
+fi
+
 # --- the baseline
 say "starting the baseline"
 "$bin" bench baseline-server --listen 127.0.0.1:0 >"$work/baseline.log" 2>&1 &
@@ -141,9 +153,15 @@ done
 names=(mercury baseline nchan)
 urls=("ws://$mercury_addr" "ws://$baseline_addr" "ws://127.0.0.1:$nchan_port")
 server_pids=("$mercury_pid" "$baseline_pid" "$nginx_pid")
+if [ "$NODELAY" = 1 ]; then
+  names+=(mercury-nodelay)
+  urls+=("ws://$nodelay_addr")
+  server_pids+=("$nodelay_pid")
+fi
+n=${#names[@]}
 
 # Idle memory first, on fresh servers.
-for i in 0 1 2; do
+for i in $(seq 0 $((n - 1))); do
   say "idle: ${names[i]}, $IDLE_CONNS subscribers"
   "$bin" bench idle --label "${names[i]}" --url "${urls[i]}" --pid "${server_pids[i]}" \
     --conns "$IDLE_CONNS" --json >"$OUT/idle-${names[i]}.json"
@@ -155,8 +173,8 @@ for scenario in cpu latency; do
   rate=$CPU_RATE
   [ "$scenario" = latency ] && rate=$LATENCY_RATE
   for round in $(seq "$ROUNDS"); do
-    for k in 0 1 2; do
-      i=$(((k + round - 1) % 3))
+    for k in $(seq 0 $((n - 1))); do
+      i=$(((k + round - 1) % n))
       say "$scenario, round $round: ${names[i]}, $SUBS subscribers × $rate msg/s"
       report="$OUT/$scenario-${names[i]}-$round.json"
       "$bin" bench --label "${names[i]}" --scenario "$((SUBS * rate / 1000))k deliveries/s" --url "${urls[i]}" \
@@ -165,12 +183,35 @@ for scenario in cpu latency; do
     done
   done
 done
-for n in "${names[@]}"; do
-  reports+=("$OUT/idle-$n.json")
+for name in "${names[@]}"; do
+  reports+=("$OUT/idle-$name.json")
 done
-"$bin" bench table --markdown "${reports[@]}" >"$OUT/table.md"
+
+# reports_of NAME…: the reports of those servers, in that order per load
+# (the table's ratios are the first server's to each other one).
+reports_of() {
+  local r name
+  for scenario in cpu latency idle; do
+    for name in "$@"; do
+      for r in "${reports[@]}"; do
+        case "$(basename "$r")" in "$scenario-$name.json" | "$scenario-$name-"[0-9]*.json) echo "$r" ;; esac
+      done
+    done
+  done
+}
+mapfile -t main_reports < <(reports_of mercury baseline nchan)
+"$bin" bench table --markdown "${main_reports[@]}" >"$OUT/table.md"
+if [ "$NODELAY" = 1 ]; then
+  mapfile -t nodelay_reports < <(reports_of mercury-nodelay baseline nchan mercury)
+  "$bin" bench table --markdown "${nodelay_reports[@]}" >"$OUT/table-nodelay.md"
+fi
 echo
 echo "$(nproc) cores, load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end; $(nginx -v 2>&1 | sed 's/.*: //'), libnginx-mod-nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)"
-"$bin" bench table "${reports[@]}"
+"$bin" bench table "${main_reports[@]}"
+if [ "$NODELAY" = 1 ]; then
+  echo
+  echo "Mercury with --write-coalesce 0:"
+  "$bin" bench table "${nodelay_reports[@]}"
+fi
 echo
-echo "reports and table.md in $OUT"
+echo "reports, table.md and table-nodelay.md in $OUT"
