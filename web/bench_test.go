@@ -25,7 +25,7 @@ import (
 // frame, server and clients together on the same machine.
 func BenchmarkFanoutWebSocket(b *testing.B) {
 	const subs = 1000
-	ts := startServer(b, Options{OutgoingQueue: 64 << 20})
+	ts := startServer(b, unlimited(Options{OutgoingQueue: 64 << 20}))
 	var received atomic.Int64
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(context.Background())
@@ -91,7 +91,7 @@ func BenchmarkPublishToDelivery(b *testing.B) {
 				}
 				buses = &Buses{Policies: ps, Schemas: reg}
 			}
-			ts := startServer(b, Options{OutgoingQueue: 64 << 20, Buses: buses})
+			ts := startServer(b, unlimited(Options{OutgoingQueue: 64 << 20, Buses: buses}))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			sub, _, err := websocket.Dial(ctx, client.URL(ts.ws, "sub", "/bench", nil), nil)
@@ -171,7 +171,7 @@ func rawSubscriber(b *testing.B, ts *testServer, topic string, counted *atomic.I
 // subscribers read raw bytes and allocate nothing).
 func BenchmarkFanoutAllocs(b *testing.B) {
 	const subs = 100
-	ts := startServer(b, Options{OutgoingQueue: 64 << 20})
+	ts := startServer(b, unlimited(Options{OutgoingQueue: 64 << 20}))
 	var counted atomic.Int64
 	var wg sync.WaitGroup
 	for range subs {
@@ -204,7 +204,7 @@ func BenchmarkFanoutAllocs(b *testing.B) {
 // figure slightly overstates the server's.
 func BenchmarkIdleConnectionMemory(b *testing.B) {
 	const conns = 2000
-	ts := startServer(b, Options{})
+	ts := startServer(b, unlimited(Options{}))
 	measure := func() (heap, stack uint64) {
 		runtime.GC()
 		runtime.GC()
@@ -237,4 +237,13 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 		}
 		waitFor(b, func() bool { return ts.Connections() == 0 })
 	}
+}
+
+// unlimited lifts the limits a benchmark's load would hit: connections per
+// address (every client is on loopback) and the publish rate.
+func unlimited(o Options) Options {
+	o.MaxConnections = 100_000
+	o.MaxConnectionsPerIP = -1
+	o.PublishRate = -1
+	return o
 }
