@@ -147,8 +147,14 @@ func (b *browser) consoleErrors(allow func(string) bool) []string {
 	return out
 }
 
+// lastErrors returns the last few page errors, for a failure message.
+func (b *browser) lastErrors() []string {
+	errs := b.consoleErrors(nil)
+	return errs[max(0, len(errs)-5):]
+}
+
 // foreignRequests returns the requests the page made to anything but the
-// broker (data: URLs aside).
+// broker (data: URLs and the blank page aside).
 func (b *browser) foreignRequests() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -159,7 +165,7 @@ func (b *browser) foreignRequests() []string {
 			out = append(out, r)
 			continue
 		}
-		if u.Scheme == "data" {
+		if u.Scheme == "data" || r == "about:blank" {
 			continue
 		}
 		if u.Host != b.base.Host || (u.Scheme != "http" && u.Scheme != "ws") {
@@ -181,7 +187,7 @@ func (b *browser) run(what string, actions ...chromedp.Action[chromedp.Void]) {
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
-		b.t.Fatalf("%s: %v\npage errors: %v", what, err, b.consoleErrors(nil))
+		b.t.Fatalf("%s: %v\npage errors: %v", what, err, b.lastErrors())
 	}
 }
 
@@ -197,7 +203,7 @@ func (b *browser) waitJS(what, expr string) {
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-		b.t.Fatalf("wait for %s: %v\npage errors: %v", what, err, b.consoleErrors(nil))
+		b.t.Fatalf("wait for %s: %v\npage errors: %v", what, err, b.lastErrors())
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
 // apiStatus returns the status of GET path on the broker.
@@ -49,6 +51,14 @@ func TestDashboardLoads(t *testing.T) {
 		br.waitJS(v.heading+" focused", `document.activeElement && document.activeElement.tagName === "H1" && document.activeElement.textContent.startsWith("`+v.heading+`")`)
 	}
 	br.waitText("#queues-list", "No queue")
+	// By keyboard: the first Tab reaches the skip link, Enter moves the
+	// focus to the content.
+	br.run("a blank page", chromedp.Navigate("about:blank"))
+	br.open("#/overview")
+	br.run("tab to the skip link", chromedp.KeyEvent("\t"))
+	br.waitJS("the skip link focused", `document.activeElement && document.activeElement.classList.contains("skip")`)
+	br.run("follow the skip link", chromedp.KeyEvent("\r"))
+	br.waitJS("the content focused", `document.activeElement && document.activeElement.id === "main"`)
 	// The theme toggle: auto → light → dark, kept in localStorage.
 	br.click("#theme")
 	br.click("#theme")
