@@ -15,6 +15,7 @@ import (
 
 	"github.com/mercury-broker/mercury/broker"
 	"github.com/mercury-broker/mercury/web/auth"
+	"github.com/mercury-broker/mercury/web/ui"
 )
 
 // Options configures a Server. The zero value gives the documented
@@ -209,6 +210,11 @@ func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
 	r.Get("/healthz", healthz)
 	r.Get("/readyz", s.handleReady)
+	// The dashboard: static, without auth; it asks for a token when the
+	// API answers 401.
+	dashboard := ui.Handler()
+	r.Get("/", dashboard.ServeHTTP)
+	r.Get("/ui/*", dashboard.ServeHTTP)
 	if !s.opts.AdminSeparate {
 		s.adminRoutes(r)
 	}
