@@ -76,6 +76,7 @@ type Broker struct {
 	historyFrom uint64 // history before this seq was not kept (a restart, a reload)
 	rings       map[Topic]*ring
 	trimPending map[Topic]uint64 // durable buses whose store needs trimming
+	stats       trafficStats     // traffic per topic and bus
 
 	subs  trie.Tree[Receiver]
 	peers trie.Tree[*busPeer]
@@ -210,11 +211,14 @@ func (b *Broker) Publish(m *Message) error {
 		return err
 	}
 	b.record(pol, m)
+	delivered := 0
 	for _, level := range b.subs.Match(string(m.Topic), buf[:0]) {
 		for _, r := range level {
 			r.Deliver(m)
 		}
+		delivered += len(level)
 	}
+	b.count(pol.Bus, m, delivered)
 	var trimBus Topic
 	var trimUpTo uint64
 	for bus, upTo := range b.trimPending {

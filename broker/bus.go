@@ -32,11 +32,14 @@ func (b *Broker) SendBus(m *Message, from Receiver) error {
 	if err := b.stamp(m); err != nil {
 		return err
 	}
+	delivered := 0
 	for _, p := range b.peers.Values(string(m.Topic)) {
 		if p.r != from || p.echo {
 			p.r.Deliver(m)
+			delivered++
 		}
 	}
+	b.count(b.policies().Lookup(m.Topic).Bus, m, delivered)
 	return nil
 }
 

@@ -13,21 +13,25 @@ func (b *Broker) receive(m *Message, kind Kind, from Origin) {
 		return // already seen: the feed resumed from an earlier point
 	}
 	b.seq = m.Seq
+	delivered := 0
 	switch kind {
 	case KindPublish:
 		for _, level := range b.subs.Match(string(m.Topic), buf[:0]) {
 			for _, r := range level {
 				r.Deliver(m)
 			}
+			delivered += len(level)
 		}
 	case KindBus:
 		own := from.Node == b.bp.Node()
 		for _, p := range b.peers.Values(string(m.Topic)) {
 			if !own || p.id != from.Peer || p.echo {
 				p.r.Deliver(m)
+				delivered++
 			}
 		}
 	}
+	b.count(b.policies().Lookup(m.Topic).Bus, m, delivered)
 }
 
 // subscribeSinceCluster is SubscribeSince on a backplane: r is attached

@@ -458,6 +458,9 @@ func (b *Broker) Push(m *Message, opts PushOptions) error {
 	}
 	b.pubMu.Lock()
 	err = b.stamp(m)
+	if err == nil {
+		b.count(b.policies().Lookup(m.Topic).Bus, m, 0)
+	}
 	b.pubMu.Unlock()
 	if err != nil {
 		q.mu.Unlock()
