@@ -22,7 +22,9 @@ func (s *Server) adminRoutes(r chi.Router) {
 		r.Use(s.requireAdmin)
 		s.queueRoutes(r)
 		s.busRoutes(r)
+		s.opsRoutes(r)
 	})
+	r.Get("/api/openapi.json", serveOpenAPI) // a description, open to all
 }
 
 // AdminHandler serves the admin API alone (and /healthz), for a listener

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,10 @@ type conn struct {
 	opts    connOptions
 	remote  string
 	opened  time.Time
+	id      uint64 // for the admin API, unique in this server
+
+	msgsIn  atomic.Uint64 // messages accepted from the client
+	msgsOut atomic.Uint64 // messages written to it
 
 	ws     *websocket.Conn
 	wire   *wireConn // set with ws, under mu
@@ -86,7 +91,7 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 		}
 		grant, aerr := s.authorizeRequest(r, actionOf(p), topic)
 		if aerr != nil {
-			aerr.write(w)
+			s.refused(refusedRights, aerr, r.RemoteAddr, nil).write(w)
 			return
 		}
 		opts, aerr := parseConnOptions(r, topic)
@@ -97,7 +102,11 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 		c := &conn{s: s, pattern: p, topic: topic, opts: opts, remote: r.RemoteAddr, opened: time.Now(), rate: newRateGuard(&s.opts)}
 		c.grant.Store(grant)
 		if aerr := s.register(c); aerr != nil {
-			aerr.write(w)
+			reason := refusedLimits
+			if aerr.Code == "shutting_down" {
+				reason = refusedOther
+			}
+			s.refused(reason, aerr, r.RemoteAddr, nil).write(w)
 			return
 		}
 		c.shard = s.writers().pick()
@@ -204,10 +213,12 @@ func (c *conn) serve(ws *websocket.Conn, wire *wireConn) {
 		}()
 	}
 	c.pinger = time.AfterFunc(c.s.opts.PingInterval, c.ping)
+	c.s.log.Info("connection opened", "id", c.id, "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic, "user", c.user())
 
 	err := c.readLoop()
-	c.s.log.Debug("connection closed", "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic,
-		"duration", time.Since(c.opened).Round(time.Millisecond), "reason", closeReason(err))
+	c.s.log.Info("connection closed", "id", c.id, "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic,
+		"duration", time.Since(c.opened).Round(time.Millisecond), "reason", closeReason(err),
+		"messages_in", c.msgsIn.Load(), "messages_out", c.msgsOut.Load())
 	ws.CloseNow() // unblocks a writer stuck on the network
 }
 
@@ -231,6 +242,9 @@ func (c *conn) teardown(detach func()) {
 func closeReason(err error) string {
 	var ce websocket.CloseError
 	if errors.As(err, &ce) {
+		if ce.Reason == "" {
+			return strconv.Itoa(int(ce.Code))
+		}
 		return fmt.Sprintf("%d %s", ce.Code, ce.Reason)
 	}
 	return err.Error()

@@ -65,7 +65,7 @@ func (c *conn) limit() bool {
 	if refused == nil {
 		return true
 	}
-	c.sendError(refused)
+	c.sendError(c.s.refused(refusedLimits, refused, c.remote, nil))
 	if abuse {
 		c.s.log.Info("connection closed: publish rate exceeded", "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic)
 		c.closeWith(websocket.StatusPolicyViolation, "publish rate exceeded")

@@ -18,6 +18,9 @@ type outFrame struct {
 	// uncounted frames (a replay backlog, already held in the broker's
 	// history) do not count against the outgoing queue's limit.
 	uncounted bool
+	// accepted is when the broker accepted the message (Unix ns), for the
+	// publish-to-write metric; 0 for frames of our own (errors, confirms).
+	accepted int64
 }
 
 // Deliver queues a subscribed or bus message (broker.Receiver).
@@ -27,19 +30,20 @@ func (c *conn) Deliver(m *broker.Message) {
 
 func (c *conn) messageFrame(m *broker.Message, uncounted bool) outFrame {
 	if c.opts.envelope {
-		return outFrame{typ: websocket.MessageText, data: m.Envelope(), uncounted: uncounted}
+		return outFrame{typ: websocket.MessageText, data: m.Envelope(), uncounted: uncounted, accepted: m.Time.UnixNano()}
 	}
-	return outFrame{typ: frameType(m), data: m.Payload, uncounted: uncounted}
+	return outFrame{typ: frameType(m), data: m.Payload, uncounted: uncounted, accepted: m.Time.UnixNano()}
 }
 
 // Offer queues a pulled message (broker.Puller). A raw puller's delivery
 // is settled once written; an envelope puller settles it with an ack.
 func (c *conn) Offer(d *broker.Delivery) {
+	accepted := d.Message.Time.UnixNano()
 	if c.opts.envelope {
-		c.enqueue(outFrame{typ: websocket.MessageText, data: d.Envelope()})
+		c.enqueue(outFrame{typ: websocket.MessageText, data: d.Envelope(), accepted: accepted})
 		return
 	}
-	c.enqueue(outFrame{typ: frameType(d.Message), data: d.Message.Payload, delivery: d})
+	c.enqueue(outFrame{typ: frameType(d.Message), data: d.Message.Payload, delivery: d, accepted: accepted})
 }
 
 func (c *conn) sendError(e *apiError) { c.sendText(e.JSON()) }
@@ -256,10 +260,22 @@ func (c *conn) done(batch []outFrame, written bool, err error) {
 		c.ws.CloseNow()
 	} else if written {
 		c.idle.touch()
+		var oldest int64
+		var messages uint64
 		for _, f := range batch {
 			if f.delivery != nil {
 				f.delivery.Done()
 			}
+			if f.accepted != 0 {
+				if oldest == 0 && !f.uncounted { // a replay's age is not latency
+					oldest = f.accepted
+				}
+				messages++
+			}
+		}
+		if messages > 0 {
+			c.msgsOut.Add(messages)
+			c.s.metrics.ObserveWrite(oldest, time.Now())
 		}
 	}
 	clear(batch)

@@ -30,7 +30,7 @@ func (s *Server) handlePost(p pattern) http.HandlerFunc {
 		}
 		grant, aerr := s.authorizeRequest(r, actionOf(p), topic)
 		if aerr != nil {
-			aerr.write(w) // before reading the body
+			s.refused(refusedRights, aerr, r.RemoteAddr, nil).write(w) // before reading the body
 			return
 		}
 		opts, aerr := parseConnOptions(r, topic)
@@ -52,8 +52,8 @@ func (s *Server) handlePost(p pattern) http.HandlerFunc {
 			w.Header().Set("Connection", "close")
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				(&apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_big", Topic: string(topic),
-					Message: fmt.Sprintf("message too big: the limit is %d bytes", s.opts.MaxMessageSize)}).write(w)
+				s.refused(refusedLimits, &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_big", Topic: string(topic),
+					Message: fmt.Sprintf("message too big: the limit is %d bytes", s.opts.MaxMessageSize)}, r.RemoteAddr, nil).write(w)
 				return
 			}
 			(&apiError{Status: http.StatusBadRequest, Code: "body", Topic: string(topic),
@@ -99,11 +99,8 @@ func isBinaryBody(r *http.Request, body []byte) bool {
 // the sending connection, nil for HTTP; g is what the sender may do. It is
 // the one way in for every message, WebSocket frame or POST body alike.
 func (s *Server) accept(p pattern, m *broker.Message, from *conn, opts connOptions, g *auth.Grant) *apiError {
-	if aerr := authorize(g, actionOf(p), m.Topic); aerr != nil {
-		return aerr // not the sender's to publish
-	}
-	if aerr := s.validate(m); aerr != nil {
-		return aerr // refused by the bus's schema: never delivered
+	if aerr := s.check(p, m, from, g); aerr != nil {
+		return aerr
 	}
 	var err error
 	switch p {
@@ -119,9 +116,41 @@ func (s *Server) accept(p pattern, m *broker.Message, from *conn, opts connOptio
 		err = s.broker.Push(m, broker.PushOptions{MustExist: opts.mustExist, TTL: opts.ttl})
 	}
 	if err != nil {
-		return apiErrorFor(err, m.Topic)
+		return s.refusedByBroker(err, m, from)
+	}
+	if from != nil {
+		from.msgsIn.Add(1)
 	}
 	return nil
+}
+
+// check authorizes and validates a message before the broker sees it.
+func (s *Server) check(p pattern, m *broker.Message, from *conn, g *auth.Grant) *apiError {
+	if aerr := authorize(g, actionOf(p), m.Topic); aerr != nil {
+		return s.refused(refusedRights, aerr, remoteOf(from), m.Payload) // not the sender's to publish
+	}
+	if aerr := s.validate(m); aerr != nil {
+		return s.refused(refusedSchema, aerr, remoteOf(from), m.Payload) // never delivered
+	}
+	return nil
+}
+
+// refusedByBroker turns a broker error into the refusal the client gets.
+func (s *Server) refusedByBroker(err error, m *broker.Message, from *conn) *apiError {
+	reason := refusedOther
+	if errors.Is(err, broker.ErrQueueFull) {
+		reason = refusedLimits
+	}
+	return s.refused(reason, apiErrorFor(err, m.Topic), remoteOf(from), m.Payload)
+}
+
+// remoteOf is the client address of a connection, "" for HTTP (whose
+// requests are logged by their own handler).
+func remoteOf(c *conn) string {
+	if c == nil {
+		return ""
+	}
+	return c.remote
 }
 
 // apiErrorFor turns a broker error into what the client is told.

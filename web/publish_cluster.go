@@ -74,18 +74,17 @@ func (c *conn) answered(slot *pubSlot, m *broker.Message, aerr *apiError) {
 // acceptAsync is accept for a published or bus frame, whose answer may
 // come later, on another goroutine.
 func (s *Server) acceptAsync(p pattern, m *broker.Message, from *conn, g *auth.Grant, done func(*apiError)) {
-	if aerr := authorize(g, actionOf(p), m.Topic); aerr != nil {
-		done(aerr) // not the sender's to publish
-		return
-	}
-	if aerr := s.validate(m); aerr != nil {
-		done(aerr) // refused by the bus's schema: never delivered
+	if aerr := s.check(p, m, from, g); aerr != nil {
+		done(aerr)
 		return
 	}
 	finish := func(err error) {
 		if err != nil {
-			done(apiErrorFor(err, m.Topic))
+			done(s.refusedByBroker(err, m, from))
 			return
+		}
+		if from != nil {
+			from.msgsIn.Add(1)
 		}
 		done(nil)
 	}

@@ -6,8 +6,9 @@ import (
 )
 
 // handleReady answers /readyz: 200 while the broker can accept messages
-// (always for a single broker; while NATS is connected for a cluster), 503
-// with the reason otherwise, so a load balancer sends clients elsewhere.
+// (while NATS is connected, for a cluster; while the durable store works,
+// when there is one), 503 with the reason otherwise, so a load balancer
+// sends clients elsewhere.
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	down := s.shutdown
@@ -19,6 +20,12 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	if err := s.broker.Ready(); err != nil {
 		(&apiError{Status: http.StatusServiceUnavailable, Code: "cluster_unavailable", Message: err.Error()}).write(w)
 		return
+	}
+	if s.opts.Ready != nil {
+		if err := s.opts.Ready(); err != nil {
+			(&apiError{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: err.Error()}).write(w)
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintln(w, "ready")

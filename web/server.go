@@ -15,6 +15,7 @@ import (
 
 	"github.com/mercury-broker/mercury/broker"
 	"github.com/mercury-broker/mercury/web/auth"
+	"github.com/mercury-broker/mercury/web/metrics"
 	"github.com/mercury-broker/mercury/web/ui"
 )
 
@@ -71,6 +72,15 @@ type Options struct {
 	// every message is written as soon as possible. (The command's default
 	// is 5ms.)
 	WriteCoalesce time.Duration
+	// LogBodies adds the message body to the log line of a refused
+	// message. Off by default: bodies may hold what logs should not.
+	LogBodies bool
+	// Metrics is the registry /metrics serves; nil: the server makes its
+	// own. Pass one to add the store's and the bridge's figures to it.
+	Metrics *metrics.Metrics
+	// Ready reports, for /readyz, whether what the broker depends on
+	// beyond itself (the durable store) works; nil: nothing to check.
+	Ready func() error
 	// SSEHeartbeat is how often an idle event stream gets a comment, to
 	// keep proxies from closing it. Default 15s.
 	SSEHeartbeat time.Duration
@@ -159,6 +169,13 @@ type Server struct {
 	wg       sync.WaitGroup // every goroutine a connection owns
 
 	slowConsumers atomic.Int64
+	lastConnID    uint64 // under mu
+	refusals      refusalCounts
+	refusalLog    logLimiter
+	streams       atomic.Int64 // open event streams
+	metrics       *metrics.Metrics
+	started       time.Time
+	rates         rateSampler // messages per second for the overview
 
 	buses    atomic.Pointer[Buses] // swapped whole by Reload
 	reloadMu sync.Mutex            // one reload at a time
@@ -197,7 +214,14 @@ func New(b *broker.Broker, opts Options) (*Server, error) {
 		conns:  make(map[*conn]struct{}),
 		perIP:  make(map[string]int),
 		done:   make(chan struct{}),
+
+		metrics: opts.Metrics,
+		started: time.Now(),
 	}
+	if s.metrics == nil {
+		s.metrics = metrics.New()
+	}
+	s.metrics.Watch(s)
 	s.auth.Store(opts.Auth)
 	if opts.Buses != nil {
 		s.buses.Store(opts.Buses)
@@ -268,6 +292,8 @@ func (s *Server) register(c *conn) *apiError {
 	if aerr := s.admitLocked(c.remote); aerr != nil {
 		return aerr
 	}
+	s.lastConnID++
+	c.id = s.lastConnID
 	s.conns[c] = struct{}{}
 	s.wg.Add(1) // done when the connection's handler returns
 	return nil

@@ -71,7 +71,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 	}
 	grant, aerr := s.authorizeRequest(r, auth.Sub, topic)
 	if aerr != nil {
-		aerr.write(w)
+		s.refused(refusedRights, aerr, r.RemoteAddr, nil).write(w)
 		return
 	}
 	opts, aerr := parseConnOptions(r, topic)
@@ -81,10 +81,18 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 	}
 	release, aerr := s.admitStream(r.RemoteAddr)
 	if aerr != nil {
-		aerr.write(w)
+		s.refused(refusedLimits, aerr, r.RemoteAddr, nil).write(w)
 		return
 	}
 	defer release()
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
+	opened := time.Now()
+	s.log.Info("event stream opened", "remote", r.RemoteAddr, "pattern", "sub", "topic", topic)
+	defer func() {
+		s.log.Info("event stream closed", "remote", r.RemoteAddr, "pattern", "sub", "topic", topic,
+			"duration", time.Since(opened).Round(time.Millisecond))
+	}()
 	// The stream ends when the token expires; the client reconnects with
 	// a fresh one (EventSource reconnects by itself).
 	var expired <-chan time.Time

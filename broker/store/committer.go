@@ -3,6 +3,8 @@ package store
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Committer makes batches durable with group commit: callers that commit
@@ -23,6 +25,8 @@ type Committer struct {
 	pending []*commitReq // in arrival order
 	spare   []*commitReq // the previous group's slice, for reuse
 	closed  bool
+
+	onSync atomic.Pointer[func(time.Duration, int)] // see OnSync
 
 	kick chan struct{} // capacity 1: "there is something pending"
 	quit chan struct{}
@@ -71,6 +75,10 @@ func (c *Committer) Commit(ops []Op) error {
 	return <-req.err
 }
 
+// OnSync makes f observe every synced group: how long the write and fsync
+// took, and how many commits shared it (for metrics). f must be quick.
+func (c *Committer) OnSync(f func(took time.Duration, commits int)) { c.onSync.Store(&f) }
+
 // Close commits what is pending, stops the goroutine and waits for it.
 // Later Commits return ErrClosed.
 func (c *Committer) Close() error {
@@ -114,7 +122,11 @@ func (c *Committer) commit(ops []Op) []Op {
 	for _, r := range group {
 		ops = append(ops, r.ops...)
 	}
+	start := time.Now()
 	err := c.kv.Apply(ops, true)
+	if f := c.onSync.Load(); f != nil {
+		(*f)(time.Since(start), len(group))
+	}
 	if err != nil {
 		err = fmt.Errorf("failed to commit group of %d: %w", len(group), err)
 	}

@@ -37,6 +37,17 @@ func OpenDurable(dir string) (*Durable, error) {
 	return &Durable{kv: kv, commit: NewCommitter(kv)}, nil
 }
 
+// OnSync makes f observe every synced write (Committer.OnSync).
+func (d *Durable) OnSync(f func(took time.Duration, commits int)) { d.commit.OnSync(f) }
+
+// Ready reports whether the store answers: a read of the sequence lease.
+func (d *Durable) Ready() error {
+	if _, _, err := d.kv.Get(leaseKey); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
 // Close stops group commit and closes the KV.
 func (d *Durable) Close() error {
 	err := d.commit.Close()

@@ -22,6 +22,7 @@ import (
 	natsbus "github.com/mercury-broker/mercury/bus/nats"
 	"github.com/mercury-broker/mercury/cmd/mercury/internal/config"
 	"github.com/mercury-broker/mercury/web"
+	"github.com/mercury-broker/mercury/web/metrics"
 )
 
 func runServe(ctx context.Context, args []string, io stdio) error {
@@ -99,6 +100,9 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		}
 	}
 
+	reg := metrics.New()
+	web.Version = version
+	var ready func() error
 	bopts := broker.Options{QueueLimit: cfg.QueueLimit, Policies: buses.Policies, Logger: logger}
 	if len(cfg.Cluster.URLs) > 0 {
 		// Clustered: durable buses, history and queues live in JetStream;
@@ -121,6 +125,8 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		if st != nil {
 			defer st.Close()
 			bopts.Store = st
+			st.OnSync(reg.ObserveSync)
+			ready = st.Ready
 		}
 	}
 	b, err := broker.Open(bopts)
@@ -143,6 +149,9 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		PingInterval:        cfg.PingInterval,
 		WriteCoalesce:       cfg.WriteCoalesce,
 		Logger:              logger,
+		LogBodies:           cfg.LogBodies,
+		Metrics:             reg,
+		Ready:               ready,
 		Buses:               buses,
 		Reload:              reload,
 		Auth:                authn,
@@ -190,7 +199,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		// The bridge stops as the server starts shutting down: what it had
 		// not seen confirmed stays in the outbox for the next start.
 		bridgeCtx, stopBridge := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-		done := runMinionBridge(bridgeCtx, cfg, self.publisher(ln, certs), logger)
+		done := runMinionBridge(bridgeCtx, cfg, self.publisher(ln, certs), logger, reg)
 		defer func() { stopBridge(); <-done }()
 	}
 	return serveUntilSignal(ctx, listeners{main: ln, admin: adminLn, handshake: cfg.HandshakeTimeout, onHUP: onHUP, auth: auth}, srv, logger)
@@ -243,7 +252,7 @@ type listeners struct {
 // runMinionBridge runs the Minion audit bridge next to the broker,
 // publishing through the broker's own HTTP endpoint, so its events take
 // the same path as anyone's: the bus's schema, durability, confirms.
-func runMinionBridge(ctx context.Context, cfg *config.Config, self selfPublisher, logger *slog.Logger) <-chan struct{} {
+func runMinionBridge(ctx context.Context, cfg *config.Config, self selfPublisher, logger *slog.Logger, reg *metrics.Metrics) <-chan struct{} {
 	opts := minion.Options{
 		Schema:       cfg.MinionSchema,
 		Topic:        cfg.MinionTopic,
@@ -255,6 +264,12 @@ func runMinionBridge(ctx context.Context, cfg *config.Config, self selfPublisher
 		opts.CompatTopic = cfg.MinionCompatBus
 	}
 	bridge := minion.New(cfg.MinionPG, &minion.HTTPPublisher{Broker: self.url, Concurrency: 8, Header: self.header, Client: self.client}, opts)
+	reg.Gauge("mercury_bridge_lag_seconds", "Age of the oldest Minion change waiting in the bridge's outbox, at the last measure (0: none waits).",
+		func() float64 { return bridge.Stats().Lag.OldestAge.Seconds() })
+	reg.Gauge("mercury_bridge_outbox_depth", "Minion changes waiting in the bridge's outbox, at the last measure.",
+		func() float64 { return float64(bridge.Stats().Lag.Depth) })
+	reg.Gauge("mercury_bridge_published", "Events the bridge has had confirmed since the broker started.",
+		func() float64 { return float64(bridge.Stats().Published) })
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -26,6 +26,7 @@ type Config struct {
 	WriteCoalesce  time.Duration
 	LogLevel       string
 	LogFormat      string
+	LogBodies      bool
 	Pprof          string
 	DataDir        string
 
@@ -79,6 +80,7 @@ var settings = []setting{
 	{"ping_interval", web.DefaultPingInterval.String(), "how often each connection is pinged (`DURATION`)", duration(func(c *Config) *time.Duration { return &c.PingInterval })},
 	{"log_level", "info", "`LEVEL` of logging: debug, info, warn or error", oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
 	{"log_format", "text", "`FORMAT` of logs: text or json", oneOf(func(c *Config) *string { return &c.LogFormat }, "text", "json")},
+	{"log_bodies", "false", "add the message body to the log line of a refused message (off: bodies never reach the logs)", boolean(func(c *Config) *bool { return &c.LogBodies })},
 	{"data_dir", "./mercury-data", "`DIR` where durable buses keep their messages and queues; created only when a bus is durable", text(func(c *Config) *string { return &c.DataDir })},
 	{"minion.pg", "", "run the Minion audit bridge inside the broker: PostgreSQL `URL` of Minion's database (see 'mercury bridge minion')", text(func(c *Config) *string { return &c.MinionPG })},
 	{"minion.schema", "", "`SCHEMA` of Minion's tables (default: where the search path finds minion_jobs)", text(func(c *Config) *string { return &c.MinionSchema })},
