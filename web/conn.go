@@ -137,6 +137,9 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 		if refusal != nil {
 			c.closeWith(refusal.code, refusal.reason)
 		}
+		// Logged here, on the handler's stack: formatting a line would grow
+		// the connection goroutine's small stack for good.
+		s.log.Info("connection opened", "id", c.id, "remote", c.remote, "pattern", p.String(), "topic", topic, "user", c.user())
 		// The connection lives on in a goroutine of its own, and the
 		// handler returns: what net/http kept for the request (its buffers,
 		// the handler's deep stack) is freed while the connection idles.
@@ -213,7 +216,6 @@ func (c *conn) serve(ws *websocket.Conn, wire *wireConn) {
 		}()
 	}
 	c.pinger = time.AfterFunc(c.s.opts.PingInterval, c.ping)
-	c.s.log.Info("connection opened", "id", c.id, "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic, "user", c.user())
 
 	err := c.readLoop()
 	c.s.log.Info("connection closed", "id", c.id, "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic,
