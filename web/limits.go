@@ -52,15 +52,19 @@ func (s *Server) releaseLocked(remote string) {
 }
 
 // admitStream counts an event stream; release undoes it.
-func (s *Server) admitStream(remote string) (release func(), _ *apiError) {
+func (s *Server) admitStream(st *sseStream) (release func(), _ *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if aerr := s.admitLocked(remote); aerr != nil {
+	if aerr := s.admitLocked(st.remote); aerr != nil {
 		return nil, aerr
 	}
+	s.lastConnID++
+	st.id = s.lastConnID
+	s.streams[st] = struct{}{}
 	return func() {
 		s.mu.Lock()
-		s.releaseLocked(remote)
+		delete(s.streams, st)
+		s.releaseLocked(st.remote)
 		s.mu.Unlock()
 	}, nil
 }

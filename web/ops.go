@@ -38,8 +38,8 @@ func (s *Server) MetricsSnapshot() metrics.Snapshot {
 	for c := range s.conns {
 		byPattern[c.pattern.String()]++
 	}
+	byPattern["sse"] = len(s.streams)
 	s.mu.Unlock()
-	byPattern["sse"] = int(s.streams.Load())
 	subs, _ := s.broker.Subscriptions()
 	return metrics.Snapshot{
 		Connections:   byPattern,
@@ -156,8 +156,8 @@ type connectionJSON struct {
 	MessagesOut uint64 `json:"messages_out"`
 }
 
-// handleConnections lists the WebSocket connections on topics the client
-// may administer, oldest first.
+// handleConnections lists the WebSocket connections and event streams on
+// topics the client may administer, oldest first.
 func (s *Server) handleConnections(w http.ResponseWriter, r *http.Request) {
 	rights := grantOf(r).Rights
 	s.mu.Lock()
@@ -167,8 +167,23 @@ func (s *Server) handleConnections(w http.ResponseWriter, r *http.Request) {
 			conns = append(conns, c)
 		}
 	}
+	streams := make([]*sseStream, 0, len(s.streams))
+	for st := range s.streams {
+		if rights.Allows(auth.Admin, st.topic) {
+			streams = append(streams, st)
+		}
+	}
 	s.mu.Unlock()
-	out := make([]connectionJSON, 0, len(conns))
+	out := make([]connectionJSON, 0, len(conns)+len(streams))
+	for _, st := range streams {
+		cj := connectionJSON{ID: strconv.FormatUint(st.id, 10), Remote: st.remote, Pattern: "sse",
+			Topic: string(st.topic), User: st.user, Since: st.opened, MessagesOut: st.sent.Load()}
+		st.mu.Lock()
+		cj.Queue.Len = st.bytes
+		st.mu.Unlock()
+		cj.Queue.Cap = s.opts.OutgoingQueue
+		out = append(out, cj)
+	}
 	for _, c := range conns {
 		cj := connectionJSON{ID: strconv.FormatUint(c.id, 10), Remote: c.remote, Pattern: c.pattern.String(),
 			Topic: string(c.topic), User: c.user(), Since: c.opened,
@@ -190,6 +205,7 @@ func (s *Server) handleCloseConnection(w http.ResponseWriter, r *http.Request) {
 	idText := chi.URLParam(r, "id")
 	id, err := strconv.ParseUint(idText, 10, 64)
 	var target *conn
+	var stream *sseStream
 	if err == nil {
 		s.mu.Lock()
 		for c := range s.conns {
@@ -198,7 +214,23 @@ func (s *Server) handleCloseConnection(w http.ResponseWriter, r *http.Request) {
 				break
 			}
 		}
+		for st := range s.streams {
+			if st.id == id {
+				stream = st
+				break
+			}
+		}
 		s.mu.Unlock()
+	}
+	if stream != nil {
+		if !adminAllows(w, r, stream.topic) {
+			return
+		}
+		s.log.Info("event stream closed by an administrator", "id", stream.id, "remote", stream.remote,
+			"topic", stream.topic, "by", grantOf(r).Subject)
+		stream.once.Do(func() { close(stream.kill) })
+		w.WriteHeader(http.StatusNoContent)
+		return
 	}
 	if target == nil {
 		(&apiError{Status: http.StatusNotFound, Code: "no_connection",

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -420,3 +421,54 @@ func TestReadyzReportsTheStore(t *testing.T) {
 }
 
 func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+// TestEventStreamsAreConnectionsToo: an event stream is listed, counted,
+// and closed by the API with an error event that says why.
+func TestEventStreamsAreConnectionsToo(t *testing.T) {
+	ts := startServer(t, Options{})
+	req, _ := http.NewRequest(http.MethodGet, ts.http.URL+"/sub/feed", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ts.waitSubscribed(t, 1)
+	post(t, ts, "pub", "/feed", "", "one")
+	body := bufio.NewReader(resp.Body)
+	readUntil := func(want string) {
+		t.Helper()
+		for {
+			line, err := body.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream ended before %q: %v", want, err)
+			}
+			if strings.Contains(line, want) {
+				return
+			}
+		}
+	}
+	readUntil("data: one")
+
+	_, list := getBody(t, ts.http.URL+"/api/connections", "")
+	var conns []connectionJSON
+	if err := json.Unmarshal(list, &conns); err != nil || len(conns) != 1 || conns[0].Pattern != "sse" ||
+		conns[0].Topic != "/feed" || conns[0].MessagesOut != 1 {
+		t.Fatalf("connections %s", list)
+	}
+	if v := metricValue(t, scrape(t, ts), "mercury_connections", "pattern", "sse"); v != 1 {
+		t.Errorf("sse connections: %v", v)
+	}
+	req, _ = http.NewRequest(http.MethodDelete, ts.http.URL+"/api/connections/"+conns[0].ID, nil)
+	dresp, err := http.DefaultClient.Do(req)
+	if err != nil || dresp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE: %v %v", dresp, err)
+	}
+	dresp.Body.Close()
+	readUntil("event: error")
+	readUntil(closedByAdmin)
+	if _, err := io.ReadAll(body); err != nil {
+		t.Errorf("the stream did not end cleanly: %v", err)
+	}
+	waitFor(t, func() bool { subs, _ := ts.broker.Subscriptions(); return subs == 0 })
+}

@@ -162,8 +162,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
-	open     int            // WebSocket connections and event streams
-	perIP    map[string]int // the same, per client address
+	streams  map[*sseStream]struct{} // event streams
+	open     int                     // WebSocket connections and event streams
+	perIP    map[string]int          // the same, per client address
 	shutdown bool
 	done     chan struct{}  // closed by Shutdown: event streams end
 	wg       sync.WaitGroup // every goroutine a connection owns
@@ -172,7 +173,6 @@ type Server struct {
 	lastConnID    uint64 // under mu
 	refusals      refusalCounts
 	refusalLog    logLimiter
-	streams       atomic.Int64 // open event streams
 	metrics       *metrics.Metrics
 	started       time.Time
 	rates         rateSampler // messages per second for the overview
@@ -207,13 +207,14 @@ func New(b *broker.Broker, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		broker: b,
-		opts:   opts,
-		origin: origin,
-		log:    opts.Logger,
-		conns:  make(map[*conn]struct{}),
-		perIP:  make(map[string]int),
-		done:   make(chan struct{}),
+		broker:  b,
+		opts:    opts,
+		origin:  origin,
+		log:     opts.Logger,
+		conns:   make(map[*conn]struct{}),
+		streams: make(map[*sseStream]struct{}),
+		perIP:   make(map[string]int),
+		done:    make(chan struct{}),
 
 		metrics: opts.Metrics,
 		started: time.Now(),

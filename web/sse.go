@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mercury-broker/mercury/broker"
@@ -27,6 +28,16 @@ func acceptsEventStream(r *http.Request) bool {
 // bounded queue; the request's goroutine writes.
 type sseStream struct {
 	limit int
+
+	// For the admin API.
+	id     uint64
+	remote string
+	topic  broker.Topic
+	user   string
+	opened time.Time
+	sent   atomic.Uint64
+	kill   chan struct{} // closed to end the stream (closeOnce)
+	once   sync.Once
 
 	mu       sync.Mutex
 	queue    []*broker.Message
@@ -79,19 +90,19 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 		aerr.write(w)
 		return
 	}
-	release, aerr := s.admitStream(r.RemoteAddr)
+	st := &sseStream{limit: s.opts.OutgoingQueue, wake: make(chan struct{}, 1), kill: make(chan struct{}),
+		remote: r.RemoteAddr, topic: topic, user: grant.Subject, opened: time.Now()}
+	release, aerr := s.admitStream(st)
 	if aerr != nil {
 		s.refused(refusedLimits, aerr, r.RemoteAddr, nil).write(w)
 		return
 	}
 	defer release()
-	s.streams.Add(1)
-	defer s.streams.Add(-1)
-	opened := time.Now()
-	s.log.Info("event stream opened", "remote", r.RemoteAddr, "pattern", "sub", "topic", topic)
+	s.log.Info("event stream opened", "id", st.id, "remote", r.RemoteAddr, "pattern", "sub", "topic", topic, "user", st.user)
+	reason := "client left"
 	defer func() {
-		s.log.Info("event stream closed", "remote", r.RemoteAddr, "pattern", "sub", "topic", topic,
-			"duration", time.Since(opened).Round(time.Millisecond))
+		s.log.Info("event stream closed", "id", st.id, "remote", r.RemoteAddr, "pattern", "sub", "topic", topic,
+			"duration", time.Since(st.opened).Round(time.Millisecond), "reason", reason, "messages_out", st.sent.Load())
 	}()
 	// The stream ends when the token expires; the client reconnects with
 	// a fresh one (EventSource reconnects by itself).
@@ -102,7 +113,6 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 		expired = t.C
 	}
 	rc := http.NewResponseController(w)
-	st := &sseStream{limit: s.opts.OutgoingQueue, wake: make(chan struct{}, 1)}
 	var backlog []*broker.Message
 	var gap *broker.Gap
 	var unsubscribe func()
@@ -140,8 +150,19 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 		case <-r.Context().Done():
 			return
 		case <-s.done:
+			reason = "shutting down"
+			return
+		case <-st.kill:
+			reason = closedByAdmin
+			e := &apiError{Code: "closed", Topic: string(topic), Message: closedByAdmin}
+			bw.WriteString("event: error\ndata: ")
+			bw.Write(e.JSON())
+			bw.WriteString("\n\n")
+			bw.Flush()
+			rc.Flush()
 			return
 		case <-expired:
+			reason = "token expired"
 			e := &apiError{Code: auth.CodeExpired, Topic: string(topic), Message: "token expired"}
 			bw.WriteString("event: error\ndata: ")
 			bw.Write(e.JSON())
@@ -154,6 +175,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 		case <-st.wake:
 			ms, overflow := st.take()
 			if overflow {
+				reason = "slow consumer"
 				s.slowConsumers.Add(1)
 				s.log.Info("slow consumer closed", "remote", r.RemoteAddr, "pattern", "sub", "topic", topic, "transport", "sse")
 				return
@@ -162,6 +184,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 			for _, m := range ms {
 				writeEvent(bw, m, opts.envelope)
 			}
+			st.sent.Add(uint64(len(ms)))
 		}
 		if bw.Flush() != nil || rc.Flush() != nil {
 			return
