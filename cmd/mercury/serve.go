@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -66,6 +67,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
+	setGCTarget()
 	var self *selfAccess // the in-process bridge's credential
 	if cfg.MinionPG != "" {
 		if self, err = newSelfAccess(); err != nil {
@@ -411,4 +413,17 @@ func newLogger(io stdio, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(io.err, opts)), nil
 	}
 	return nil, usageError("--log-format %q: want text or json", format)
+}
+
+// brokerGCPercent is the garbage collector's target for a broker: its heap
+// is mostly long-lived connection state and a delivery allocates next to
+// nothing, so collecting at half the usual growth costs no measurable CPU
+// and keeps idle connections about 8% smaller (README, "Performance").
+const brokerGCPercent = 50
+
+// setGCTarget applies brokerGCPercent unless GOGC says otherwise.
+func setGCTarget() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(brokerGCPercent)
+	}
 }
