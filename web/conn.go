@@ -47,6 +47,7 @@ type conn struct {
 	outBytes    int        // bytes of the counted frames in out
 	scheduled   bool       // on the shard's ready list (or waiting in its coalescing window)
 	lastWrite   time.Time  // of the shard's last write, with a coalescing window
+	heldUntil   time.Time  // the end of the coalescing window it waits in; zero: not held
 	slow        bool       // the socket was full: a goroutine of its own writes
 	closing     bool       // a close was requested; nothing more is queued
 	closeQueued bool       // the close is sent once the frames queued before it are written

@@ -114,13 +114,35 @@ func (c *conn) enqueue(f outFrame) {
 
 // kick gets waiting frames written: it puts the connection on its shard's
 // ready list unless it is there already, or a slow writer has it, or the
-// handshake is not done; c.mu is held.
+// handshake is not done. A connection held in its coalescing window goes
+// to the ready list as soon as a full batch has gathered; c.mu is held.
 func (c *conn) kick() {
-	if c.wire == nil || c.scheduled || c.slow || len(c.out) == 0 {
+	if c.wire == nil || c.slow || len(c.out) == 0 {
+		return
+	}
+	if c.scheduled {
+		if !c.heldUntil.IsZero() && c.batchFull() {
+			c.heldUntil = time.Time{} // its entry in the window list is now stale
+			c.shard.schedule(c)
+		}
 		return
 	}
 	c.scheduled = true
 	c.shard.schedule(c)
+}
+
+// A subscriber held in its coalescing window is written as soon as this
+// much waits: a system call's cost is then spread over enough messages,
+// and waiting longer would only add latency.
+const (
+	coalesceFrames = 4
+	coalesceBytes  = 4096
+)
+
+// batchFull tells whether enough waits to end a coalescing window early;
+// c.mu is held.
+func (c *conn) batchFull() bool {
+	return len(c.out) >= coalesceFrames || c.outBytes >= coalesceBytes
 }
 
 // maxBatch bounds the frames one write takes, so a long replay is written
@@ -143,17 +165,27 @@ func (c *conn) take() []outFrame {
 }
 
 // flush writes the waiting frames from shard s without blocking. When the
-// socket is full, the rest goes to a writer goroutine of its own. With a
-// coalescing window (Options.WriteCoalesce) and mayDelay, a subscriber that
-// wrote less than a window ago waits for the window to end, gathering what
-// arrives meanwhile into the same write. Only subscribers wait: publishers
+// socket is full, the rest goes to a writer goroutine of its own.
+//
+// With a coalescing window (Options.WriteCoalesce), a subscriber that
+// wrote less than a window ago is held until the window ends, or until a
+// full batch has gathered (batchFull), whichever comes first: what arrives
+// meanwhile shares the write. Only subscribers are held: publishers
 // (confirms), pullers (a job after each ack) and buses talk back and forth,
-// where a held write would slow every round trip.
-func (c *conn) flush(s *shard, mayDelay bool) {
+// where a held write would slow every round trip. windowEnd is zero when c
+// comes off the ready list, else the end of the window it was held for.
+func (c *conn) flush(s *shard, windowEnd time.Time) {
 	c.mu.Lock()
-	if mayDelay && s.coalesce > 0 && c.pattern == patternSub && !c.closing && !c.dead && !c.slow && len(c.out) > 0 {
+	if !windowEnd.IsZero() {
+		if !c.heldUntil.Equal(windowEnd) { // released early: written already
+			c.mu.Unlock()
+			return
+		}
+		c.heldUntil = time.Time{}
+	} else if s.coalesce > 0 && c.pattern == patternSub && !c.closing && !c.dead && !c.slow && len(c.out) > 0 && !c.batchFull() {
 		if due := c.lastWrite.Add(s.coalesce); time.Now().Before(due) {
-			c.mu.Unlock() // still scheduled: frames arriving now join this write
+			c.heldUntil = due // still scheduled: frames arriving now join this write
+			c.mu.Unlock()
 			s.delay(c, due)
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,5 +189,41 @@ func TestWriteCoalesce(t *testing.T) {
 	post(t, ts, "pub", "/c", "", "after a pause")
 	if got := sub.nextText(t); got != "after a pause" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestWriteCoalesceFullBatch: a held subscriber is written as soon as a
+// full batch waits (coalesceFrames frames, or coalesceBytes bytes), not
+// when its window ends: the window here is longer than the test may take.
+func TestWriteCoalesceFullBatch(t *testing.T) {
+	ts := startServer(t, Options{WriteCoalesce: time.Hour})
+	sub := ts.dial(t, "sub", "/c")
+	pub := ts.dial(t, "pub", "/c")
+	pub.send(t, "first") // written at once: nothing was written before
+	if got := sub.nextText(t); got != "first" {
+		t.Fatalf("got %q", got)
+	}
+	// Each time the first message goes alone, so that the shard holds
+	// it, and the rest fill the batch that releases it.
+	const settle = 50 * time.Millisecond
+	pub.send(t, "0")
+	time.Sleep(settle)
+	for i := 1; i < coalesceFrames; i++ {
+		pub.send(t, fmt.Sprint(i))
+	}
+	for i := range coalesceFrames {
+		if got := sub.nextText(t); got != fmt.Sprint(i) {
+			t.Fatalf("message %d arrived as %q", i, got)
+		}
+	}
+	pub.send(t, "small")
+	time.Sleep(settle)
+	big := strings.Repeat("x", coalesceBytes)
+	pub.send(t, big)
+	if got := sub.nextText(t); got != "small" {
+		t.Fatalf("got %q", got)
+	}
+	if got := sub.nextText(t); got != big {
+		t.Fatalf("got %d bytes, want %d", len(got), len(big))
 	}
 }

@@ -106,7 +106,7 @@ func (s *shard) run() {
 				break
 			}
 			for i, c := range batch {
-				c.flush(s, true)
+				c.flush(s, time.Time{})
 				batch[i] = nil
 			}
 			s.spare = batch[:0]
@@ -114,7 +114,9 @@ func (s *shard) run() {
 	}
 }
 
-// delay puts c aside until due, when its coalescing window ends.
+// delay puts c aside until due, when its coalescing window ends. An entry
+// whose connection was released early (conn.kick) stays until then and is
+// passed over.
 func (s *shard) delay(c *conn, due time.Time) {
 	s.delayed = append(s.delayed, delayedConn{c, due})
 	// Windows are the same length and start at each connection's last
@@ -130,7 +132,7 @@ func (s *shard) flushDue() {
 	now := time.Now()
 	n := 0
 	for n < len(s.delayed) && !s.delayed[n].due.After(now) {
-		s.delayed[n].c.flush(s, false)
+		s.delayed[n].c.flush(s, s.delayed[n].due)
 		s.delayed[n] = delayedConn{}
 		n++
 	}
