@@ -65,12 +65,12 @@ type Options struct {
 	// WriteTimeout bounds one network write. Default 10s.
 	WriteTimeout time.Duration
 	// WriteCoalesce, when positive, holds a subscriber's next write until
-	// this long after its last one, so that under sustained traffic several
-	// messages share one system call: less CPU per delivery for at most
-	// this much latency. The first message after a quiet spell is written
-	// at once; other patterns always write at once. 0 (the zero value):
-	// every message is written as soon as possible. (The command's default
-	// is 5ms.)
+	// this long after its last one, or until 4 frames or 4 KiB wait, so
+	// that under sustained traffic several messages share one system call:
+	// less CPU per delivery for at most this much latency. The first
+	// message after a quiet spell is written at once; other patterns
+	// always write at once. 0 (the zero value): every message is written
+	// as soon as possible. (The command's default is 5ms.)
 	WriteCoalesce time.Duration
 	// LogBodies adds the message body to the log line of a refused
 	// message. Off by default: bodies may hold what logs should not.

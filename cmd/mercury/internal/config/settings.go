@@ -76,7 +76,7 @@ var settings = []setting{
 	{"max_connections", itoa(web.DefaultMaxConnections), "most concurrent WebSocket connections (`N`)", count(func(c *Config) *int { return &c.MaxConnections })},
 	{"outgoing_queue", itoa(web.DefaultOutgoingQueue), "`BYTES` waiting for one connection before it is closed as a slow consumer (suffixes KiB, MiB, GiB)", byteSizeInt(func(c *Config) *int { return &c.OutgoingQueue })},
 	{"queue_limit", itoa(broker.DefaultQueueLimit), "messages (`N`) waiting in one push/pull queue", count(func(c *Config) *int { return &c.QueueLimit })},
-	{"write_coalesce", "5ms", "hold a subscriber's next write until this `DURATION` after its last one, so that under sustained traffic messages share system calls: less CPU for at most this much latency (0: write at once)", duration(func(c *Config) *time.Duration { return &c.WriteCoalesce })},
+	{"write_coalesce", "5ms", "hold a subscriber's next write until this `DURATION` after its last one (or until 4 messages or 4 KiB wait), so that under sustained traffic messages share system calls: less CPU for at most this much latency (0: write at once)", duration(func(c *Config) *time.Duration { return &c.WriteCoalesce })},
 	{"ping_interval", web.DefaultPingInterval.String(), "how often each connection is pinged (`DURATION`)", duration(func(c *Config) *time.Duration { return &c.PingInterval })},
 	{"log_level", "info", "`LEVEL` of logging: debug, info, warn or error", oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
 	{"log_format", "text", "`FORMAT` of logs: text or json", oneOf(func(c *Config) *string { return &c.LogFormat }, "text", "json")},
