@@ -177,7 +177,7 @@ func (c *conn) take() []outFrame {
 func (c *conn) flush(s *shard, windowEnd time.Time) {
 	c.mu.Lock()
 	if !windowEnd.IsZero() {
-		if !c.heldUntil.Equal(windowEnd) { // released early: written already
+		if !c.heldUntil.Equal(windowEnd) { // released early by kick: the ready list has it
 			c.mu.Unlock()
 			return
 		}
