@@ -63,10 +63,20 @@ func (w *wireConn) Write(p []byte) (int, error) {
 }
 
 func (w *wireConn) writeLocked(p []byte) (int, error) {
-	if w.writeTimeout > 0 {
-		w.Conn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
-	}
+	defer w.deadline()()
 	return w.Conn.Write(p)
+}
+
+// deadline bounds the blocking write about to start by the write timeout,
+// and returns the function that lifts the bound once it is done; w.mu is
+// held. A deadline left in force would fail a later write, even a
+// non-blocking one, of a connection that has simply been quiet since.
+func (w *wireConn) deadline() (clear func()) {
+	if w.writeTimeout <= 0 {
+		return func() {}
+	}
+	w.Conn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
+	return func() { w.Conn.SetWriteDeadline(time.Time{}) }
 }
 
 // tryWritev writes bufs without blocking, as much as the socket takes;
@@ -90,9 +100,7 @@ func (w *wireConn) tryWritev(bufs [][]byte, iov *[]syscall.Iovec) (n int, blocke
 
 // writeAll writes bufs, blocking up to the write deadline; w.mu is held.
 func (w *wireConn) writeAll(bufs [][]byte) error {
-	if w.writeTimeout > 0 {
-		w.Conn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
-	}
+	defer w.deadline()()
 	if w.raw != nil {
 		nb := net.Buffers(bufs)
 		_, err := nb.WriteTo(w.Conn) // writev on a socket
