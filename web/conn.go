@@ -37,9 +37,9 @@ type conn struct {
 	pinger *time.Timer
 
 	grant  atomic.Pointer[auth.Grant] // what the client may do; a token frame replaces it
-	expiry *time.Timer                // closes the connection when the grant expires
+	expiry *deadlineTimer             // closes the connection when the grant expires; nil: none yet
 	rate   *rateGuard                 // publish rate; reader only
-	idle   *idleGuard                 // nil: no idle limit
+	idle   *quietTimer                // nil: no idle limit
 
 	mu          sync.Mutex
 	out         []outFrame // waiting to be written
@@ -339,7 +339,11 @@ func (c *conn) ping() {
 		}
 		return
 	}
-	c.pinger.Reset(c.s.opts.PingInterval)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.dead { // teardown stopped the timer while this ping was out
+		c.pinger.Reset(c.s.opts.PingInterval)
+	}
 }
 
 var (

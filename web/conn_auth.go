@@ -2,7 +2,6 @@ package web
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -25,33 +24,22 @@ const (
 func (c *conn) currentGrant() *auth.Grant { return c.grant.Load() }
 
 // armExpiry sets the close for the expiry of the connection's grant: a
-// timer, no goroutine while it waits. Only the connection's handler
-// goroutine calls it.
+// timer, no goroutine while it waits.
 func (c *conn) armExpiry() {
 	g := c.grant.Load()
-	if g.Expires.IsZero() {
-		if c.expiry != nil {
-			c.expiry.Stop()
-		}
-		return
-	}
-	d := time.Until(g.Expires)
 	if c.expiry == nil {
-		c.expiry = time.AfterFunc(d, c.expire)
-		return
+		if g.Expires.IsZero() {
+			return
+		}
+		c.expiry = newDeadlineTimer(c.expire)
 	}
-	c.expiry.Reset(d)
+	c.expiry.setWall(g.Expires)
 }
 
-// expire closes the connection if its grant has expired; a refresh may
-// have raced with the timer.
+// expire closes the connection: its grant has expired.
 func (c *conn) expire() {
-	g := c.grant.Load()
-	if g.Expires.IsZero() || time.Now().Before(g.Expires) {
-		return
-	}
 	c.s.log.Info("connection closed: token expired", "remote", c.remote, "pattern", c.pattern.String(),
-		"topic", c.topic, "subject", g.Subject)
+		"topic", c.topic, "subject", c.grant.Load().Subject)
 	c.closeWith(closeTokenExpired, "token expired")
 }
 
@@ -75,8 +63,4 @@ func (c *conn) refresh(cred string) {
 	c.sendText([]byte(`{"ok":"token"}`))
 }
 
-func (c *conn) stopExpiry() {
-	if c.expiry != nil {
-		c.expiry.Stop()
-	}
-}
+func (c *conn) stopExpiry() { c.expiry.stop() }

@@ -26,7 +26,7 @@ func (c *conn) readLoop() error {
 			c.protocolError(err)
 			return err
 		}
-		c.idle.touch()
+		c.idle.note()
 		if c.isClosing() {
 			continue
 		}

@@ -291,7 +291,7 @@ func (c *conn) done(batch []outFrame, written bool, err error) {
 	if err != nil {
 		c.ws.CloseNow()
 	} else if written {
-		c.idle.touch()
+		c.idle.note()
 		var oldest int64
 		var messages uint64
 		for _, f := range batch {

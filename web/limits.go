@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -108,50 +107,17 @@ func (g *rateGuard) allow(c *conn) (refused *apiError, abuse bool) {
 			float64(g.limiter.Limit()), g.limiter.Burst())}, g.strikes >= rateStrikes
 }
 
-// idleGuard closes a connection on which nothing was sent or received for
-// the idle time. Reading and writing only store a time; one timer checks,
-// re-armed for what is left, so an active connection costs no timer work
-// per message.
-type idleGuard struct {
-	c     *conn
-	limit time.Duration
-	last  atomic.Int64 // unix nanoseconds of the last message either way
-	timer *time.Timer
-}
-
 // closeIdle is the close code of an idle connection.
 const closeIdle websocket.StatusCode = 4408
 
+// startIdleGuard closes the connection once nothing was sent or received
+// on it for the idle time (pings do not count).
 func (c *conn) startIdleGuard() {
 	if c.s.opts.IdleTimeout <= 0 {
 		return
 	}
-	g := &idleGuard{c: c, limit: c.s.opts.IdleTimeout}
-	g.touch()
-	g.timer = time.AfterFunc(g.limit, g.check)
-	c.idle = g
-}
-
-// touch records activity.
-func (g *idleGuard) touch() {
-	if g != nil {
-		g.last.Store(time.Now().UnixNano())
-	}
-}
-
-func (g *idleGuard) check() {
-	quiet := time.Since(time.Unix(0, g.last.Load()))
-	if quiet < g.limit {
-		g.timer.Reset(g.limit - quiet)
-		return
-	}
-	g.c.closeWith(closeIdle, fmt.Sprintf("idle for %v", g.limit))
-}
-
-func (g *idleGuard) stop() {
-	if g != nil {
-		g.timer.Stop()
-	}
+	limit := c.s.opts.IdleTimeout
+	c.idle = newQuietTimer(limit, func() { c.closeWith(closeIdle, fmt.Sprintf("idle for %v", limit)) })
 }
 
 // compressionMode is permessage-deflate as configured: off, or on without

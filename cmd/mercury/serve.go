@@ -321,6 +321,10 @@ func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
 	return func() { hs.Close() }, nil
 }
 
+// httpIdleTimeout closes kept-alive HTTP connections that send no next
+// request.
+const httpIdleTimeout = 2 * time.Minute
+
 // serveUntilSignal serves on ln until SIGINT or SIGTERM (or ctx ends),
 // then shuts down gracefully: stop accepting, close WebSockets with 1001,
 // let HTTP requests in flight finish. SIGHUP reloads the buses.
@@ -355,7 +359,11 @@ func serveUntilSignal(ctx context.Context, lns listeners, srv *web.Server, logge
 		return &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: lns.handshake,
-			MaxHeaderBytes:    64 << 10,
+			// A kept-alive HTTP connection with no request for this long
+			// is closed: idle clients cannot hold sockets for ever.
+			// (WebSockets and event streams are not idle in this sense.)
+			IdleTimeout:    httpIdleTimeout,
+			MaxHeaderBytes: 64 << 10,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		}
 	}
