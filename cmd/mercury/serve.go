@@ -364,7 +364,7 @@ func serveUntilSignal(ctx context.Context, lns listeners, srv *web.Server, logge
 			// (WebSockets and event streams are not idle in this sense.)
 			IdleTimeout:    httpIdleTimeout,
 			MaxHeaderBytes: 64 << 10,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+			ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		}
 	}
 	hs := newServer(srv)
