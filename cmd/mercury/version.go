@@ -7,8 +7,19 @@ import (
 	"runtime/debug"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
+// version is set at build time with -ldflags "-X main.version=…";
+// otherwise it is the module version the build recorded (go install
+// …@v1.2.0 records v1.2.0), or "dev".
 var version = "dev"
+
+func init() {
+	if version != "dev" {
+		return
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		version = info.Main.Version
+	}
+}
 
 func runVersion(_ context.Context, args []string, io stdio) error {
 	fs := newFlagSet("version", "")
