@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	goio "io"
@@ -15,10 +17,10 @@ import (
 	"github.com/mercury-broker/mercury/web/auth"
 )
 
-// runAuth runs "mercury auth new-key | hash-key | token": the helpers of
-// the broker's auth configuration.
+// runAuth runs "mercury auth new-key | hash-key | new-secret | token":
+// the helpers of the broker's auth configuration.
 func runAuth(ctx context.Context, args []string, io stdio) error {
-	usage := "want: mercury auth new-key | hash-key | token [flags]"
+	usage := "want: mercury auth new-key | hash-key | new-secret | token [flags]"
 	if len(args) == 0 {
 		return usageError("%s", usage)
 	}
@@ -27,16 +29,20 @@ func runAuth(ctx context.Context, args []string, io stdio) error {
 		return runAuthNewKey(args[1:], io)
 	case "hash-key":
 		return runAuthHashKey(args[1:], io)
+	case "new-secret":
+		return runAuthNewSecret(args[1:], io)
 	case "token":
 		return runAuthToken(args[1:], io)
 	case "-h", "--help", "help":
-		goio.WriteString(io.err, "Usage: mercury auth new-key | hash-key | token [flags]\n\n"+
-			"  new-key   print a new random API key and the hash the config file stores\n"+
-			"  hash-key  read an API key on standard input, print its hash\n"+
-			"  token     sign a token with an HMAC secret file, for tests and scripts\n\n"+
+		goio.WriteString(io.err, "Usage: mercury auth new-key | hash-key | new-secret | token [flags]\n\n"+
+			"  new-key     print a new random API key and the hash the config file stores\n"+
+			"  hash-key    read an API key on standard input, print its hash\n"+
+			"  new-secret  write a new random HMAC secret file for auth.jwt.secret_file\n"+
+			"  token       sign a token with an HMAC secret file, for tests and scripts\n\n"+
 			"Examples:\n"+
 			"  mercury auth new-key\n"+
 			"  printf %s \"$KEY\" | mercury auth hash-key\n"+
+			"  mercury auth new-secret hs256.secret\n"+
 			"  mercury auth token --secret-file hs256.secret --sub 42 --rights '{\"sub\":[\"/livesys/{sub}\"]}'\n")
 		return nil
 	}
@@ -79,6 +85,38 @@ func runAuthHashKey(args []string, io stdio) error {
 	return nil
 }
 
+// secretBytes is the random part of a new HMAC secret: 256 bits, the
+// least the broker accepts, and more than HS256 can use.
+const secretBytes = 48
+
+func runAuthNewSecret(args []string, io stdio) error {
+	fs := newFlagSet("auth new-secret", "FILE",
+		"mercury auth new-secret hs256.secret    # then: auth.jwt.secret_file: hs256.secret")
+	if err := parseFlags(fs, args, io); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError("want one FILE to write the secret to")
+	}
+	b := make([]byte, secretBytes)
+	rand.Read(b)
+	secret := base64.RawURLEncoding.EncodeToString(b) + "\n"
+	// O_EXCL: a secret in use is never overwritten by mistake.
+	f, err := os.OpenFile(fs.Arg(0), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("failed to create the secret file: %w", err)
+	}
+	if _, err := f.WriteString(secret); err != nil {
+		f.Close()
+		return fmt.Errorf("failed to write the secret file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("failed to write the secret file: %w", err)
+	}
+	fmt.Fprintf(io.err, "wrote a %d-byte HMAC secret to %s (mode 0600)\n", len(secret)-1, fs.Arg(0))
+	return nil
+}
+
 func runAuthToken(args []string, io stdio) error {
 	fs := newFlagSet("auth token", "--secret-file FILE [flags]",
 		`mercury auth token --secret-file hs256.secret --sub 42 --rights '{"sub":["/livesys/{sub}"]}' --ttl 1h`)
@@ -94,9 +132,15 @@ func runAuthToken(args []string, io stdio) error {
 	if *secretFile == "" {
 		return usageError("--secret-file is needed")
 	}
-	key, err := os.ReadFile(*secretFile)
+	data, err := os.ReadFile(*secretFile)
 	if err != nil {
 		return fmt.Errorf("failed to read the secret: %w", err)
+	}
+	key := []byte(strings.TrimRight(string(data), "\r\n"))
+	// The broker's rule: a token signed with a shorter secret could never
+	// be verified.
+	if _, err := auth.SecretKey(key, *secretFile); err != nil {
+		return usageError("%v (make one with: mercury auth new-secret FILE)", err)
 	}
 	var r map[string]any
 	if err := json.Unmarshal([]byte(*rights), &r); err != nil {
@@ -112,7 +156,7 @@ func runAuthToken(args []string, io stdio) error {
 			claims[name] = v
 		}
 	}
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(strings.TrimRight(string(key), "\r\n")))
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(key)
 	if err != nil {
 		return err
 	}
