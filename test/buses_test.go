@@ -451,6 +451,12 @@ func TestConfigCheck(t *testing.T) {
 		!strings.Contains(out, "/livesys             schema livesys.json + defs.json") {
 		t.Fatalf("example: exit %d\n%s%s", code, out, errOut)
 	}
+	// What is shown is what the broker does: defaults filled in.
+	code, out, errOut = run("check", writeConfig(t, "buses:\n  /jobs:\n    queue: {max_attempts: 3}\n  /events:\n    durable: true\n"))
+	if code != 0 || !strings.Contains(out, "/jobs                queue limit 10000, max_attempts 3, ack_timeout 30s, ttl 48h0m0s") ||
+		!strings.Contains(out, "/events              history 10000 messages / 24h0m0s, durable") {
+		t.Fatalf("defaults: exit %d\n%s%s", code, out, errOut)
+	}
 	cases := []struct {
 		name, config, schema, want string
 	}{

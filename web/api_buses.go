@@ -51,7 +51,9 @@ func durationText(d time.Duration) string {
 }
 
 // describeBuses lists b's buses in order, as GET /api/buses shows them.
-func describeBuses(b *Buses) []busInfo {
+// Defaults are filled in (queueLimit is the broker's): what is shown is
+// what the broker does.
+func describeBuses(b *Buses, queueLimit int) []busInfo {
 	out := []busInfo{}
 	for _, p := range b.Policies.All() {
 		info := busInfo{Bus: string(p.Bus), Durable: p.Durable}
@@ -60,10 +62,11 @@ func describeBuses(b *Buses) []busInfo {
 			info.SchemaURL = "/api/buses/schema?" + url.Values{"bus": {string(p.Bus)}}.Encode()
 			info.Documents = docs
 		}
-		if p.History != (broker.History{}) {
-			info.History = &historyInfo{Messages: p.History.Messages, Age: durationText(p.History.Age)}
+		if h := p.EffectiveHistory(); h != (broker.History{}) {
+			info.History = &historyInfo{Messages: h.Messages, Age: durationText(h.Age)}
 		}
-		if q := p.Queue; q != (broker.QueuePolicy{}) {
+		if p.Queue != (broker.QueuePolicy{}) {
+			q := p.Queue.WithDefaults(queueLimit)
 			info.Queue = &queueInfo{Limit: q.Limit, MaxAttempts: q.MaxAttempts, AckTimeout: durationText(q.AckTimeout), TTL: durationText(q.TTL)}
 		}
 		out = append(out, info)
@@ -73,7 +76,7 @@ func describeBuses(b *Buses) []busInfo {
 
 // handleBuses lists the buses and their policies.
 func (s *Server) handleBuses(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"buses": describeBuses(s.currentBuses())})
+	writeJSON(w, http.StatusOK, map[string]any{"buses": describeBuses(s.currentBuses(), s.broker.QueueLimit())})
 }
 
 // handleBusSchema serves the schema document of ?bus=, or with &file= one
@@ -123,6 +126,6 @@ func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 		(&apiError{Status: http.StatusInternalServerError, Code: "reload",
 			Message: "reload failed, the running configuration is kept: " + err.Error()}).write(w)
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"reloaded": true, "buses": describeBuses(b)})
+		writeJSON(w, http.StatusOK, map[string]any{"reloaded": true, "buses": describeBuses(b, s.broker.QueueLimit())})
 	}
 }

@@ -324,3 +324,29 @@ func TestSchemaRefusalInEnvelopeMode(t *testing.T) {
 		t.Fatalf("POST: %v %d %s", err, resp.Status, resp.Body)
 	}
 }
+
+// What /api/buses shows is what the broker does: a partial queue section
+// with its defaults, a durable bus with the history it keeps.
+func TestBusesAPIShowsEffectiveDefaults(t *testing.T) {
+	ps, err := broker.NewPolicies([]broker.Policy{
+		{Bus: "/jobs", Queue: broker.QueuePolicy{MaxAttempts: 3}},
+		{Bus: "/events", Durable: true},
+		{Bus: "/plain"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]busInfo{}
+	for _, info := range describeBuses(&Buses{Policies: ps, Schemas: &schema.Registry{}}, 500) {
+		got[info.Bus] = info
+	}
+	if q := got["/jobs"].Queue; q == nil || *q != (queueInfo{Limit: 500, MaxAttempts: 3, AckTimeout: "30s", TTL: "48h0m0s"}) {
+		t.Errorf("/jobs queue: %+v", q)
+	}
+	if h := got["/events"].History; h == nil || *h != (historyInfo{Messages: 10000, Age: "24h0m0s"}) {
+		t.Errorf("/events history: %+v", h)
+	}
+	if p := got["/plain"]; p.History != nil || p.Queue != nil || p.Durable {
+		t.Errorf("/plain: %+v", p)
+	}
+}

@@ -44,13 +44,15 @@ func runConfig(ctx context.Context, args []string, io stdio) error {
 		if b.SchemaName != "" {
 			what = append(what, "schema "+strings.Join(schemas.Documents(b.Bus), " + "))
 		}
-		if h := b.History; h.Messages > 0 || h.Age > 0 {
+		pol := broker.Policy{Bus: b.Bus, History: b.History, Durable: b.Durable}
+		if h := pol.EffectiveHistory(); h.Messages > 0 || h.Age > 0 {
 			what = append(what, fmt.Sprintf("history %d messages / %v", h.Messages, h.Age))
 		}
 		if b.Durable {
 			what = append(what, "durable")
 		}
-		if q := b.Queue; q != (broker.QueuePolicy{}) {
+		if b.Queue != (broker.QueuePolicy{}) {
+			q := b.Queue.WithDefaults(cfg.QueueLimit)
 			what = append(what, fmt.Sprintf("queue limit %d, max_attempts %d, ack_timeout %v, ttl %v", q.Limit, q.MaxAttempts, q.AckTimeout, q.TTL))
 		}
 		if len(what) == 0 {
