@@ -45,16 +45,17 @@ func runAuditLog(ctx context.Context, args []string, io stdio) error {
 		"mercury audit export --pg $DB --since 24h > events.jsonl",
 		"mercury audit job --pg $DB 1234")
 	pg := addAuditPGFlags(fs)
-	broker := fs.String("broker", "ws://127.0.0.1:3000", "the broker's `URL` (ws:// or http://)")
+	broker := fs.String("broker", "ws://127.0.0.1:3000", "the broker's `URL` (ws:// or http://); default from MERCURY_URL")
 	topic := fs.String("topic", minion.DefaultTopic, "`TOPIC` to keep, with everything under it")
 	batch := fs.Int("batch", 200, "most `EVENTS` stored in one transaction")
 	var header headerList
-	fs.Var(&header, "header", "`NAME:VALUE` sent with the WebSocket handshake, e.g. Authorization (repeatable)")
+	fs.Var(&header, "header", "`NAME:VALUE` sent with the WebSocket handshake, e.g. Authorization (repeatable); MERCURY_TOKEN sets a bearer token")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	if err := parseFlags(fs, args, io); err != nil {
 		return err
 	}
+	brokerFromEnv(fs, broker, &header)
 	if err := noArgs(fs); err != nil {
 		return err
 	}

@@ -220,6 +220,26 @@ func printStatus(io stdio, st *minion.Status) {
 	}
 }
 
+// brokerFromEnv gives the audit log and the bridge the defaults of the
+// other commands: the broker from MERCURY_URL unless --broker is given,
+// and a bearer token from MERCURY_TOKEN unless a header sets
+// Authorization.
+func brokerFromEnv(fs *flag.FlagSet, broker *string, header *headerList) {
+	if env := os.Getenv("MERCURY_URL"); env != "" && !flagSet(fs, "broker") {
+		*broker = env
+	}
+	token := os.Getenv("MERCURY_TOKEN")
+	if token == "" {
+		return
+	}
+	for _, kv := range *header {
+		if strings.EqualFold(kv[0], "Authorization") {
+			return
+		}
+	}
+	*header = append(*header, [2]string{"Authorization", "Bearer " + token})
+}
+
 // httpHeader turns --header flags into an http.Header.
 func httpHeader(h headerList) http.Header {
 	out := http.Header{}
@@ -234,7 +254,7 @@ func runBridgeMinion(ctx context.Context, args []string, io stdio) error {
 		"mercury bridge minion --pg postgres://minion@db/app --broker http://127.0.0.1:3000",
 		"mercury bridge minion --pg $DB --broker http://mercury:3000 --compat-bus /jobs   # also the old notifier's frames")
 	pg := addPGFlags(fs)
-	broker := fs.String("broker", "http://127.0.0.1:3000", "the broker's `URL` (http:// or ws://)")
+	broker := fs.String("broker", "http://127.0.0.1:3000", "the broker's `URL` (http:// or ws://); default from MERCURY_URL")
 	topic := fs.String("topic", minion.DefaultTopic, "base `TOPIC` of the events")
 	compat := fs.String("compat-bus", "", "also send the old notifier's [id,\"enqueue\"|\"dequeue\"|\"finished\"|\"failed\"] frames to this bus `TOPIC`, e.g. /jobs")
 	instance := fs.String("instance", "", "`NAME` of this bridge in events and logs (default host/pid)")
@@ -244,12 +264,13 @@ func runBridgeMinion(ctx context.Context, args []string, io stdio) error {
 	poll := fs.Duration("poll-interval", 5*time.Second, "how long to wait for a NOTIFY before looking at the outbox anyway")
 	lagEvery := fs.Duration("lag-interval", 10*time.Second, "how often the outbox lag is measured and logged")
 	var header headerList
-	fs.Var(&header, "header", "`NAME:VALUE` sent with every request to the broker, e.g. Authorization (repeatable)")
+	fs.Var(&header, "header", "`NAME:VALUE` sent with every request to the broker, e.g. Authorization (repeatable); MERCURY_TOKEN sets a bearer token")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	if err := parseFlags(fs, args, io); err != nil {
 		return err
 	}
+	brokerFromEnv(fs, broker, &header)
 	if err := noArgs(fs); err != nil {
 		return err
 	}
