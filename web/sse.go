@@ -19,8 +19,9 @@ import (
 
 // Server-Sent Events: GET /sub/{topic} with Accept: text/event-stream is
 // the same subscription as the WebSocket one, for clients behind proxies
-// that mangle WebSocket. Each event's id is the message's sequence number,
-// so Last-Event-ID resumes; a comment keeps idle proxies open.
+// that mangle WebSocket. Each event's id is the message's position
+// (EPOCH:SEQ), so Last-Event-ID resumes, and a position from before a
+// restart is told apart; a comment keeps idle proxies open.
 
 func acceptsEventStream(r *http.Request) bool {
 	return headerHasToken(r.Header, "Accept", "text/event-stream")
@@ -161,7 +162,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 	var gap *broker.Gap
 	var unsubscribe func()
 	if opts.hasSince {
-		backlog, gap, unsubscribe = s.broker.SubscribeSince(topic, st, opts.since)
+		backlog, gap, unsubscribe = s.broker.SubscribeFrom(topic, st, opts.since)
 	} else {
 		unsubscribe = s.broker.Subscribe(topic, st)
 	}
@@ -210,10 +211,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 	}
 	err := sw.send(func(bw *bufio.Writer) {
 		if gap != nil {
-			g, _ := json.Marshal(gap)
-			bw.WriteString("event: gap\ndata: ")
-			bw.Write(g)
-			bw.WriteString("\n\n")
+			writeGap(bw, gap)
 		}
 		for _, m := range backlog {
 			writeEvent(bw, m, opts.envelope)
@@ -270,12 +268,32 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 	}
 }
 
-// writeEvent writes m as one event: id is its sequence number; data is
-// its payload line by line, or its envelope. A binary payload is base64,
-// in an event named "binary".
+// writeGap writes an event named gap. A reset's carries the id EPOCH:0,
+// the start of the broker's epoch: a client that reconnects before the
+// next event resumes from there, not from its position of another life.
+func writeGap(bw *bufio.Writer, gap *broker.Gap) {
+	if gap.Reset {
+		bw.WriteString("id: ")
+		bw.WriteString(broker.Position{Epoch: gap.Epoch}.String())
+		bw.WriteByte('\n')
+	}
+	g, _ := json.Marshal(gap)
+	bw.WriteString("event: gap\ndata: ")
+	bw.Write(g)
+	bw.WriteString("\n\n")
+}
+
+// writeEvent writes m as one event: id is its position, EPOCH:SEQ (SEQ
+// alone without an epoch), which Last-Event-ID gives back; data is its
+// payload line by line, or its envelope. A binary payload is base64, in
+// an event named "binary".
 func writeEvent(bw *bufio.Writer, m *broker.Message, envelope bool) {
 	var seq [20]byte
 	bw.WriteString("id: ")
+	if m.Epoch != "" {
+		bw.WriteString(m.Epoch)
+		bw.WriteByte(':')
+	}
 	bw.Write(strconv.AppendUint(seq[:0], m.Seq, 10))
 	bw.WriteByte('\n')
 	data := m.Payload
