@@ -16,6 +16,7 @@ import (
 type Message struct {
 	Topic   Topic
 	Seq     uint64    // set by the broker when it accepts the message
+	Epoch   string    // the epoch Seq is from (see Broker.Epoch)
 	Time    time.Time // set by the broker when it accepts the message
 	Binary  bool      // a binary frame rather than text
 	Payload []byte
@@ -72,6 +73,7 @@ type Broker struct {
 	// sees messages in sequence order and replay joins live without a gap.
 	pubMu       sync.Mutex
 	seq         uint64
+	epoch       string // names this life of seq (see epoch.go)
 	seqLease    uint64 // with a store: the highest seq the store allows
 	historyFrom uint64 // history before this seq was not kept (a restart, a reload)
 	rings       map[Topic]*ring
@@ -136,12 +138,17 @@ func Open(opts Options) (*Broker, error) {
 			return nil, fmt.Errorf("failed to start the cluster feed: %w", err)
 		}
 		b.seq = last
+		if e, ok := b.bp.(Epocher); ok {
+			b.epoch = e.Epoch()
+		}
 		return b, nil
 	}
-	if opts.Store != nil {
-		if err := b.load(); err != nil {
-			return nil, err
-		}
+	if opts.Store == nil {
+		b.epoch = newEpoch() // sequence numbers start afresh
+		return b, nil
+	}
+	if err := b.load(); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -183,7 +190,7 @@ func (b *Broker) stamp(m *Message) error {
 		b.seqLease += seqLeaseBlock
 	}
 	b.seq++
-	m.Seq = b.seq
+	m.Seq, m.Epoch = b.seq, b.epoch
 	m.Time = b.opts.Now()
 	return nil
 }

@@ -13,6 +13,7 @@ func (b *Broker) receive(m *Message, kind Kind, from Origin) {
 		return // already seen: the feed resumed from an earlier point
 	}
 	b.seq = m.Seq
+	m.Epoch = b.epoch
 	delivered := 0
 	switch kind {
 	case KindPublish:
@@ -34,30 +35,46 @@ func (b *Broker) receive(m *Message, kind Kind, from Origin) {
 	b.count(b.policies().Lookup(m.Topic).Bus, m, delivered)
 }
 
-// subscribeSinceCluster is SubscribeSince on a backplane: r is attached
+// subscribeFromCluster is SubscribeFrom on a backplane: r is attached
 // first, then the backlog up to the last message the feed brought (what r
 // has not received) is read from the backplane. Live messages that reach r
 // meanwhile come after the backlog, which the caller sends first.
-func (b *Broker) subscribeSinceCluster(topic Topic, r Receiver, since uint64) (backlog []*Message, gap *Gap, unsubscribe func()) {
+//
+// Only an epoch tells a position from another life here: one beyond the
+// last sequence number this broker's feed brought may come from a broker
+// whose feed is ahead.
+func (b *Broker) subscribeFromCluster(topic Topic, r Receiver, pos Position) (backlog []*Message, gap *Gap, unsubscribe func()) {
 	b.pubMu.Lock()
 	unsubscribe = b.Subscribe(topic, r)
 	last := b.seq
 	b.pubMu.Unlock()
+	if pos.Epoch != "" && pos.Epoch != b.epoch {
+		backlog, gap = b.replayCluster(topic, 0, last)
+		return backlog, resetGap(gap, b.epoch), unsubscribe
+	}
+	backlog, gap = b.replayCluster(topic, pos.Seq, last)
+	return backlog, gap, unsubscribe
+}
+
+// replayCluster returns the kept messages under topic with sequence
+// numbers in (since, last], and the gap in them.
+func (b *Broker) replayCluster(topic Topic, since, last uint64) (backlog []*Message, gap *Gap) {
 	if since >= last {
-		return nil, nil, unsubscribe
+		return nil, nil
 	}
 	own := b.policies().Lookup(topic)
 	if historyOf(own) == (History{}) {
 		// Nothing is kept for topic itself: all of the range may be missed.
-		return nil, &Gap{From: since + 1, To: last}, unsubscribe
+		return nil, &Gap{From: since + 1, To: last}
 	}
 	now := b.opts.Now()
 	first, err := b.bp.Replay(topic, since, last, func(m *Message) {
+		m.Epoch = b.epoch
 		backlog = append(backlog, m)
 	})
 	if err != nil {
 		b.opts.Logger.Warn("cluster: failed to replay", "topic", topic, "since", since, "err", err)
-		return nil, &Gap{From: since + 1, To: last}, unsubscribe
+		return nil, &Gap{From: since + 1, To: last}
 	}
 	if first > since+1 {
 		gap = widen(gap, since+1, first-1)
@@ -82,7 +99,7 @@ func (b *Broker) subscribeSinceCluster(topic Topic, r Receiver, since uint64) (b
 	}
 	backlog = out
 	sort.Slice(backlog, func(i, j int) bool { return backlog[i].Seq < backlog[j].Seq })
-	return backlog, gap, unsubscribe
+	return backlog, gap
 }
 
 // PublishAsync is Publish for a caller that need not wait for the message

@@ -12,8 +12,10 @@ import (
 // Envelope returns m in envelope form, encoded once and shared by every
 // envelope-mode receiver:
 //
-//	{"topic":"/a/b","seq":17,"time":"2026-11-24T11:00:00.123456789Z","data":<JSON>}
+//	{"topic":"/a/b","seq":17,"epoch":"9f86d081","time":"2026-11-24T11:00:00.123456789Z","data":<JSON>}
 //
+// epoch names the life of the sequence numbers seq is from (see
+// Broker.Epoch); it is left out when there is none.
 // When the payload is text that is not JSON, data is that text as a JSON
 // string and "encoding":"text" says so; a binary payload is base64 with
 // "encoding":"base64".
@@ -40,6 +42,10 @@ func appendEnvelope(dst []byte, m *Message, extra []byte) []byte {
 	dst = appendJSONString(dst, string(m.Topic))
 	dst = append(dst, `,"seq":`...)
 	dst = strconv.AppendUint(dst, m.Seq, 10)
+	if m.Epoch != "" {
+		dst = append(dst, `,"epoch":`...)
+		dst = appendJSONString(dst, m.Epoch)
+	}
 	dst = append(dst, `,"time":"`...)
 	dst = m.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","data":`...)

@@ -56,9 +56,17 @@ func (r *ring) after(since uint64, topic Topic, dst []*Message) []*Message {
 
 // Gap is a range of sequence numbers a subscriber may have missed: the
 // messages in it are no longer kept.
+//
+// A gap with Reset set says the subscriber's position is from another
+// life of the broker's sequence numbers (another epoch: a restart without
+// a store, or a position beyond the last number given out). What follows
+// is everything kept from the start of Epoch; From and To are what of it
+// is no longer kept, both 0 when nothing.
 type Gap struct {
-	From uint64 `json:"from"`
-	To   uint64 `json:"to"`
+	From  uint64 `json:"from"`
+	To    uint64 `json:"to"`
+	Reset bool   `json:"reset,omitempty"`
+	Epoch string `json:"epoch,omitempty"` // the broker's, with Reset
 }
 
 // historyOf returns the policy history of a bus, with the durable default.
@@ -97,17 +105,49 @@ func (b *Broker) record(pol *Policy, m *Message) {
 // retained messages under topic with Seq > since, up to the moment r was
 // attached: r receives everything after them live, with no gap and no
 // duplicate. The caller sends the backlog before what r receives. gap is
-// non-nil when part of the range is no longer kept.
+// non-nil when part of the range is no longer kept, or when since cannot
+// be from this epoch (see SubscribeFrom).
 func (b *Broker) SubscribeSince(topic Topic, r Receiver, since uint64) (backlog []*Message, gap *Gap, unsubscribe func()) {
+	return b.SubscribeFrom(topic, r, Position{Seq: since})
+}
+
+// SubscribeFrom is SubscribeSince from a position. A position from
+// another epoch, or beyond the last sequence number given out (a client
+// that does not say its epoch), cannot be from this life of the broker's
+// sequence numbers: the backlog is then everything kept, after a gap with
+// Reset set, rather than what happens to come after a number that means
+// something else now.
+func (b *Broker) SubscribeFrom(topic Topic, r Receiver, pos Position) (backlog []*Message, gap *Gap, unsubscribe func()) {
 	if b.bp != nil {
-		return b.subscribeSinceCluster(topic, r, since)
+		return b.subscribeFromCluster(topic, r, pos)
 	}
 	b.pubMu.Lock()
 	defer b.pubMu.Unlock()
 	unsubscribe = b.Subscribe(topic, r)
+	if pos.Epoch != b.epoch && pos.Epoch != "" || pos.Seq > b.seq {
+		backlog, gap = b.backlogLocked(topic, 0)
+		return backlog, resetGap(gap, b.epoch), unsubscribe
+	}
+	backlog, gap = b.backlogLocked(topic, pos.Seq)
+	return backlog, gap, unsubscribe
+}
+
+// resetGap turns gap, what of this epoch is no longer kept, into the
+// notice of a reset.
+func resetGap(gap *Gap, epoch string) *Gap {
+	if gap == nil {
+		gap = &Gap{}
+	}
+	gap.Reset, gap.Epoch = true, epoch
+	return gap
+}
+
+// backlogLocked returns the retained messages under topic with Seq >
+// since, and the gap in them; pubMu is held.
+func (b *Broker) backlogLocked(topic Topic, since uint64) (backlog []*Message, gap *Gap) {
 	last := b.seq
 	if since >= last {
-		return nil, nil, unsubscribe
+		return nil, nil
 	}
 	now := b.opts.Now()
 	own := b.policies().Lookup(topic)
@@ -132,7 +172,7 @@ func (b *Broker) SubscribeSince(topic Topic, r Receiver, since uint64) (backlog 
 		gap = widen(gap, since+1, b.historyFrom)
 	}
 	sort.Slice(backlog, func(i, j int) bool { return backlog[i].Seq < backlog[j].Seq })
-	return backlog, gap, unsubscribe
+	return backlog, gap
 }
 
 func widen(g *Gap, from, to uint64) *Gap {

@@ -12,6 +12,9 @@ func (b *Broker) load() error {
 		return fmt.Errorf("failed to load the sequence lease: %w", err)
 	}
 	b.seq, b.seqLease, b.historyFrom = lease, lease, lease
+	if err := b.loadEpoch(); err != nil {
+		return err
+	}
 
 	trims, err := st.LoadTrims()
 	if err != nil {
@@ -38,6 +41,7 @@ func (b *Broker) load() error {
 		if m.Seq > lease {
 			return fmt.Errorf("message %d of bus %s is above the sequence lease %d", m.Seq, bus, lease)
 		}
+		m.Epoch = b.epoch // the store's sequence numbers are all of its epoch
 		r := ringOf(bus)
 		r.msgs = append(r.msgs, m)
 		return nil

@@ -37,6 +37,10 @@ type Store interface {
 	// ever given out. SaveSeq raises it, on disk before it returns.
 	LoadSeq() (uint64, error)
 	SaveSeq(seq uint64) error
+	// LoadEpoch returns the epoch of the store's sequence numbers, "" for
+	// a new store; SaveEpoch keeps it, on disk before it returns.
+	LoadEpoch() (string, error)
+	SaveEpoch(epoch string) error
 }
 
 // QueuedMessage is a stored queued message or dead letter.

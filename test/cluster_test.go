@@ -161,7 +161,7 @@ func TestClusterReplayOnAnotherBroker(t *testing.T) {
 			t.Fatalf("event stream ended after %v: %v", events, err)
 		}
 		if id, ok := strings.CutPrefix(strings.TrimSpace(line), "id: "); ok {
-			events = append(events, id)
+			events = append(events, id[strings.IndexByte(id, ':')+1:]) // EPOCH:SEQ
 		}
 	}
 	if fmt.Sprint(events) != fmt.Sprint([]uint64{seqs[3], seqs[4]}) {

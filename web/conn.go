@@ -170,7 +170,7 @@ func (c *conn) attach() (detach func(), _ *refusal) {
 		if !c.opts.hasSince {
 			return b.Subscribe(c.topic, c), nil
 		}
-		backlog, gap, unsubscribe := b.SubscribeSince(c.topic, c, c.opts.since)
+		backlog, gap, unsubscribe := b.SubscribeFrom(c.topic, c, c.opts.since)
 		c.prependBacklog(backlog, gap)
 		return unsubscribe, nil
 	case patternBus:

@@ -15,15 +15,15 @@ const subprotocolEnvelope = "mercury.v1"
 // connOptions are a client's choices for one connection or request, from
 // its query string (and, for envelope mode, its WebSocket subprotocol).
 type connOptions struct {
-	envelope  bool          // JSON envelopes, confirms, acks
-	echo      bool          // bus: also receive own frames
-	since     uint64        // sub: replay what came after this seq
-	hasSince  bool          //
-	prefetch  int           // pull: deliveries held at once
-	ttl       time.Duration // push/pull: lifetime of a queue this creates
-	mustExist bool          // push/pull: refuse when the queue does not exist
-	exclusive bool          // pull: single consumer
-	takeover  bool          // pull: evict the current pullers
+	envelope  bool            // JSON envelopes, confirms, acks
+	echo      bool            // bus: also receive own frames
+	since     broker.Position // sub: replay what came after this position
+	hasSince  bool            //
+	prefetch  int             // pull: deliveries held at once
+	ttl       time.Duration   // push/pull: lifetime of a queue this creates
+	mustExist bool            // push/pull: refuse when the queue does not exist
+	exclusive bool            // pull: single consumer
+	takeover  bool            // pull: evict the current pullers
 }
 
 func parseConnOptions(r *http.Request, topic broker.Topic) (connOptions, *apiError) {
@@ -57,11 +57,20 @@ func parseConnOptions(r *http.Request, topic broker.Topic) (connOptions, *apiErr
 		since = r.Header.Get("Last-Event-ID") // Server-Sent Events resume
 	}
 	if since != "" {
-		n, err := strconv.ParseUint(since, 10, 64)
+		pos, err := broker.ParsePosition(since)
 		if err != nil {
-			return bad("since", since, "a sequence number")
+			return bad("since", since, "a sequence number, or EPOCH:SEQ")
 		}
-		o.since, o.hasSince = n, true
+		o.since, o.hasSince = pos, true
+	}
+	if e := q.Get("epoch"); e != "" {
+		switch {
+		case !o.hasSince:
+			return bad("epoch", e, "it with since: the epoch of that sequence number")
+		case o.since.Epoch != "" && o.since.Epoch != e:
+			return bad("epoch", e, "the epoch since names, "+o.since.Epoch)
+		}
+		o.since.Epoch = e
 	}
 	if v := q.Get("prefetch"); v != "" {
 		n, err := strconv.Atoi(v)

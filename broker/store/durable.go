@@ -15,6 +15,7 @@ import (
 // Keys:
 //
 //	s                              the sequence lease (8 bytes, big-endian)
+//	e                              the epoch of the sequence numbers
 //	m\x00<bus>\x00<seq>            a message of a durable bus
 //	t\x00<bus>                     the highest seq trimmed from that bus
 //	q\x00<queue>\x00<seq>          a queued message or dead letter
@@ -59,6 +60,7 @@ func (d *Durable) Close() error {
 
 var (
 	leaseKey    = []byte("s")
+	epochKey    = []byte("e")
 	msgPrefix   = []byte("m\x00")
 	trimPrefix  = []byte("t\x00")
 	queuePrefix = []byte("q\x00")
@@ -292,4 +294,15 @@ func (d *Durable) LoadSeq() (uint64, error) {
 // SaveSeq raises the sequence lease, on disk before it returns.
 func (d *Durable) SaveSeq(seq uint64) error {
 	return d.commit.Commit([]Op{{Key: leaseKey, Value: binary.BigEndian.AppendUint64(nil, seq)}})
+}
+
+// LoadEpoch returns the epoch of the sequence numbers, "" for a new store.
+func (d *Durable) LoadEpoch() (string, error) {
+	v, _, err := d.kv.Get(epochKey)
+	return string(v), err
+}
+
+// SaveEpoch keeps the epoch, on disk before it returns.
+func (d *Durable) SaveEpoch(epoch string) error {
+	return d.commit.Commit([]Op{{Key: epochKey, Value: []byte(epoch)}})
 }

@@ -82,6 +82,7 @@ type Backplane struct {
 
 	mu        sync.Mutex
 	feed      jetstream.ConsumeContext
+	epoch     string                     // of the message stream's sequence numbers
 	queues    map[string]*remoteQueue    // this broker's holds on queues, by key
 	touched   map[broker.Topic]time.Time // when to record a queue's use next
 	policyAge time.Duration              // the longest history the bus settings keep

@@ -27,6 +27,9 @@ func (p *Backplane) Start(deliver func(m *broker.Message, kind broker.Kind, from
 		return 0, p.unavailable("read the message stream", err)
 	}
 	last := info.State.LastSeq
+	// The stream's sequence numbers start afresh only with a new stream:
+	// its creation names their epoch, the same for every broker.
+	epoch := strconv.FormatInt(info.Created.UnixNano(), 36)
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: last + 1,
 	})
@@ -60,6 +63,16 @@ func (p *Backplane) Start(deliver func(m *broker.Message, kind broker.Kind, from
 		cc.Stop()
 		return 0, fmt.Errorf("nats: the feed was already started, or the backplane closed")
 	}
-	p.feed = cc
+	p.feed, p.epoch = cc, epoch
 	return last, nil
 }
+
+// Epoch returns the epoch of the stream's sequence numbers, known once
+// the feed started (broker.Epocher).
+func (p *Backplane) Epoch() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.epoch
+}
+
+var _ broker.Epocher = (*Backplane)(nil)

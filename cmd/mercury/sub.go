@@ -4,9 +4,9 @@ import (
 	"context"
 	"flag"
 	"net/url"
-	"strconv"
 	"sync"
 
+	"github.com/mercury-broker/mercury/broker"
 	"github.com/mercury-broker/mercury/web/client"
 )
 
@@ -57,7 +57,7 @@ func runSub(ctx context.Context, args []string, io stdio) error {
 	conn := addConnFlags(fs, true)
 	session := addSessionFlags(fs, "messages")
 	out := addOutputFlags(fs)
-	since := fs.String("since", "", "first replay the kept messages after sequence number `SEQ`, then continue live")
+	since := fs.String("since", "", "first replay the kept messages after sequence number `SEQ` (or EPOCH:SEQ), then continue live")
 	pos, err := parseArgs(fs, args, io)
 	if err != nil {
 		return err
@@ -68,10 +68,10 @@ func runSub(ctx context.Context, args []string, io stdio) error {
 	if err := firstError(session.check(), out.check()); err != nil {
 		return err
 	}
-	var sinceSeq uint64
+	var from broker.Position
 	if *since != "" {
-		if sinceSeq, err = strconv.ParseUint(*since, 10, 64); err != nil {
-			return usageError("--since %q: want a sequence number", *since)
+		if from, err = broker.ParsePosition(*since); err != nil {
+			return usageError("--since %q: want a sequence number, or EPOCH:SEQ", *since)
 		}
 	}
 	opts, err := conn.options()
@@ -89,7 +89,7 @@ func runSub(ctx context.Context, args []string, io stdio) error {
 	// connection resumes: no gap and no duplicate across a reconnection.
 	var (
 		mu       sync.Mutex
-		last     = sinceSeq
+		last     = from // with its epoch: a broker that started afresh says so
 		resume   = *since != ""
 		received int
 	)
@@ -98,7 +98,7 @@ func runSub(ctx context.Context, args []string, io stdio) error {
 		q := url.Values{}
 		mu.Lock()
 		if resume {
-			q.Set("since", strconv.FormatUint(last, 10))
+			q.Set("since", last.String())
 		}
 		if !opts.Envelope {
 			resume = false // without sequence numbers, a reconnection cannot resume
@@ -129,7 +129,7 @@ func runSub(ctx context.Context, args []string, io stdio) error {
 				return nil
 			}
 			mu.Lock()
-			last, resume = in.Message.Seq, true
+			last, resume = broker.Position{Seq: in.Message.Seq, Epoch: in.Message.Epoch}, true
 			mu.Unlock()
 			line = scr.fmt.envelope(in.Message, f.Data)
 		} else {
@@ -153,6 +153,12 @@ func reportGap(scr *screen, g *client.Gap) {
 	if scr.fmt.json {
 		scr.message(marshalLine(map[string]*client.Gap{"gap": g}))
 		return
+	}
+	if g.Reset {
+		scr.warn("reset: the broker's sequence numbers started afresh (epoch %s, a restart without a data directory): replaying all it keeps", g.Epoch)
+		if g.To == 0 {
+			return
+		}
 	}
 	scr.warn("gap: messages %d to %d are no longer kept by the broker", g.From, g.To)
 }

@@ -21,8 +21,12 @@ var ErrNoEnvelope = errors.New("client: the broker did not agree to envelope mod
 // Envelope is a message as envelope mode delivers it to a subscriber, a
 // bus peer or a puller.
 type Envelope struct {
-	Topic string    `json:"topic"`
-	Seq   uint64    `json:"seq"`
+	Topic string `json:"topic"`
+	Seq   uint64 `json:"seq"`
+	// Epoch names the life of the broker's sequence numbers Seq is from:
+	// a subscriber resumes with since=Seq&epoch=Epoch, and a broker that
+	// started afresh since says so with a Gap marked Reset.
+	Epoch string    `json:"epoch,omitempty"`
 	Time  time.Time `json:"time"`
 	// Data is the payload when it is JSON; otherwise a JSON string, with
 	// Encoding "text" (the text itself) or "base64" (binary).
@@ -92,10 +96,15 @@ func parseAPIError(data []byte) *APIError {
 }
 
 // Gap tells a replaying subscriber that the messages From to To (included)
-// are no longer kept.
+// are no longer kept. With Reset, the subscriber's position was from
+// another epoch (the broker started afresh): what follows is everything
+// the broker keeps from the start of Epoch, and From to To is what of it
+// is no longer kept (both 0: nothing).
 type Gap struct {
-	From uint64 `json:"from"`
-	To   uint64 `json:"to"`
+	From  uint64 `json:"from"`
+	To    uint64 `json:"to"`
+	Reset bool   `json:"reset,omitempty"`
+	Epoch string `json:"epoch,omitempty"`
 }
 
 // Incoming is one frame received in envelope mode. Exactly one field is
