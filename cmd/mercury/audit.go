@@ -12,11 +12,12 @@ import (
 	"time"
 
 	"github.com/mercury-broker/mercury/bus/minion"
+	"github.com/mercury-broker/mercury/cmd/mercury/internal/command"
 )
 
 // runAudit runs `mercury audit` (the logger), `mercury audit export` and
 // `mercury audit job`.
-func runAudit(ctx context.Context, args []string, io stdio) error {
+func runAudit(ctx context.Context, args []string, io command.Stdio) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		switch args[0] {
 		case "export":
@@ -24,7 +25,7 @@ func runAudit(ctx context.Context, args []string, io stdio) error {
 		case "job":
 			return runAuditJob(ctx, args[1:], io)
 		}
-		return usageError("unknown audit command %q: want export or job, or flags to run the logger", args[0])
+		return command.UsageError("unknown audit command %q: want export or job, or flags to run the logger", args[0])
 	}
 	return runAuditLog(ctx, args, io)
 }
@@ -39,8 +40,8 @@ func addAuditPGFlags(fs *flag.FlagSet) pgFlags {
 	return p
 }
 
-func runAuditLog(ctx context.Context, args []string, io stdio) error {
-	fs := newFlagSet("audit", "--pg URL [--broker URL] [--topic TOPIC] [flags]",
+func runAuditLog(ctx context.Context, args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("audit", "--pg URL [--broker URL] [--topic TOPIC] [flags]",
 		"mercury audit --pg postgres://audit@db/audit --broker ws://127.0.0.1:3000 --topic /audit/minion",
 		"mercury audit export --pg $DB --since 24h > events.jsonl",
 		"mercury audit job --pg $DB 1234")
@@ -48,11 +49,11 @@ func runAuditLog(ctx context.Context, args []string, io stdio) error {
 	broker := fs.String("broker", "ws://127.0.0.1:3000", "the broker's `URL` (ws:// or http://); default from MERCURY_URL")
 	topic := fs.String("topic", minion.DefaultTopic, "`TOPIC` to keep, with everything under it")
 	batch := fs.Int("batch", 200, "most `EVENTS` stored in one transaction")
-	var header headerList
+	var header command.HeaderList
 	fs.Var(&header, "header", "`NAME:VALUE` sent with the WebSocket handshake, e.g. Authorization (repeatable); MERCURY_TOKEN sets a bearer token")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
-	if err := parseFlags(fs, args, io); err != nil {
+	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
 	brokerFromEnv(fs, broker, &header)
@@ -60,10 +61,10 @@ func runAuditLog(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	if *pg.url == "" {
-		return usageError("--pg is required: the PostgreSQL URL of the audit log's database")
+		return command.UsageError("--pg is required: the PostgreSQL URL of the audit log's database")
 	}
 	if !strings.HasPrefix(*topic, "/") {
-		return usageError("--topic %q: a topic starts with /", *topic)
+		return command.UsageError("--topic %q: a topic starts with /", *topic)
 	}
 	logger, err := newLogger(io, *logLevel, *logFormat)
 	if err != nil {
@@ -73,7 +74,7 @@ func runAuditLog(ctx context.Context, args []string, io stdio) error {
 		Broker: *broker, Header: httpHeader(header), Topic: *topic, Schema: *pg.schema, Batch: *batch, Logger: logger,
 	})
 	if err != nil {
-		return usageError("%v", err)
+		return command.UsageError("%v", err)
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -99,8 +100,8 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q: want a time (2026-11-24T11:00:00Z, 2026-11-24) or a duration back from now (24h)", s)
 }
 
-func runAuditExport(ctx context.Context, args []string, io stdio) error {
-	fs := newFlagSet("audit export", "--pg URL [--since T] [--until T] [--job ID] [--task T] [--queue Q] [--type T] > events.jsonl",
+func runAuditExport(ctx context.Context, args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("audit export", "--pg URL [--since T] [--until T] [--job ID] [--task T] [--queue Q] [--type T] > events.jsonl",
 		"mercury audit export --pg $DB --since 24h > events.jsonl",
 		"mercury audit export --pg $DB --since 2026-11-01 --until 2026-12-01 --task email")
 	pg := addAuditPGFlags(fs)
@@ -110,7 +111,7 @@ func runAuditExport(ctx context.Context, args []string, io stdio) error {
 	task := fs.String("task", "", "only `TASK`")
 	queue := fs.String("queue", "", "only `QUEUE`")
 	typ := fs.String("type", "", "only events of `TYPE` (enqueued, started, failed …)")
-	if err := parseFlags(fs, args, io); err != nil {
+	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
@@ -121,12 +122,12 @@ func runAuditExport(ctx context.Context, args []string, io stdio) error {
 	var err error
 	if *since != "" {
 		if f.Since, err = parseSince(*since, now); err != nil {
-			return usageError("--since %v", err)
+			return command.UsageError("--since %v", err)
 		}
 	}
 	if *until != "" {
 		if f.Until, err = parseSince(*until, now); err != nil {
-			return usageError("--until %v", err)
+			return command.UsageError("--until %v", err)
 		}
 	}
 	if *job != 0 {
@@ -134,23 +135,23 @@ func runAuditExport(ctx context.Context, args []string, io stdio) error {
 	}
 	l, err := minion.NewAuditLog(*pg.schema)
 	if err != nil {
-		return usageError("%v", err)
+		return command.UsageError("%v", err)
 	}
 	conn, err := pg.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	n, err := l.Export(ctx, conn, f, io.out)
+	n, err := l.Export(ctx, conn, f, io.Out)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.err, "%d events\n", n)
+	fmt.Fprintf(io.Err, "%d events\n", n)
 	return nil
 }
 
-func runAuditJob(ctx context.Context, args []string, io stdio) error {
-	fs := newFlagSet("audit job", "--pg URL ID",
+func runAuditJob(ctx context.Context, args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("audit job", "--pg URL ID",
 		"mercury audit job --pg $DB 1234")
 	pg := addAuditPGFlags(fs)
 	asJSON := fs.Bool("json", false, "print the events as JSON lines instead of a timeline")
@@ -159,27 +160,27 @@ func runAuditJob(ctx context.Context, args []string, io stdio) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		id, args = args[0], args[1:]
 	}
-	if err := parseFlags(fs, args, io); err != nil {
+	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
 	if id == "" && fs.NArg() > 0 {
 		id = fs.Arg(0)
 		if fs.NArg() > 1 {
-			return usageError("unexpected argument %q", fs.Arg(1))
+			return command.UsageError("unexpected argument %q", fs.Arg(1))
 		}
 	} else if err := noArgs(fs); err != nil {
 		return err
 	}
 	if id == "" {
-		return usageError("which job? mercury audit job --pg URL ID")
+		return command.UsageError("which job? mercury audit job --pg URL ID")
 	}
 	jobID, err := strconv.ParseInt(id, 10, 64)
 	if err != nil {
-		return usageError("job id %q: want a number", id)
+		return command.UsageError("job id %q: want a number", id)
 	}
 	l, err := minion.NewAuditLog(*pg.schema)
 	if err != nil {
-		return usageError("%v", err)
+		return command.UsageError("%v", err)
 	}
 	conn, err := pg.connect(ctx)
 	if err != nil {
@@ -187,7 +188,7 @@ func runAuditJob(ctx context.Context, args []string, io stdio) error {
 	}
 	defer conn.Close(context.Background())
 	if *asJSON {
-		n, err := l.Export(ctx, conn, minion.ExportFilter{JobID: &jobID}, io.out)
+		n, err := l.Export(ctx, conn, minion.ExportFilter{JobID: &jobID}, io.Out)
 		if err == nil && n == 0 {
 			err = fmt.Errorf("%w for job %d", minion.ErrNoEvents, jobID)
 		}
@@ -200,5 +201,5 @@ func runAuditJob(ctx context.Context, args []string, io stdio) error {
 		}
 		return err
 	}
-	return minion.WriteTimeline(io.out, events)
+	return minion.WriteTimeline(io.Out, events)
 }

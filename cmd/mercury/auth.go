@@ -14,15 +14,16 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/mercury-broker/mercury/cmd/mercury/internal/command"
 	"github.com/mercury-broker/mercury/web/auth"
 )
 
 // runAuth runs "mercury auth new-key | hash-key | new-secret | token":
 // the helpers of the broker's auth configuration.
-func runAuth(ctx context.Context, args []string, io stdio) error {
+func runAuth(ctx context.Context, args []string, io command.Stdio) error {
 	usage := "want: mercury auth new-key | hash-key | new-secret | token [flags]"
 	if len(args) == 0 {
-		return usageError("%s", usage)
+		return command.UsageError("%s", usage)
 	}
 	switch args[0] {
 	case "new-key":
@@ -34,7 +35,7 @@ func runAuth(ctx context.Context, args []string, io stdio) error {
 	case "token":
 		return runAuthToken(args[1:], io)
 	case "-h", "--help", "help":
-		goio.WriteString(io.err, "Usage: mercury auth new-key | hash-key | new-secret | token [flags]\n\n"+
+		goio.WriteString(io.Err, "Usage: mercury auth new-key | hash-key | new-secret | token [flags]\n\n"+
 			"  new-key     print a new random API key and the hash the config file stores\n"+
 			"  hash-key    read an API key on standard input, print its hash\n"+
 			"  new-secret  write a new random HMAC secret file for auth.jwt.secret_file\n"+
@@ -46,13 +47,13 @@ func runAuth(ctx context.Context, args []string, io stdio) error {
 			"  mercury auth token --secret-file hs256.secret --sub 42 --rights '{\"sub\":[\"/livesys/{sub}\"]}'\n")
 		return nil
 	}
-	return usageError("unknown auth command %q: %s", args[0], usage)
+	return command.UsageError("unknown auth command %q: %s", args[0], usage)
 }
 
-func runAuthNewKey(args []string, io stdio) error {
-	fs := newFlagSet("auth new-key", "[flags]",
+func runAuthNewKey(args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("auth new-key", "[flags]",
 		"mercury auth new-key    # key: give it to the service; hash: put it in auth.api_keys")
-	if err := parseFlags(fs, args, io); err != nil {
+	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
 	key := auth.GenerateKey()
@@ -60,28 +61,28 @@ func runAuthNewKey(args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.out, "key:  %s\nhash: %s\n", key, hash)
+	fmt.Fprintf(io.Out, "key:  %s\nhash: %s\n", key, hash)
 	return nil
 }
 
-func runAuthHashKey(args []string, io stdio) error {
-	fs := newFlagSet("auth hash-key", "< KEY",
+func runAuthHashKey(args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("auth hash-key", "< KEY",
 		"printf %s \"$KEY\" | mercury auth hash-key    # the key on standard input, not in the shell history")
-	if err := parseFlags(fs, args, io); err != nil {
+	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageError("the key is read from standard input, not from the command line (it would show in ps and the shell history)")
+		return command.UsageError("the key is read from standard input, not from the command line (it would show in ps and the shell history)")
 	}
-	line, err := bufio.NewReader(io.in).ReadString('\n')
+	line, err := bufio.NewReader(io.In).ReadString('\n')
 	if err != nil && line == "" {
-		return usageError("no key on standard input")
+		return command.UsageError("no key on standard input")
 	}
 	hash, err := auth.HashKey(strings.TrimRight(line, "\r\n"))
 	if err != nil {
-		return usageError("%v", err)
+		return command.UsageError("%v", err)
 	}
-	fmt.Fprintln(io.out, hash)
+	fmt.Fprintln(io.Out, hash)
 	return nil
 }
 
@@ -89,14 +90,14 @@ func runAuthHashKey(args []string, io stdio) error {
 // least the broker accepts, and more than HS256 can use.
 const secretBytes = 48
 
-func runAuthNewSecret(args []string, io stdio) error {
-	fs := newFlagSet("auth new-secret", "FILE",
+func runAuthNewSecret(args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("auth new-secret", "FILE",
 		"mercury auth new-secret hs256.secret    # then: auth.jwt.secret_file: hs256.secret")
-	if err := parseFlags(fs, args, io); err != nil {
+	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usageError("want one FILE to write the secret to")
+		return command.UsageError("want one FILE to write the secret to")
 	}
 	b := make([]byte, secretBytes)
 	rand.Read(b)
@@ -113,12 +114,12 @@ func runAuthNewSecret(args []string, io stdio) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("failed to write the secret file: %w", err)
 	}
-	fmt.Fprintf(io.err, "wrote a %d-byte HMAC secret to %s (mode 0600)\n", len(secret)-1, fs.Arg(0))
+	fmt.Fprintf(io.Err, "wrote a %d-byte HMAC secret to %s (mode 0600)\n", len(secret)-1, fs.Arg(0))
 	return nil
 }
 
-func runAuthToken(args []string, io stdio) error {
-	fs := newFlagSet("auth token", "--secret-file FILE [flags]",
+func runAuthToken(args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("auth token", "--secret-file FILE [flags]",
 		`mercury auth token --secret-file hs256.secret --sub 42 --rights '{"sub":["/livesys/{sub}"]}' --ttl 1h`)
 	secretFile := fs.String("secret-file", "", "the HMAC secret `FILE` the broker's auth.jwt.secret_file names")
 	sub := fs.String("sub", "", "the token's subject (sub claim)")
@@ -126,11 +127,11 @@ func runAuthToken(args []string, io stdio) error {
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
 	iss := fs.String("iss", "", "issuer (iss claim)")
 	aud := fs.String("aud", "", "audience (aud claim)")
-	if err := parseFlags(fs, args, io); err != nil {
+	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
 	if *secretFile == "" {
-		return usageError("--secret-file is needed")
+		return command.UsageError("--secret-file is needed")
 	}
 	data, err := os.ReadFile(*secretFile)
 	if err != nil {
@@ -140,14 +141,14 @@ func runAuthToken(args []string, io stdio) error {
 	// The broker's rule: a token signed with a shorter secret could never
 	// be verified.
 	if _, err := auth.SecretKey(key, *secretFile); err != nil {
-		return usageError("%v (make one with: mercury auth new-secret FILE)", err)
+		return command.UsageError("%v (make one with: mercury auth new-secret FILE)", err)
 	}
 	var r map[string]any
 	if err := json.Unmarshal([]byte(*rights), &r); err != nil {
-		return usageError("--rights: %v", err)
+		return command.UsageError("--rights: %v", err)
 	}
 	if _, err := auth.ParseSpec(r); err != nil {
-		return usageError("--rights: %v", err)
+		return command.UsageError("--rights: %v", err)
 	}
 	now := time.Now()
 	claims := jwt.MapClaims{"iat": now.Unix(), "exp": now.Add(*ttl).Unix(), "mercury": r}
@@ -160,6 +161,6 @@ func runAuthToken(args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(io.out, tok)
+	fmt.Fprintln(io.Out, tok)
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mercury-broker/mercury/bus/minion"
+	"github.com/mercury-broker/mercury/cmd/mercury/internal/command"
 )
 
 const bridgeUsage = `mercury bridge minion [install|uninstall|status] --pg URL [flags]
@@ -34,16 +35,16 @@ Examples:
 
 // runBridge runs `mercury bridge minion …`. Minion is the one kind of
 // bridge so far; the kind is a word of its own so others can follow.
-func runBridge(ctx context.Context, args []string, io stdio) error {
+func runBridge(ctx context.Context, args []string, io command.Stdio) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(io.err, "Usage: "+bridgeUsage)
+		fmt.Fprintln(io.Err, "Usage: "+bridgeUsage)
 		if len(args) == 0 {
-			return usageError("which bridge? (minion)")
+			return command.UsageError("which bridge? (minion)")
 		}
 		return flag.ErrHelp
 	}
 	if args[0] != "minion" {
-		return usageError("unknown bridge %q: the one bridge is minion", args[0])
+		return command.UsageError("unknown bridge %q: the one bridge is minion", args[0])
 	}
 	args = args[1:]
 	action := "run"
@@ -60,7 +61,7 @@ func runBridge(ctx context.Context, args []string, io stdio) error {
 	case "run":
 		return runBridgeMinion(ctx, args, io)
 	}
-	return usageError("unknown action %q: want install, uninstall or status, or flags to run the bridge", action)
+	return command.UsageError("unknown action %q: want install, uninstall or status, or flags to run the bridge", action)
 }
 
 // pgFlags are the flags every bridge and audit command takes.
@@ -79,29 +80,29 @@ func addPGFlags(fs *flag.FlagSet) pgFlags {
 // connect opens the --pg database; a failure is exit code 3.
 func (p pgFlags) connect(ctx context.Context) (*pgx.Conn, error) {
 	if *p.url == "" {
-		return nil, usageError("--pg is required: the PostgreSQL URL of Minion's database")
+		return nil, command.UsageError("--pg is required: the PostgreSQL URL of Minion's database")
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(cctx, *p.url)
 	if err != nil {
-		return nil, &exitError{code: exitConnect, err: fmt.Errorf("failed to connect to PostgreSQL: %w", err)}
+		return nil, &command.ExitError{Code: command.ExitConnect, Err: fmt.Errorf("failed to connect to PostgreSQL: %w", err)}
 	}
 	return conn, nil
 }
 
 func noArgs(fs *flag.FlagSet) error {
 	if fs.NArg() > 0 {
-		return usageError("unexpected argument %q", fs.Arg(0))
+		return command.UsageError("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
 }
 
-func runBridgeInstall(ctx context.Context, args []string, io stdio) error {
-	fs := newFlagSet("bridge minion install", "--pg URL [--schema SCHEMA]",
+func runBridgeInstall(ctx context.Context, args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("bridge minion install", "--pg URL [--schema SCHEMA]",
 		"mercury bridge minion install --pg postgres://minion@db/app")
 	pg := addPGFlags(fs)
-	if err := parseFlags(fs, args, io); err != nil {
+	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
@@ -116,20 +117,20 @@ func runBridgeInstall(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.out, "installed in schema %s: outbox mercury_minion_outbox, triggers on minion_jobs and minion_workers", in.Schema)
+	fmt.Fprintf(io.Out, "installed in schema %s: outbox mercury_minion_outbox, triggers on minion_jobs and minion_workers", in.Schema)
 	if in.SchedulesTrig {
-		fmt.Fprint(io.out, " and minion_schedules")
+		fmt.Fprint(io.Out, " and minion_schedules")
 	}
-	fmt.Fprintln(io.out)
+	fmt.Fprintln(io.Out)
 	return nil
 }
 
-func runBridgeUninstall(ctx context.Context, args []string, io stdio) error {
-	fs := newFlagSet("bridge minion uninstall", "--pg URL [--schema SCHEMA] [--force]",
+func runBridgeUninstall(ctx context.Context, args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("bridge minion uninstall", "--pg URL [--schema SCHEMA] [--force]",
 		"mercury bridge minion uninstall --pg postgres://minion@db/app")
 	pg := addPGFlags(fs)
 	force := fs.Bool("force", false, "uninstall even with events still waiting in the outbox (they are lost)")
-	if err := parseFlags(fs, args, io); err != nil {
+	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
@@ -146,16 +147,16 @@ func runBridgeUninstall(ctx context.Context, args []string, io stdio) error {
 		}
 		return err
 	}
-	fmt.Fprintln(io.out, "uninstalled")
+	fmt.Fprintln(io.Out, "uninstalled")
 	return nil
 }
 
-func runBridgeStatus(ctx context.Context, args []string, io stdio) error {
-	fs := newFlagSet("bridge minion status", "--pg URL [--schema SCHEMA] [--json]",
+func runBridgeStatus(ctx context.Context, args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("bridge minion status", "--pg URL [--schema SCHEMA] [--json]",
 		"mercury bridge minion status --pg postgres://minion@db/app")
 	pg := addPGFlags(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if err := parseFlags(fs, args, io); err != nil {
+	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
@@ -171,7 +172,7 @@ func runBridgeStatus(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(io.out)
+		enc := json.NewEncoder(io.Out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
@@ -182,7 +183,7 @@ func runBridgeStatus(ctx context.Context, args []string, io stdio) error {
 	return nil
 }
 
-func printStatus(io stdio, st *minion.Status) {
+func printStatus(io command.Stdio, st *minion.Status) {
 	in := st.Installation
 	yes := func(b bool) string {
 		if b {
@@ -190,33 +191,33 @@ func printStatus(io stdio, st *minion.Status) {
 		}
 		return "NOT captured"
 	}
-	fmt.Fprintf(io.out, "schema:     %s\n", in.Schema)
+	fmt.Fprintf(io.Out, "schema:     %s\n", in.Schema)
 	if !in.Outbox {
-		fmt.Fprintln(io.out, "installed:  no (run: mercury bridge minion install)")
+		fmt.Fprintln(io.Out, "installed:  no (run: mercury bridge minion install)")
 		return
 	}
-	fmt.Fprintf(io.out, "installed:  minion_jobs %s, minion_workers %s", yes(in.JobsTrigger), yes(in.WorkersTrigger))
+	fmt.Fprintf(io.Out, "installed:  minion_jobs %s, minion_workers %s", yes(in.JobsTrigger), yes(in.WorkersTrigger))
 	if in.SchedulesTable {
-		fmt.Fprintf(io.out, ", minion_schedules %s", yes(in.SchedulesTrig))
+		fmt.Fprintf(io.Out, ", minion_schedules %s", yes(in.SchedulesTrig))
 	}
-	fmt.Fprintln(io.out)
+	fmt.Fprintln(io.Out)
 	l := st.Lag
-	fmt.Fprintf(io.out, "outbox:     %d waiting, %d ready to publish", l.Depth, l.Ready)
+	fmt.Fprintf(io.Out, "outbox:     %d waiting, %d ready to publish", l.Depth, l.Ready)
 	if l.Depth > 0 {
-		fmt.Fprintf(io.out, ", oldest %s old", l.OldestAge.Round(time.Millisecond))
+		fmt.Fprintf(io.Out, ", oldest %s old", l.OldestAge.Round(time.Millisecond))
 	}
-	fmt.Fprintln(io.out)
+	fmt.Fprintln(io.Out)
 	if a := st.Active; a != nil {
-		fmt.Fprintf(io.out, "bridge:     running (backend pid %d, %q from %s, since %s)\n", a.PID, a.Application, a.ClientAddr,
+		fmt.Fprintf(io.Out, "bridge:     running (backend pid %d, %q from %s, since %s)\n", a.PID, a.Application, a.ClientAddr,
 			a.Since.UTC().Format(time.RFC3339))
 	} else {
-		fmt.Fprintln(io.out, "bridge:     none running")
+		fmt.Fprintln(io.Out, "bridge:     none running")
 	}
 	if c := st.Cursor; c != nil {
-		fmt.Fprintf(io.out, "published:  %d events; the last, %s (seq %d), by %s at %s\n", c.Published, c.EventID, c.Seq,
+		fmt.Fprintf(io.Out, "published:  %d events; the last, %s (seq %d), by %s at %s\n", c.Published, c.EventID, c.Seq,
 			c.Instance, c.Updated.UTC().Format(time.RFC3339))
 	} else {
-		fmt.Fprintln(io.out, "published:  nothing yet")
+		fmt.Fprintln(io.Out, "published:  nothing yet")
 	}
 }
 
@@ -224,8 +225,8 @@ func printStatus(io stdio, st *minion.Status) {
 // other commands: the broker from MERCURY_URL unless --broker is given,
 // and a bearer token from MERCURY_TOKEN unless a header sets
 // Authorization.
-func brokerFromEnv(fs *flag.FlagSet, broker *string, header *headerList) {
-	if env := os.Getenv("MERCURY_URL"); env != "" && !flagSet(fs, "broker") {
+func brokerFromEnv(fs *flag.FlagSet, broker *string, header *command.HeaderList) {
+	if env := os.Getenv("MERCURY_URL"); env != "" && !command.Given(fs, "broker") {
 		*broker = env
 	}
 	token := os.Getenv("MERCURY_TOKEN")
@@ -241,7 +242,7 @@ func brokerFromEnv(fs *flag.FlagSet, broker *string, header *headerList) {
 }
 
 // httpHeader turns --header flags into an http.Header.
-func httpHeader(h headerList) http.Header {
+func httpHeader(h command.HeaderList) http.Header {
 	out := http.Header{}
 	for _, kv := range h {
 		out.Add(kv[0], kv[1])
@@ -249,8 +250,8 @@ func httpHeader(h headerList) http.Header {
 	return out
 }
 
-func runBridgeMinion(ctx context.Context, args []string, io stdio) error {
-	fs := newFlagSet("bridge minion", "--pg URL --broker URL [flags]",
+func runBridgeMinion(ctx context.Context, args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("bridge minion", "--pg URL --broker URL [flags]",
 		"mercury bridge minion --pg postgres://minion@db/app --broker http://127.0.0.1:3000",
 		"mercury bridge minion --pg $DB --broker http://mercury:3000 --compat-bus /jobs   # also the old notifier's frames")
 	pg := addPGFlags(fs)
@@ -263,11 +264,11 @@ func runBridgeMinion(ctx context.Context, args []string, io stdio) error {
 	concurrency := fs.Int("concurrency", 8, "most publish requests in flight (one per job)")
 	poll := fs.Duration("poll-interval", 5*time.Second, "how long to wait for a NOTIFY before looking at the outbox anyway")
 	lagEvery := fs.Duration("lag-interval", 10*time.Second, "how often the outbox lag is measured and logged")
-	var header headerList
+	var header command.HeaderList
 	fs.Var(&header, "header", "`NAME:VALUE` sent with every request to the broker, e.g. Authorization (repeatable); MERCURY_TOKEN sets a bearer token")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
-	if err := parseFlags(fs, args, io); err != nil {
+	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
 	brokerFromEnv(fs, broker, &header)
@@ -275,13 +276,13 @@ func runBridgeMinion(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	if *pg.url == "" {
-		return usageError("--pg is required: the PostgreSQL URL of Minion's database")
+		return command.UsageError("--pg is required: the PostgreSQL URL of Minion's database")
 	}
 	if _, err := pgx.ParseConfig(*pg.url); err != nil {
-		return usageError("--pg: %v", err)
+		return command.UsageError("--pg: %v", err)
 	}
 	if !strings.HasPrefix(*topic, "/") {
-		return usageError("--topic %q: a topic starts with /", *topic)
+		return command.UsageError("--topic %q: a topic starts with /", *topic)
 	}
 	logger, err := newLogger(io, *logLevel, *logFormat)
 	if err != nil {

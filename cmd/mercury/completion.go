@@ -9,26 +9,28 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/mercury-broker/mercury/cmd/mercury/internal/command"
 )
 
 // commandTable is the command table, set in init: the table refers to
 // runCompletion, which reads the table.
-var commandTable map[string]command
+var commandTable map[string]subcommand
 
 func init() { commandTable = commands }
 
-func runCompletion(ctx context.Context, args []string, io stdio) error {
-	fs := newFlagSet("completion", "bash|zsh|fish",
+func runCompletion(ctx context.Context, args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("completion", "bash|zsh|fish",
 		"source <(mercury completion bash)                  # in ~/.bashrc",
 		"mercury completion zsh > \"${fpath[1]}/_mercury\"    # then restart zsh",
 		"mercury completion fish > ~/.config/fish/completions/mercury.fish",
 	)
-	pos, err := parseArgs(fs, args, io)
+	pos, err := command.ParseArgs(fs, args, io)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError("want one shell: bash, zsh or fish")
+		return command.UsageError("want one shell: bash, zsh or fish")
 	}
 	cmds, err := completionData(ctx)
 	if err != nil {
@@ -43,9 +45,9 @@ func runCompletion(ctx context.Context, args []string, io stdio) error {
 	case "fish":
 		script = fishCompletion(cmds)
 	default:
-		return usageError("unknown shell %q: want bash, zsh or fish", pos[0])
+		return command.UsageError("unknown shell %q: want bash, zsh or fish", pos[0])
 	}
-	_, err = io.out.Write([]byte(script))
+	_, err = io.Out.Write([]byte(script))
 	return err
 }
 
@@ -75,7 +77,7 @@ func completionData(ctx context.Context) ([]completedCommand, error) {
 	var cmds []completedCommand
 	for _, name := range names {
 		var help bytes.Buffer
-		std := stdio{in: strings.NewReader(""), out: &help, err: &help}
+		std := command.Stdio{In: strings.NewReader(""), Out: &help, Err: &help}
 		if err := commandTable[name].run(ctx, []string{"--help"}, std); err != nil && !errors.Is(err, flag.ErrHelp) {
 			return nil, fmt.Errorf("failed to read the flags of %s: %w", name, err)
 		}

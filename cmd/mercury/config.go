@@ -6,21 +6,22 @@ import (
 	"strings"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/cmd/mercury/internal/command"
 	"github.com/mercury-broker/mercury/cmd/mercury/internal/config"
 )
 
 // runConfig runs "mercury config check FILE": it loads the file and every
 // schema it names, as serve would, and says what it found or what is
 // wrong.
-func runConfig(ctx context.Context, args []string, io stdio) error {
-	fs := newFlagSet("config", "check FILE",
+func runConfig(ctx context.Context, args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("config", "check FILE",
 		"mercury config check mercury.yaml    # exit 0 and a summary, or 1 and the reason")
-	if err := parseFlags(fs, args, io); err != nil {
+	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 || fs.Arg(0) != "check" {
 		fs.Usage()
-		return usageError("want: mercury config check FILE")
+		return command.UsageError("want: mercury config check FILE")
 	}
 	file := fs.Arg(1)
 	cfg, err := config.Load(file, nil, nil)
@@ -35,9 +36,9 @@ func runConfig(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.out, "%s: ok, %d buses, %d with a schema\n", file, len(cfg.Buses), len(schemas.Buses()))
+	fmt.Fprintf(io.Out, "%s: ok, %d buses, %d with a schema\n", file, len(cfg.Buses), len(schemas.Buses()))
 	if authn != nil {
-		fmt.Fprintf(io.out, "  auth: %s\n", authn)
+		fmt.Fprintf(io.Out, "  auth: %s\n", authn)
 	}
 	for _, b := range cfg.Buses {
 		var what []string
@@ -58,7 +59,7 @@ func runConfig(ctx context.Context, args []string, io stdio) error {
 		if len(what) == 0 {
 			what = append(what, "accepts anything")
 		}
-		fmt.Fprintf(io.out, "  %-20s %s\n", b.Bus, strings.Join(what, ", "))
+		fmt.Fprintf(io.Out, "  %-20s %s\n", b.Bus, strings.Join(what, ", "))
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/mercury-broker/mercury/cmd/mercury/internal/command"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -16,7 +18,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func runIn(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errw bytes.Buffer
-	code = run(context.Background(), args, stdio{in: strings.NewReader(""), out: &out, err: &errw})
+	code = run(context.Background(), args, command.Stdio{In: strings.NewReader(""), Out: &out, Err: &errw})
 	return code, out.String(), errw.String()
 }
 
@@ -41,8 +43,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"sub", "/a", "--ca", "/nonexistent/ca.pem"},
 	} {
 		code, _, stderr := runIn(t, args...)
-		if code != exitUsage {
-			t.Errorf("mercury %s: exit %d, want %d; stderr:\n%s", strings.Join(args, " "), code, exitUsage, stderr)
+		if code != command.ExitUsage {
+			t.Errorf("mercury %s: exit %d, want %d; stderr:\n%s", strings.Join(args, " "), code, command.ExitUsage, stderr)
 		}
 		lines := strings.Split(strings.TrimSpace(stderr), "\n")
 		if !strings.HasPrefix(lines[len(lines)-1], "mercury "+args[0]+": ") {
@@ -57,7 +59,7 @@ func TestEveryCommandHasHelpWithExamples(t *testing.T) {
 			continue
 		}
 		code, _, stderr := runIn(t, name, "--help")
-		if code != exitOK {
+		if code != command.ExitOK {
 			t.Errorf("mercury %s --help: exit %d", name, code)
 		}
 		if !strings.Contains(stderr, "Usage: mercury "+name) || !strings.Contains(stderr, "Examples:\n  ") {

@@ -21,13 +21,14 @@ import (
 	"github.com/mercury-broker/mercury/broker/store"
 	"github.com/mercury-broker/mercury/bus/minion"
 	natsbus "github.com/mercury-broker/mercury/bus/nats"
+	"github.com/mercury-broker/mercury/cmd/mercury/internal/command"
 	"github.com/mercury-broker/mercury/cmd/mercury/internal/config"
 	"github.com/mercury-broker/mercury/web"
 	"github.com/mercury-broker/mercury/web/metrics"
 )
 
-func runServe(ctx context.Context, args []string, io stdio) error {
-	fs := newFlagSet("serve", "[flags]",
+func runServe(ctx context.Context, args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("serve", "[flags]",
 		"mercury serve                                  # 127.0.0.1:3000, no config file needed",
 		"mercury serve --config mercury.yaml            # buses and schemas; see mercury.example.yaml",
 		"mercury serve --listen :3000 --config mercury.yaml   # another address needs auth in the config …",
@@ -37,11 +38,11 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		"mercury serve --cluster nats://nats1:4222,nats://nats2:4222  # several brokers as one, on NATS JetStream",
 	)
 	flags := config.RegisterFlags(fs)
-	if err := parseFlags(fs, args, io); err != nil {
+	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageError("unexpected argument %q", fs.Arg(0))
+		return command.UsageError("unexpected argument %q", fs.Arg(0))
 	}
 	file := flags.File(os.Getenv)
 	load := func() (*config.Config, *web.Buses, error) {
@@ -49,7 +50,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		if err != nil {
 			var ce *config.Error
 			if errors.As(err, &ce) && ce.Flag {
-				return nil, nil, usageError("%v", err)
+				return nil, nil, command.UsageError("%v", err)
 			}
 			return nil, nil, err
 		}
@@ -160,7 +161,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		AdminSeparate:       cfg.AdminListen != "",
 	})
 	if err != nil {
-		return usageError("%v", err)
+		return command.UsageError("%v", err)
 	}
 	var certs *certReloader
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
@@ -408,19 +409,19 @@ func serveUntilSignal(ctx context.Context, lns listeners, srv *web.Server, logge
 }
 
 // newLogger makes the logger; level and format were checked by config.
-func newLogger(io stdio, level, format string) (*slog.Logger, error) {
+func newLogger(io command.Stdio, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageError("--log-level %q: want debug, info, warn or error", level)
+		return nil, command.UsageError("--log-level %q: want debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(io.err, opts)), nil
+		return slog.New(slog.NewTextHandler(io.Err, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(io.err, opts)), nil
+		return slog.New(slog.NewJSONHandler(io.Err, opts)), nil
 	}
-	return nil, usageError("--log-format %q: want text or json", format)
+	return nil, command.UsageError("--log-format %q: want text or json", format)
 }
 
 // brokerGCPercent is the garbage collector's target for a broker: its heap

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/mercury-broker/mercury/cmd/mercury/internal/command"
 	"github.com/mercury-broker/mercury/web/auth"
 )
 
@@ -20,7 +21,7 @@ func checkExposure(ln net.Listener, addr, flag string, authConfigured, allowAnon
 	if authConfigured || allowAnonymous || isLoopback(ln.Addr()) {
 		return nil
 	}
-	return usageError("refusing to serve %s (--%s) without authentication: anyone who can reach it could read and publish everything. "+
+	return command.UsageError("refusing to serve %s (--%s) without authentication: anyone who can reach it could read and publish everything. "+
 		"Configure auth (tokens, API keys or anonymous rights: see SECURITY.md and mercury.example.yaml), listen on loopback (127.0.0.1), "+
 		"or pass --allow-anonymous (MERCURY_ALLOW_ANONYMOUS=true) if that is what you want", addr, flag)
 }
@@ -43,7 +44,7 @@ type certReloader struct {
 
 func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
 	if certFile == "" || keyFile == "" {
-		return nil, usageError("--tls-cert and --tls-key go together: give both, or neither")
+		return nil, command.UsageError("--tls-cert and --tls-key go together: give both, or neither")
 	}
 	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log}
 	if err := r.reload(); err != nil {

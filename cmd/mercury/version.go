@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/mercury-broker/mercury/cmd/mercury/internal/command"
 )
 
 // version is set at build time with -ldflags "-X main.version=…";
@@ -21,12 +23,12 @@ func init() {
 	}
 }
 
-func runVersion(_ context.Context, args []string, io stdio) error {
-	fs := newFlagSet("version", "")
-	if err := parseFlags(fs, args, io); err != nil {
+func runVersion(_ context.Context, args []string, io command.Stdio) error {
+	fs := command.NewFlagSet("version", "")
+	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
-	fmt.Fprintf(io.out, "mercury %s%s %s %s/%s\n", version, revision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(io.Out, "mercury %s%s %s %s/%s\n", version, revision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
 }
 

@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mercury-broker/mercury/cmd/mercury/internal/command"
+	"github.com/mercury-broker/mercury/web/client"
+)
+
+func RunPub(ctx context.Context, args []string, io command.Stdio) error {
+	return runSender(ctx, "pub", args, io,
+		"mercury pub /livesys/42 '{\"cmd\":\"reboot\"}'    # one message; every subscriber of /livesys/42 or /livesys gets it",
+		"mercury pub /livesys/42                        # a prompt: each line typed is a message",
+		"tail -f events.log | mercury pub /events       # each line of standard input is a message",
+		"mercury pub /audit --envelope < lines.txt      # insist on the broker's confirmation of every line",
+		"mercury pub ws://127.0.0.1:3000/pub/livesys/42 hello",
+	)
+}
+
+// runSender is pub and push: they differ only in where messages go.
+func runSender(ctx context.Context, pattern string, args []string, io command.Stdio, examples ...string) error {
+	fs := command.NewFlagSet(pattern, "TOPIC|URL [MESSAGE...] [flags]", examples...)
+	conn := addConnFlags(fs, true)
+	session := addSessionFlags(fs, "")
+	envelope := fs.Bool("envelope", false, "require envelope mode, where the broker confirms every message (used anyway when the broker offers it)")
+	asJSON := fs.Bool("json", false, "print {\"seq\":N} for each message the broker accepted")
+	pos, err := command.ParseArgs(fs, args, io)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return command.UsageError("want a topic or URL, then the messages (or none, to send lines of standard input)")
+	}
+	if err := session.check(); err != nil {
+		return err
+	}
+	opts, err := conn.options()
+	if err != nil {
+		return err
+	}
+	scr := newScreen(pattern, io, conn.quiet)
+	ctx, cancel := session.context(ctx)
+	defer cancel()
+
+	accepted := func(seq uint64) {
+		switch {
+		case *asJSON:
+			scr.message(marshalLine(map[string]uint64{"seq": seq}))
+		case scr.fmt.pretty:
+			scr.note("accepted, seq %d", seq)
+		}
+	}
+
+	if len(pos) > 1 {
+		// Messages on the command line go by POST: one answer each.
+		u, err := conn.target(pattern, pos[0], nil)
+		if err != nil {
+			return err
+		}
+		return postEach(ctx, scr, u, pos[1:], opts, *envelope, accepted)
+	}
+
+	u, err := conn.target(pattern, pos[0], nil)
+	if err != nil {
+		return err
+	}
+	if *envelope {
+		opts.Envelope = true
+	} else {
+		opts.Subprotocols = []string{client.EnvelopeSubprotocol}
+	}
+	c, err := dial(ctx, u, opts)
+	if err != nil {
+		return err
+	}
+	defer c.CloseNow()
+	d := &duplex{
+		scr:         scr,
+		conn:        c,
+		confirms:    c.Subprotocol() == client.EnvelopeSubprotocol,
+		errorFrames: true,
+		accepted:    accepted,
+	}
+	return d.runWithInput(ctx, io, u)
+}
+
+// postEach sends each message by POST; the broker's refusals are told and
+// make the command fail at the end.
+func postEach(ctx context.Context, scr *screen, u string, messages []string, opts *client.Options, needSeq bool, accepted func(uint64)) error {
+	refused := 0
+	for _, m := range messages {
+		seq, err := client.Publish(ctx, u, []byte(m), false, opts)
+		var pe *client.PostError
+		switch {
+		case errors.As(err, &pe):
+			refused++
+			scr.warn("the broker refused the message: %s", refusal(pe.Status, pe.Body, pe.API()))
+			continue
+		case err != nil:
+			return &command.ExitError{Code: command.ExitConnect, Err: &explained{msg: "cannot connect to " + u + ": " + unwrapDial(err).Error(), err: err}}
+		case seq == 0 && needSeq:
+			return &command.ExitError{Code: command.ExitRefused, Err: errors.New(u + ": the broker does not speak envelope mode: it gave no sequence number")}
+		}
+		if seq > 0 {
+			accepted(seq)
+		}
+	}
+	if refused > 0 {
+		return &command.ExitError{Code: command.ExitRefused, Err: fmt.Errorf("the broker refused %d of %d messages", refused, len(messages))}
+	}
+	return nil
+}
+
+// runWithInput runs the session with lines from the prompt, when both
+// ends are a terminal, or else from standard input.
+func (d *duplex) runWithInput(ctx context.Context, io command.Stdio, u string) error {
+	in, out, isTTY := interactive(io)
+	if !isTTY {
+		d.input = newLineReader(io.In)
+		d.lineNumbers = true
+		d.scr.note("connected to %s", u)
+		return d.run(ctx)
+	}
+	p, historyErr, err := startPrompt(in, out)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	d.scr.usePrompt(p)
+	d.input = p
+	d.listen = false // at the prompt, Ctrl-D or Ctrl-C leaves
+	if historyErr != nil {
+		d.scr.warn("%v", historyErr)
+	}
+	d.scr.note("connected to %s; Ctrl-D to leave", u)
+	return d.run(ctx)
+}
