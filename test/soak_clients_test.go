@@ -64,8 +64,9 @@ func startSoakRaw(t testing.TB, kind, url string, hc *http.Client, pull bool) *s
 // soakPublisher publishes over one WebSocket in envelope mode, so that
 // the broker answers every frame: its tally counts the answers.
 type soakPublisher struct {
-	tally *soakTally
-	c     *client.Conn
+	tally  *soakTally
+	c      *client.Conn
+	failed bool // a publish failed: the first failure says why, the missing answers say the rest
 }
 
 func startSoakPublisher(t testing.TB, kind, url string, hc *http.Client, header http.Header) *soakPublisher {
@@ -100,7 +101,8 @@ func startSoakPublisher(t testing.TB, kind, url string, hc *http.Client, header 
 func (p *soakPublisher) publish(n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := p.c.WriteText(ctx, string(soakPayload(n))); err != nil {
+	if err := p.c.WriteText(ctx, string(soakPayload(n))); err != nil && !p.failed {
+		p.failed = true
 		p.tally.problem("publish %d: %v", n, err)
 	}
 }

@@ -40,7 +40,9 @@ func (p soakPlan) messages() int { return p.Cycles*int(p.Traffic.Seconds())*p.Ra
 func (p soakPlan) sseCopies() int { return min(p.Copies, 5) }
 
 func TestSoak(t *testing.T) {
-	t.Parallel() // it waits, mostly: let the package's other tests run meanwhile
+	// It mostly waits: parallel, it runs beside any other parallel test
+	// once the package's sequential ones are done.
+	t.Parallel()
 	run := startSoak(t, soakPlan{Traffic: 90 * time.Second, Silence: 70 * time.Second, Cycles: 1, Rate: 1, Copies: 1})
 	run.publishAll(nil)
 	run.waitDelivered()
