@@ -13,7 +13,9 @@ type Store interface {
 	// returns; concurrent callers share fsyncs.
 	AppendMessage(bus Topic, m *Message) error
 	// TrimMessages deletes bus's messages with Seq <= upTo, and remembers
-	// upTo for LoadTrims.
+	// upTo for LoadTrims. It need not wait for the disk: the trim may
+	// become durable with a later write, and a message of bus with
+	// Seq <= upTo appended afterwards need not be stored.
 	TrimMessages(bus Topic, upTo uint64) error
 	// LoadMessages calls fn for every stored message, bus by bus, in
 	// sequence order.

@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"sync"
 	"time"
 
 	"github.com/mercury-broker/mercury/broker"
@@ -24,6 +27,12 @@ import (
 type Durable struct {
 	kv     KV
 	commit *Committer
+
+	// trimMu orders a bus's appends and trims as they join a group, so
+	// that a trim deletes every message appended before it and no message
+	// it covers is stored after it.
+	trimMu  sync.Mutex
+	trimmed map[broker.Topic]uint64 // per bus, the highest seq trimmed
 }
 
 var _ broker.Store = (*Durable)(nil)
@@ -34,7 +43,34 @@ func OpenDurable(dir string) (*Durable, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Durable{kv: kv, commit: NewCommitter(kv)}, nil
+	d, err := newDurable(kv)
+	if err != nil {
+		kv.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// newDurable returns the store on kv. It deletes once more what each trim
+// mark covers: a trim whose group failed to commit left its messages.
+func newDurable(kv KV) (*Durable, error) {
+	d := &Durable{kv: kv}
+	trims, err := d.readTrims()
+	if err != nil {
+		return nil, fmt.Errorf("failed to read trim marks: %w", err)
+	}
+	var ops []Op
+	for bus, upTo := range trims {
+		if upTo > 0 {
+			ops = append(ops, trimRange(bus, 0, upTo))
+		}
+	}
+	if err := kv.Apply(ops, false); err != nil {
+		return nil, fmt.Errorf("failed to trim history: %w", err)
+	}
+	d.trimmed = trims
+	d.commit = NewCommitter(kv)
+	return d, nil
 }
 
 // OnSync makes f observe every synced write (Committer.OnSync).
@@ -164,28 +200,52 @@ func decodeRecord(seq uint64, b []byte) (broker.QueuedMessage, error) {
 	return r, nil
 }
 
-// AppendMessage stores m under bus, on disk before it returns.
+// AppendMessage stores m under bus, on disk before it returns. A message
+// already trimmed (a small history evicted it before it got here) is not
+// stored; AppendMessage then waits until the trim is on disk.
 func (d *Durable) AppendMessage(bus broker.Topic, m *broker.Message) error {
-	return d.commit.Commit([]Op{{Key: topicKey(msgPrefix, bus, m.Seq, true), Value: encodeRecord(m, 0, "", false, time.Time{})}})
-}
-
-// TrimMessages deletes bus's messages up to upTo and remembers upTo.
-func (d *Durable) TrimMessages(bus broker.Topic, upTo uint64) error {
-	var ops []Op
-	prefix := topicKey(msgPrefix, bus, 0, false)
-	err := d.kv.Scan(prefix, nil, func(key, _ []byte) bool {
-		_, seq, err := splitTopicKey(msgPrefix, key)
-		if err != nil || seq > upTo {
-			return false
-		}
-		ops = append(ops, Op{Key: append([]byte(nil), key...), Delete: true})
-		return true
-	})
+	d.trimMu.Lock()
+	ops := []Op{{Key: topicKey(msgPrefix, bus, m.Seq, true), Value: encodeRecord(m, 0, "", false, time.Time{})}}
+	if trimmed := d.trimmed[bus]; m.Seq <= trimmed {
+		ops = []Op{trimMark(bus, trimmed)}
+	}
+	done, err := d.commit.enqueue(ops)
+	d.trimMu.Unlock()
 	if err != nil {
 		return err
 	}
-	ops = append(ops, Op{Key: append(append([]byte(nil), trimPrefix...), bus...), Value: binary.BigEndian.AppendUint64(nil, upTo)})
-	return d.kv.Apply(ops, false)
+	return <-done
+}
+
+// TrimMessages deletes bus's messages up to upTo and remembers upTo. It
+// costs what an append does: one range delete from the previous trim,
+// without a read, joining the next group without waiting for it. If that
+// group fails, the messages stay until the store is opened again.
+func (d *Durable) TrimMessages(bus broker.Topic, upTo uint64) error {
+	d.trimMu.Lock()
+	defer d.trimMu.Unlock()
+	from := d.trimmed[bus]
+	if upTo <= from {
+		return nil
+	}
+	if _, err := d.commit.enqueue([]Op{trimRange(bus, from, upTo), trimMark(bus, upTo)}); err != nil {
+		return err
+	}
+	d.trimmed[bus] = upTo
+	return nil
+}
+
+// trimRange deletes bus's messages with after < Seq <= upTo.
+func trimRange(bus broker.Topic, after, upTo uint64) Op {
+	end := prefixEnd(topicKey(msgPrefix, bus, 0, false))
+	if upTo < math.MaxUint64 {
+		end = topicKey(msgPrefix, bus, upTo+1, true)
+	}
+	return Op{Key: topicKey(msgPrefix, bus, after+1, true), End: end, Delete: true}
+}
+
+func trimMark(bus broker.Topic, upTo uint64) Op {
+	return Op{Key: append(append([]byte(nil), trimPrefix...), bus...), Value: binary.BigEndian.AppendUint64(nil, upTo)}
 }
 
 // LoadMessages calls fn for every stored message, bus by bus, in order.
@@ -210,8 +270,16 @@ func (d *Durable) LoadMessages(fn func(bus broker.Topic, m *broker.Message) erro
 	return ferr
 }
 
-// LoadTrims returns the trim marks of every bus.
+// LoadTrims returns the trim marks of every bus: those read when the
+// store was opened, raised by every trim since.
 func (d *Durable) LoadTrims() (map[broker.Topic]uint64, error) {
+	d.trimMu.Lock()
+	defer d.trimMu.Unlock()
+	return maps.Clone(d.trimmed), nil
+}
+
+// readTrims reads the trim marks of every bus from the KV.
+func (d *Durable) readTrims() (map[broker.Topic]uint64, error) {
 	trims := map[broker.Topic]uint64{}
 	var ferr error
 	err := d.kv.Scan(trimPrefix, nil, func(key, value []byte) bool {

@@ -73,9 +73,15 @@ func TestDurableRecords(t *testing.T) {
 	if err := d.TrimMessages("/a", 3); err != nil {
 		t.Fatal(err)
 	}
-	trims, _ := d.LoadTrims()
-	if trims["/a"] != 3 || len(trims) != 1 {
+	if trims, _ := d.LoadTrims(); trims["/a"] != 3 || len(trims) != 1 {
 		t.Fatalf("trims %v", trims)
+	}
+	// A trim joins the next group without waiting: Close commits it.
+	d.Close()
+	d = openDurable(t, dir)
+	defer d.Close()
+	if trims, _ := d.LoadTrims(); trims["/a"] != 3 || len(trims) != 1 {
+		t.Fatalf("trims after reopening %v", trims)
 	}
 	n := 0
 	d.LoadMessages(func(bus broker.Topic, m *broker.Message) error { n++; return nil })
@@ -195,5 +201,78 @@ func TestDurableBusNeedsAStore(t *testing.T) {
 	ps, _ := broker.NewPolicies([]broker.Policy{{Bus: "/d", Durable: true}})
 	if _, err := broker.Open(broker.Options{Policies: ps}); err == nil {
 		t.Fatal("a durable bus without a store was accepted")
+	}
+}
+
+// TestFullHistoryTrimsTheStore publishes concurrently to durable buses
+// whose history is full (100 messages, and 1): after a restart the store
+// holds exactly what the histories retain, the newest messages, and
+// replay reports the rest as a gap.
+func TestFullHistoryTrimsTheStore(t *testing.T) {
+	dir := t.TempDir()
+	ps, err := broker.NewPolicies([]broker.Policy{
+		{Bus: "/h100", Durable: true, History: broker.History{Messages: 100}},
+		{Bus: "/h1", Durable: true, History: broker.History{Messages: 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func() (*broker.Broker, *Durable) {
+		d := openDurable(t, dir)
+		b, err := broker.Open(broker.Options{Policies: ps, Store: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, d
+	}
+	b, d := open()
+	var wg sync.WaitGroup
+	for p := range 50 {
+		wg.Go(func() {
+			for i := range 20 {
+				for _, bus := range []string{"/h100", "/h1"} {
+					if err := b.Publish(&broker.Message{Topic: broker.Topic(bus + "/x"), Payload: fmt.Appendf(nil, "%d-%d", p, i)}); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := map[broker.Topic][]uint64{}
+	for _, bus := range []broker.Topic{"/h100", "/h1"} {
+		backlog, _, unsub := b.SubscribeSince(bus, receiver{}, 0)
+		unsub()
+		for _, m := range backlog {
+			want[bus] = append(want[bus], m.Seq)
+		}
+	}
+	if len(want["/h100"]) != 100 || len(want["/h1"]) != 1 {
+		t.Fatalf("histories hold %d and %d messages, want 100 and 1", len(want["/h100"]), len(want["/h1"]))
+	}
+	b.Close()
+	d.Close()
+
+	b, d = open()
+	defer d.Close()
+	defer b.Close()
+	stored := map[broker.Topic][]uint64{}
+	d.kv.Scan(msgPrefix, nil, func(key, _ []byte) bool {
+		bus, seq, err := splitTopicKey(msgPrefix, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored[bus] = append(stored[bus], seq)
+		return true
+	})
+	for bus, seqs := range want {
+		if !slices.Equal(stored[bus], seqs) {
+			t.Errorf("%s: store holds %v, want what its history retained, %v", bus, stored[bus], seqs)
+		}
+		backlog, gap, unsub := b.SubscribeSince(bus, receiver{}, 0)
+		unsub()
+		if len(backlog) != len(seqs) || backlog[0].Seq != seqs[0] || gap == nil || gap.From != 1 || gap.To >= seqs[0] {
+			t.Errorf("%s: replay after a restart: %d messages from %d, gap %+v; want %d from %d and a gap before", bus, len(backlog), backlog[0].Seq, gap, len(seqs), seqs[0])
+		}
 	}
 }
