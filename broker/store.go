@@ -29,8 +29,9 @@ type Store interface {
 	PutQueued(queue Topic, r QueuedMessage, sync bool) error
 	// DeleteQueued deletes one queued message or dead letter.
 	DeleteQueued(queue Topic, id uint64) error
-	// DeleteQueue deletes everything stored for queue.
-	DeleteQueue(queue Topic) error
+	// DeleteQueue deletes everything stored for queue with Seq <= upTo:
+	// what the queue held when it expired, and nothing pushed after.
+	DeleteQueue(queue Topic, upTo uint64) error
 	// LoadQueued calls fn for every stored queued message and dead letter,
 	// queue by queue, in sequence order.
 	LoadQueued(fn func(queue Topic, r QueuedMessage) error) error
@@ -48,6 +49,7 @@ type QueuedMessage struct {
 	LastError string
 	Dead      bool
 	Died      time.Time
+	NotBefore time.Time // nacked with a delay: not delivered before this
 }
 
 func queuedRecord(dl *DeadLetter) QueuedMessage {

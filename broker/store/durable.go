@@ -120,30 +120,39 @@ func splitTopicKey(prefix, key []byte) (broker.Topic, uint64, error) {
 	return broker.Topic(key[len(prefix) : len(key)-9]), binary.BigEndian.Uint64(key[len(key)-8:]), nil
 }
 
-// Record encoding: a version byte, flags, then fields.
+// Record encoding: a version byte, flags, then fields. A field added
+// later has a flag saying it is there, so that older records still read.
 const (
 	recordVersion = 1
 	flagBinary    = 1 << 0
 	flagDead      = 1 << 1
+	flagNotBefore = 1 << 2 // a not-before time follows the died time
 )
 
-func encodeRecord(m *broker.Message, attempts int, lastError string, dead bool, died time.Time) []byte {
-	b := make([]byte, 0, 32+len(m.Topic)+len(lastError)+len(m.Payload))
+func encodeRecord(r broker.QueuedMessage) []byte {
+	m := r.Message
+	b := make([]byte, 0, 40+len(m.Topic)+len(r.LastError)+len(m.Payload))
 	var flags byte
 	if m.Binary {
 		flags |= flagBinary
 	}
-	if dead {
+	if r.Dead {
 		flags |= flagDead
+	}
+	if !r.NotBefore.IsZero() {
+		flags |= flagNotBefore
 	}
 	b = append(b, recordVersion, flags)
 	b = binary.AppendVarint(b, m.Time.UnixNano())
-	b = binary.AppendUvarint(b, uint64(attempts))
-	b = binary.AppendVarint(b, died.UnixNano())
+	b = binary.AppendUvarint(b, uint64(r.Attempts))
+	b = binary.AppendVarint(b, r.Died.UnixNano())
+	if !r.NotBefore.IsZero() {
+		b = binary.AppendVarint(b, r.NotBefore.UnixNano())
+	}
 	b = binary.AppendUvarint(b, uint64(len(m.Topic)))
 	b = append(b, m.Topic...)
-	b = binary.AppendUvarint(b, uint64(len(lastError)))
-	b = append(b, lastError...)
+	b = binary.AppendUvarint(b, uint64(len(r.LastError)))
+	b = append(b, r.LastError...)
 	return append(b, m.Payload...)
 }
 
@@ -172,6 +181,13 @@ func decodeRecord(seq uint64, b []byte) (broker.QueuedMessage, error) {
 		return bad("died")
 	}
 	b = b[n:]
+	var notBefore int64
+	if flags&flagNotBefore != 0 {
+		if notBefore, n = binary.Varint(b); n <= 0 {
+			return bad("not before")
+		}
+		b = b[n:]
+	}
 	field := func() ([]byte, bool) {
 		l, n := binary.Uvarint(b)
 		if n <= 0 || uint64(len(b)-n) < l {
@@ -197,6 +213,9 @@ func decodeRecord(seq uint64, b []byte) (broker.QueuedMessage, error) {
 	if r.Dead {
 		r.Died = time.Unix(0, died).UTC()
 	}
+	if flags&flagNotBefore != 0 {
+		r.NotBefore = time.Unix(0, notBefore).UTC()
+	}
 	return r, nil
 }
 
@@ -205,7 +224,7 @@ func decodeRecord(seq uint64, b []byte) (broker.QueuedMessage, error) {
 // stored; AppendMessage then waits until the trim is on disk.
 func (d *Durable) AppendMessage(bus broker.Topic, m *broker.Message) error {
 	d.trimMu.Lock()
-	ops := []Op{{Key: topicKey(msgPrefix, bus, m.Seq, true), Value: encodeRecord(m, 0, "", false, time.Time{})}}
+	ops := []Op{{Key: topicKey(msgPrefix, bus, m.Seq, true), Value: encodeRecord(broker.QueuedMessage{Message: m})}}
 	if trimmed := d.trimmed[bus]; m.Seq <= trimmed {
 		ops = []Op{trimMark(bus, trimmed)}
 	}
@@ -298,7 +317,7 @@ func (d *Durable) readTrims() (map[broker.Topic]uint64, error) {
 
 // PutQueued stores a queued message or dead letter.
 func (d *Durable) PutQueued(queue broker.Topic, r broker.QueuedMessage, sync bool) error {
-	ops := []Op{{Key: topicKey(queuePrefix, queue, r.Message.Seq, true), Value: encodeRecord(r.Message, r.Attempts, r.LastError, r.Dead, r.Died)}}
+	ops := []Op{{Key: topicKey(queuePrefix, queue, r.Message.Seq, true), Value: encodeRecord(r)}}
 	if sync {
 		return d.commit.Commit(ops)
 	}
@@ -310,17 +329,13 @@ func (d *Durable) DeleteQueued(queue broker.Topic, id uint64) error {
 	return d.kv.Apply([]Op{{Key: topicKey(queuePrefix, queue, id, true), Delete: true}}, false)
 }
 
-// DeleteQueue deletes everything stored for queue.
-func (d *Durable) DeleteQueue(queue broker.Topic) error {
-	var ops []Op
-	err := d.kv.Scan(topicKey(queuePrefix, queue, 0, false), nil, func(key, _ []byte) bool {
-		ops = append(ops, Op{Key: append([]byte(nil), key...), Delete: true})
-		return true
-	})
-	if err != nil || len(ops) == 0 {
-		return err
+// DeleteQueue deletes queue's records with Seq <= upTo.
+func (d *Durable) DeleteQueue(queue broker.Topic, upTo uint64) error {
+	end := prefixEnd(topicKey(queuePrefix, queue, 0, false))
+	if upTo < math.MaxUint64 {
+		end = topicKey(queuePrefix, queue, upTo+1, true)
 	}
-	return d.kv.Apply(ops, false)
+	return d.kv.Apply([]Op{{Key: topicKey(queuePrefix, queue, 0, true), End: end, Delete: true}}, false)
 }
 
 // LoadQueued calls fn for every queued message and dead letter.

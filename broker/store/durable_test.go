@@ -38,7 +38,7 @@ func TestDurableRecords(t *testing.T) {
 	d.PutQueued("/jobs", broker.QueuedMessage{Message: &broker.Message{Topic: "/jobs", Seq: 6, Time: at, Payload: []byte("j6")}, Attempts: 5, LastError: "dead", Dead: true, Died: at}, true)
 	d.PutQueued("/jobs/x", broker.QueuedMessage{Message: &broker.Message{Topic: "/jobs/x", Seq: 8, Time: at}}, true)
 	d.DeleteQueued("/jobs", 4)
-	d.DeleteQueue("/jobs/x")
+	d.DeleteQueue("/jobs/x", 8)
 	d.SaveSeq(1 << 16)
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
