@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync"
@@ -274,5 +276,35 @@ func TestFullHistoryTrimsTheStore(t *testing.T) {
 		if len(backlog) != len(seqs) || backlog[0].Seq != seqs[0] || gap == nil || gap.From != 1 || gap.To >= seqs[0] {
 			t.Errorf("%s: replay after a restart: %d messages from %d, gap %+v; want %d from %d and a gap before", bus, len(backlog), backlog[0].Seq, gap, len(seqs), seqs[0])
 		}
+	}
+}
+
+// TestRecordNotBefore checks that a queued record keeps its not-before
+// time, and that a record written before that field existed still reads.
+func TestRecordNotBefore(t *testing.T) {
+	at := time.Date(2026, 11, 24, 11, 0, 0, 0, time.UTC)
+	m := &broker.Message{Topic: "/q/jobs", Seq: 7, Time: at, Payload: []byte("job")}
+	r := broker.QueuedMessage{Message: m, Attempts: 2, LastError: "later", NotBefore: at.Add(time.Hour)}
+	got, err := decodeRecord(7, encodeRecord(r))
+	if err != nil || !got.NotBefore.Equal(r.NotBefore) || got.Attempts != 2 || got.LastError != "later" || string(got.Message.Payload) != "job" {
+		t.Fatalf("decoded %+v, %v; want %+v", got, err, r)
+	}
+	// The layout of a record before the not-before time: no flag, no field.
+	old := []byte{recordVersion, 0}
+	old = binary.AppendVarint(old, at.UnixNano())
+	old = binary.AppendUvarint(old, 2)
+	old = binary.AppendVarint(old, time.Time{}.UnixNano())
+	old = binary.AppendUvarint(old, uint64(len(m.Topic)))
+	old = append(old, m.Topic...)
+	old = binary.AppendUvarint(old, uint64(len("later")))
+	old = append(old, "later"...)
+	old = append(old, "job"...)
+	got, err = decodeRecord(7, old)
+	if err != nil || !got.NotBefore.IsZero() || got.Attempts != 2 || got.LastError != "later" || string(got.Message.Payload) != "job" {
+		t.Fatalf("decoded an older record as %+v, %v", got, err)
+	}
+	r.NotBefore = time.Time{}
+	if enc := encodeRecord(r); !bytes.Equal(enc, old) {
+		t.Fatalf("a record without a delay is written as %x, want the older layout %x", enc, old)
 	}
 }
