@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -306,5 +307,33 @@ func TestRecordNotBefore(t *testing.T) {
 	r.NotBefore = time.Time{}
 	if enc := encodeRecord(r); !bytes.Equal(enc, old) {
 		t.Fatalf("a record without a delay is written as %x, want the older layout %x", enc, old)
+	}
+}
+
+// TestFailedTrimIsRedone fails the group that carries a trim: the
+// messages it covered are deleted once the store is opened again.
+func TestFailedTrimIsRedone(t *testing.T) {
+	dir := t.TempDir()
+	d, f := openFaulty(t, dir)
+	for seq := range uint64(6) {
+		if err := d.AppendMessage("/a", &broker.Message{Topic: "/a/x", Seq: seq + 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.failSyncs.Store(true)
+	d.TrimMessages("/a", 2)
+	if err := d.AppendMessage("/a", &broker.Message{Topic: "/a/x", Seq: 7}); !errors.Is(err, errInjected) {
+		t.Fatalf("append in a failing group = %v", err)
+	}
+	f.failSyncs.Store(false)
+	d.TrimMessages("/a", 4) // from the mark in memory: 3 and 4 only
+	d.Close()
+
+	d = openDurable(t, dir)
+	defer d.Close()
+	var seqs []uint64
+	d.LoadMessages(func(_ broker.Topic, m *broker.Message) error { seqs = append(seqs, m.Seq); return nil })
+	if !slices.Equal(seqs, []uint64{5, 6}) {
+		t.Fatalf("after reopening, messages %v are stored, want 5 and 6", seqs)
 	}
 }
