@@ -1,6 +1,9 @@
 package broker
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // load restores what the store kept: the sequence lease, the retained
 // messages of durable buses, and their queues. Deliveries that were in
@@ -66,12 +69,27 @@ func (b *Broker) load() error {
 				Attempts: rec.Attempts, LastError: rec.LastError, Died: rec.Died})
 			return nil
 		}
-		q.pending = append(q.pending, &Delivery{Message: rec.Message, Attempt: rec.Attempts, LastError: rec.LastError, q: q})
+		d := &Delivery{Message: rec.Message, Attempt: rec.Attempts, LastError: rec.LastError, q: q}
+		if rec.NotBefore.After(now) {
+			// Nacked with a delay that has not run out yet.
+			d.notBefore = rec.NotBefore
+			q.delayed = append(q.delayed, d)
+			return nil
+		}
+		q.pending = append(q.pending, d)
 		q.scheduleLocked()
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("failed to load queues: %w", err)
+	}
+	b.queuesMu.Lock()
+	defer b.queuesMu.Unlock()
+	for _, q := range b.queues {
+		q.mu.Lock()
+		slices.SortStableFunc(q.delayed, func(x, y *Delivery) int { return x.notBefore.Compare(y.notBefore) })
+		q.scheduleLocked()
+		q.mu.Unlock()
 	}
 	return nil
 }

@@ -125,6 +125,7 @@ type queue struct {
 	lastUsed  time.Time
 	timer     *time.Timer
 	deleted   bool // removed from the broker: look the queue up again
+	reserved  int  // pushes counted against the limit while being stored
 
 	// remote is this broker's hold on the queue a QueueBackplane shares,
 	// while it has pullers; pending then holds only what is being
@@ -248,15 +249,18 @@ func (q *queue) retry(d *Delivery, delay time.Duration, reason string) {
 		}
 		return
 	}
+	d.notBefore = time.Time{}
+	if delay > 0 {
+		d.notBefore = q.b.opts.Now().Add(delay)
+	}
 	if q.durable {
 		q.b.storeErr("record an attempt", q.b.opts.Store.PutQueued(q.topic, QueuedMessage{
-			Message: d.Message, Attempts: d.Attempt, LastError: d.LastError}, false))
+			Message: d.Message, Attempts: d.Attempt, LastError: d.LastError, NotBefore: d.notBefore}, false))
 	}
 	if delay <= 0 {
 		q.pushFront(d)
 		return
 	}
-	d.notBefore = q.b.opts.Now().Add(delay)
 	i := len(q.delayed)
 	for i > 0 && q.delayed[i-1].notBefore.After(d.notBefore) {
 		i--
@@ -323,8 +327,9 @@ func (q *queue) scheduleLocked() {
 	if len(q.delayed) > 0 {
 		earlier(q.delayed[0].notBefore)
 	}
-	if len(q.pullers) == 0 && q.b.qbp == nil {
-		// On a QueueBackplane, the cluster expires queues.
+	if len(q.pullers) == 0 && q.reserved == 0 && q.b.qbp == nil {
+		// On a QueueBackplane, the cluster expires queues; a push being
+		// stored reschedules when it is done.
 		earlier(q.lastUsed.Add(q.policy.TTL))
 	}
 	if next.IsZero() || q.deleted {
@@ -362,14 +367,17 @@ func (q *queue) tick() {
 		q.delayed = q.delayed[1:]
 	}
 	q.pushFront(ready...)
-	if len(q.pullers) == 0 && q.b.qbp == nil && !q.lastUsed.Add(q.policy.TTL).After(now) {
+	if len(q.pullers) == 0 && q.reserved == 0 && q.b.qbp == nil && !q.lastUsed.Add(q.policy.TTL).After(now) {
 		dropped := q.waiting() + len(q.dead)
 		q.deleted = true
 		if q.timer != nil {
 			q.timer.Stop()
 		}
+		// Every record of q has a seq up to this one: a queue of the same
+		// name made after q is forgotten only stores higher ones.
+		upTo := q.b.LastSeq()
 		q.mu.Unlock()
-		q.b.expireQueue(q, dropped)
+		q.b.expireQueue(q, dropped, upTo)
 		return
 	}
 	q.dispatch()
@@ -377,15 +385,17 @@ func (q *queue) tick() {
 	q.mu.Unlock()
 }
 
-// expireQueue removes q, which outlived its TTL unused.
-func (b *Broker) expireQueue(q *queue, dropped int) {
+// expireQueue removes q, which outlived its TTL unused, and its records:
+// those with a seq up to upTo, so that a push to the queue made again in
+// the meantime keeps its record.
+func (b *Broker) expireQueue(q *queue, dropped int, upTo uint64) {
 	b.queuesMu.Lock()
 	if b.queues[q.topic] == q {
 		delete(b.queues, q.topic)
 	}
 	b.queuesMu.Unlock()
 	if q.durable {
-		b.storeErr("delete an expired queue", b.opts.Store.DeleteQueue(q.topic))
+		b.storeErr("delete an expired queue", b.opts.Store.DeleteQueue(q.topic, upTo))
 	}
 	b.opts.Logger.Info("queue expired", "topic", q.topic, "ttl", q.policy.TTL, "dropped", dropped)
 }
@@ -452,7 +462,7 @@ func (b *Broker) Push(m *Message, opts PushOptions) error {
 	if err != nil {
 		return err
 	}
-	if q.waiting() >= q.policy.Limit {
+	if q.waiting()+q.reserved >= q.policy.Limit {
 		q.mu.Unlock()
 		return ErrQueueFull
 	}
@@ -467,17 +477,22 @@ func (b *Broker) Push(m *Message, opts PushOptions) error {
 		return err
 	}
 	q.lastUsed = b.opts.Now()
-	durable := q.durable
-	q.mu.Unlock()
-	// Stored before any puller can see it, and outside the queue's lock so
-	// the fsync does not hold up the queue.
-	if durable {
-		if err := b.opts.Store.PutQueued(m.Topic, QueuedMessage{Message: m}, true); err != nil {
+	defer q.mu.Unlock()
+	if q.durable {
+		// Stored before any puller can see it, and outside the queue's
+		// lock so that concurrent pushes share fsyncs; its slot is
+		// reserved meanwhile so that the limit holds, and given back if
+		// the write fails.
+		q.reserved++
+		q.mu.Unlock()
+		err := b.opts.Store.PutQueued(m.Topic, QueuedMessage{Message: m}, true)
+		q.mu.Lock()
+		q.reserved--
+		if err != nil {
+			q.scheduleLocked()
 			return fmt.Errorf("failed to store the message: %w", err)
 		}
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	q.pending = append(q.pending, &Delivery{Message: m, q: q})
 	q.dispatch()
 	q.scheduleLocked()

@@ -13,7 +13,9 @@ type Store interface {
 	// returns; concurrent callers share fsyncs.
 	AppendMessage(bus Topic, m *Message) error
 	// TrimMessages deletes bus's messages with Seq <= upTo, and remembers
-	// upTo for LoadTrims.
+	// upTo for LoadTrims. It need not wait for the disk: the trim may
+	// become durable with a later write, and a message of bus with
+	// Seq <= upTo appended afterwards need not be stored.
 	TrimMessages(bus Topic, upTo uint64) error
 	// LoadMessages calls fn for every stored message, bus by bus, in
 	// sequence order.
@@ -27,8 +29,9 @@ type Store interface {
 	PutQueued(queue Topic, r QueuedMessage, sync bool) error
 	// DeleteQueued deletes one queued message or dead letter.
 	DeleteQueued(queue Topic, id uint64) error
-	// DeleteQueue deletes everything stored for queue.
-	DeleteQueue(queue Topic) error
+	// DeleteQueue deletes everything stored for queue with Seq <= upTo:
+	// what the queue held when it expired, and nothing pushed after.
+	DeleteQueue(queue Topic, upTo uint64) error
 	// LoadQueued calls fn for every stored queued message and dead letter,
 	// queue by queue, in sequence order.
 	LoadQueued(fn func(queue Topic, r QueuedMessage) error) error
@@ -50,6 +53,7 @@ type QueuedMessage struct {
 	LastError string
 	Dead      bool
 	Died      time.Time
+	NotBefore time.Time // nacked with a delay: not delivered before this
 }
 
 func queuedRecord(dl *DeadLetter) QueuedMessage {

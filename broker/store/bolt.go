@@ -71,9 +71,12 @@ func (s *boltKV) Apply(ops []Op, _ bool) error {
 		b.FillPercent = boltFillPercent
 		for _, op := range ops {
 			var err error
-			if op.Delete {
+			switch {
+			case op.End != nil:
+				err = boltDeleteRange(b, op.Key, op.End)
+			case op.Delete:
 				err = b.Delete(op.Key)
-			} else {
+			default:
 				v := op.Value
 				if v == nil {
 					v = []byte{}
@@ -88,6 +91,19 @@ func (s *boltKV) Apply(ops []Op, _ bool) error {
 	})
 	if err != nil {
 		return fmt.Errorf("failed to commit batch: %w", err)
+	}
+	return nil
+}
+
+// boltDeleteRange deletes every key of b in [from, to).
+func boltDeleteRange(b *bolt.Bucket, from, to []byte) error {
+	c := b.Cursor()
+	for k, _ := c.Seek(from); k != nil && bytes.Compare(k, to) < 0; k, _ = c.Seek(from) {
+		// Seek again after each delete: a bbolt cursor may skip the key
+		// after the one Delete removed.
+		if err := c.Delete(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

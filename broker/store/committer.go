@@ -57,14 +57,26 @@ func NewCommitter(kv KV) *Committer {
 // refused at once and never join a group, so they cannot fail other
 // callers' writes.
 func (c *Committer) Commit(ops []Op) error {
-	if err := validate(ops); err != nil {
+	done, err := c.enqueue(ops)
+	if err != nil {
 		return err
+	}
+	return <-done
+}
+
+// enqueue adds ops to the next group and returns the channel that gets
+// the group's result. Ops enqueued one after the other are applied in that
+// order. A caller that does not wait for the result (a write that needs no
+// confirmation) simply drops the channel: it has room for the answer.
+func (c *Committer) enqueue(ops []Op) (<-chan error, error) {
+	if err := validate(ops); err != nil {
+		return nil, err
 	}
 	req := &commitReq{ops: ops, err: make(chan error, 1)}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	c.pending = append(c.pending, req)
 	c.mu.Unlock()
@@ -72,7 +84,7 @@ func (c *Committer) Commit(ops []Op) error {
 	case c.kick <- struct{}{}:
 	default: // the committer already knows
 	}
-	return <-req.err
+	return req.err, nil
 }
 
 // OnSync makes f observe every synced group: how long the write and fsync

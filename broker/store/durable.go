@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"sync"
 	"time"
 
 	"github.com/mercury-broker/mercury/broker"
@@ -25,6 +28,12 @@ import (
 type Durable struct {
 	kv     KV
 	commit *Committer
+
+	// trimMu orders a bus's appends and trims as they join a group, so
+	// that a trim deletes every message appended before it and no message
+	// it covers is stored after it.
+	trimMu  sync.Mutex
+	trimmed map[broker.Topic]uint64 // per bus, the highest seq trimmed
 }
 
 var _ broker.Store = (*Durable)(nil)
@@ -35,7 +44,34 @@ func OpenDurable(dir string) (*Durable, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Durable{kv: kv, commit: NewCommitter(kv)}, nil
+	d, err := newDurable(kv)
+	if err != nil {
+		kv.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// newDurable returns the store on kv. It deletes once more what each trim
+// mark covers: a trim whose group failed to commit left its messages.
+func newDurable(kv KV) (*Durable, error) {
+	d := &Durable{kv: kv}
+	trims, err := d.readTrims()
+	if err != nil {
+		return nil, fmt.Errorf("failed to read trim marks: %w", err)
+	}
+	var ops []Op
+	for bus, upTo := range trims {
+		if upTo > 0 {
+			ops = append(ops, trimRange(bus, 0, upTo))
+		}
+	}
+	if err := kv.Apply(ops, false); err != nil {
+		return nil, fmt.Errorf("failed to trim history: %w", err)
+	}
+	d.trimmed = trims
+	d.commit = NewCommitter(kv)
+	return d, nil
 }
 
 // OnSync makes f observe every synced write (Committer.OnSync).
@@ -86,30 +122,39 @@ func splitTopicKey(prefix, key []byte) (broker.Topic, uint64, error) {
 	return broker.Topic(key[len(prefix) : len(key)-9]), binary.BigEndian.Uint64(key[len(key)-8:]), nil
 }
 
-// Record encoding: a version byte, flags, then fields.
+// Record encoding: a version byte, flags, then fields. A field added
+// later has a flag saying it is there, so that older records still read.
 const (
 	recordVersion = 1
 	flagBinary    = 1 << 0
 	flagDead      = 1 << 1
+	flagNotBefore = 1 << 2 // a not-before time follows the died time
 )
 
-func encodeRecord(m *broker.Message, attempts int, lastError string, dead bool, died time.Time) []byte {
-	b := make([]byte, 0, 32+len(m.Topic)+len(lastError)+len(m.Payload))
+func encodeRecord(r broker.QueuedMessage) []byte {
+	m := r.Message
+	b := make([]byte, 0, 40+len(m.Topic)+len(r.LastError)+len(m.Payload))
 	var flags byte
 	if m.Binary {
 		flags |= flagBinary
 	}
-	if dead {
+	if r.Dead {
 		flags |= flagDead
+	}
+	if !r.NotBefore.IsZero() {
+		flags |= flagNotBefore
 	}
 	b = append(b, recordVersion, flags)
 	b = binary.AppendVarint(b, m.Time.UnixNano())
-	b = binary.AppendUvarint(b, uint64(attempts))
-	b = binary.AppendVarint(b, died.UnixNano())
+	b = binary.AppendUvarint(b, uint64(r.Attempts))
+	b = binary.AppendVarint(b, r.Died.UnixNano())
+	if !r.NotBefore.IsZero() {
+		b = binary.AppendVarint(b, r.NotBefore.UnixNano())
+	}
 	b = binary.AppendUvarint(b, uint64(len(m.Topic)))
 	b = append(b, m.Topic...)
-	b = binary.AppendUvarint(b, uint64(len(lastError)))
-	b = append(b, lastError...)
+	b = binary.AppendUvarint(b, uint64(len(r.LastError)))
+	b = append(b, r.LastError...)
 	return append(b, m.Payload...)
 }
 
@@ -138,6 +183,13 @@ func decodeRecord(seq uint64, b []byte) (broker.QueuedMessage, error) {
 		return bad("died")
 	}
 	b = b[n:]
+	var notBefore int64
+	if flags&flagNotBefore != 0 {
+		if notBefore, n = binary.Varint(b); n <= 0 {
+			return bad("not before")
+		}
+		b = b[n:]
+	}
 	field := func() ([]byte, bool) {
 		l, n := binary.Uvarint(b)
 		if n <= 0 || uint64(len(b)-n) < l {
@@ -163,31 +215,58 @@ func decodeRecord(seq uint64, b []byte) (broker.QueuedMessage, error) {
 	if r.Dead {
 		r.Died = time.Unix(0, died).UTC()
 	}
+	if flags&flagNotBefore != 0 {
+		r.NotBefore = time.Unix(0, notBefore).UTC()
+	}
 	return r, nil
 }
 
-// AppendMessage stores m under bus, on disk before it returns.
+// AppendMessage stores m under bus, on disk before it returns. A message
+// already trimmed (a small history evicted it before it got here) is not
+// stored; AppendMessage then waits until the trim is on disk.
 func (d *Durable) AppendMessage(bus broker.Topic, m *broker.Message) error {
-	return d.commit.Commit([]Op{{Key: topicKey(msgPrefix, bus, m.Seq, true), Value: encodeRecord(m, 0, "", false, time.Time{})}})
-}
-
-// TrimMessages deletes bus's messages up to upTo and remembers upTo.
-func (d *Durable) TrimMessages(bus broker.Topic, upTo uint64) error {
-	var ops []Op
-	prefix := topicKey(msgPrefix, bus, 0, false)
-	err := d.kv.Scan(prefix, nil, func(key, _ []byte) bool {
-		_, seq, err := splitTopicKey(msgPrefix, key)
-		if err != nil || seq > upTo {
-			return false
-		}
-		ops = append(ops, Op{Key: append([]byte(nil), key...), Delete: true})
-		return true
-	})
+	d.trimMu.Lock()
+	ops := []Op{{Key: topicKey(msgPrefix, bus, m.Seq, true), Value: encodeRecord(broker.QueuedMessage{Message: m})}}
+	if trimmed := d.trimmed[bus]; m.Seq <= trimmed {
+		ops = []Op{trimMark(bus, trimmed)}
+	}
+	done, err := d.commit.enqueue(ops)
+	d.trimMu.Unlock()
 	if err != nil {
 		return err
 	}
-	ops = append(ops, Op{Key: append(append([]byte(nil), trimPrefix...), bus...), Value: binary.BigEndian.AppendUint64(nil, upTo)})
-	return d.kv.Apply(ops, false)
+	return <-done
+}
+
+// TrimMessages deletes bus's messages up to upTo and remembers upTo. It
+// costs what an append does: one range delete from the previous trim,
+// without a read, joining the next group without waiting for it. If that
+// group fails, the messages stay until the store is opened again.
+func (d *Durable) TrimMessages(bus broker.Topic, upTo uint64) error {
+	d.trimMu.Lock()
+	defer d.trimMu.Unlock()
+	from := d.trimmed[bus]
+	if upTo <= from {
+		return nil
+	}
+	if _, err := d.commit.enqueue([]Op{trimRange(bus, from, upTo), trimMark(bus, upTo)}); err != nil {
+		return err
+	}
+	d.trimmed[bus] = upTo
+	return nil
+}
+
+// trimRange deletes bus's messages with after < Seq <= upTo.
+func trimRange(bus broker.Topic, after, upTo uint64) Op {
+	end := prefixEnd(topicKey(msgPrefix, bus, 0, false))
+	if upTo < math.MaxUint64 {
+		end = topicKey(msgPrefix, bus, upTo+1, true)
+	}
+	return Op{Key: topicKey(msgPrefix, bus, after+1, true), End: end, Delete: true}
+}
+
+func trimMark(bus broker.Topic, upTo uint64) Op {
+	return Op{Key: append(append([]byte(nil), trimPrefix...), bus...), Value: binary.BigEndian.AppendUint64(nil, upTo)}
 }
 
 // LoadMessages calls fn for every stored message, bus by bus, in order.
@@ -212,8 +291,16 @@ func (d *Durable) LoadMessages(fn func(bus broker.Topic, m *broker.Message) erro
 	return ferr
 }
 
-// LoadTrims returns the trim marks of every bus.
+// LoadTrims returns the trim marks of every bus: those read when the
+// store was opened, raised by every trim since.
 func (d *Durable) LoadTrims() (map[broker.Topic]uint64, error) {
+	d.trimMu.Lock()
+	defer d.trimMu.Unlock()
+	return maps.Clone(d.trimmed), nil
+}
+
+// readTrims reads the trim marks of every bus from the KV.
+func (d *Durable) readTrims() (map[broker.Topic]uint64, error) {
 	trims := map[broker.Topic]uint64{}
 	var ferr error
 	err := d.kv.Scan(trimPrefix, nil, func(key, value []byte) bool {
@@ -232,7 +319,7 @@ func (d *Durable) LoadTrims() (map[broker.Topic]uint64, error) {
 
 // PutQueued stores a queued message or dead letter.
 func (d *Durable) PutQueued(queue broker.Topic, r broker.QueuedMessage, sync bool) error {
-	ops := []Op{{Key: topicKey(queuePrefix, queue, r.Message.Seq, true), Value: encodeRecord(r.Message, r.Attempts, r.LastError, r.Dead, r.Died)}}
+	ops := []Op{{Key: topicKey(queuePrefix, queue, r.Message.Seq, true), Value: encodeRecord(r)}}
 	if sync {
 		return d.commit.Commit(ops)
 	}
@@ -244,17 +331,13 @@ func (d *Durable) DeleteQueued(queue broker.Topic, id uint64) error {
 	return d.kv.Apply([]Op{{Key: topicKey(queuePrefix, queue, id, true), Delete: true}}, false)
 }
 
-// DeleteQueue deletes everything stored for queue.
-func (d *Durable) DeleteQueue(queue broker.Topic) error {
-	var ops []Op
-	err := d.kv.Scan(topicKey(queuePrefix, queue, 0, false), nil, func(key, _ []byte) bool {
-		ops = append(ops, Op{Key: append([]byte(nil), key...), Delete: true})
-		return true
-	})
-	if err != nil || len(ops) == 0 {
-		return err
+// DeleteQueue deletes queue's records with Seq <= upTo.
+func (d *Durable) DeleteQueue(queue broker.Topic, upTo uint64) error {
+	end := prefixEnd(topicKey(queuePrefix, queue, 0, false))
+	if upTo < math.MaxUint64 {
+		end = topicKey(queuePrefix, queue, upTo+1, true)
 	}
-	return d.kv.Apply(ops, false)
+	return d.kv.Apply([]Op{{Key: topicKey(queuePrefix, queue, 0, true), End: end, Delete: true}}, false)
 }
 
 // LoadQueued calls fn for every queued message and dead letter.

@@ -1,6 +1,9 @@
 package store
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -38,7 +41,7 @@ func TestDurableRecords(t *testing.T) {
 	d.PutQueued("/jobs", broker.QueuedMessage{Message: &broker.Message{Topic: "/jobs", Seq: 6, Time: at, Payload: []byte("j6")}, Attempts: 5, LastError: "dead", Dead: true, Died: at}, true)
 	d.PutQueued("/jobs/x", broker.QueuedMessage{Message: &broker.Message{Topic: "/jobs/x", Seq: 8, Time: at}}, true)
 	d.DeleteQueued("/jobs", 4)
-	d.DeleteQueue("/jobs/x")
+	d.DeleteQueue("/jobs/x", 8)
 	d.SaveSeq(1 << 16)
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
@@ -73,9 +76,15 @@ func TestDurableRecords(t *testing.T) {
 	if err := d.TrimMessages("/a", 3); err != nil {
 		t.Fatal(err)
 	}
-	trims, _ := d.LoadTrims()
-	if trims["/a"] != 3 || len(trims) != 1 {
+	if trims, _ := d.LoadTrims(); trims["/a"] != 3 || len(trims) != 1 {
 		t.Fatalf("trims %v", trims)
+	}
+	// A trim joins the next group without waiting: Close commits it.
+	d.Close()
+	d = openDurable(t, dir)
+	defer d.Close()
+	if trims, _ := d.LoadTrims(); trims["/a"] != 3 || len(trims) != 1 {
+		t.Fatalf("trims after reopening %v", trims)
 	}
 	n := 0
 	d.LoadMessages(func(bus broker.Topic, m *broker.Message) error { n++; return nil })
@@ -195,5 +204,136 @@ func TestDurableBusNeedsAStore(t *testing.T) {
 	ps, _ := broker.NewPolicies([]broker.Policy{{Bus: "/d", Durable: true}})
 	if _, err := broker.Open(broker.Options{Policies: ps}); err == nil {
 		t.Fatal("a durable bus without a store was accepted")
+	}
+}
+
+// TestFullHistoryTrimsTheStore publishes concurrently to durable buses
+// whose history is full (100 messages, and 1): after a restart the store
+// holds exactly what the histories retain, the newest messages, and
+// replay reports the rest as a gap.
+func TestFullHistoryTrimsTheStore(t *testing.T) {
+	dir := t.TempDir()
+	ps, err := broker.NewPolicies([]broker.Policy{
+		{Bus: "/h100", Durable: true, History: broker.History{Messages: 100}},
+		{Bus: "/h1", Durable: true, History: broker.History{Messages: 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func() (*broker.Broker, *Durable) {
+		d := openDurable(t, dir)
+		b, err := broker.Open(broker.Options{Policies: ps, Store: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, d
+	}
+	b, d := open()
+	var wg sync.WaitGroup
+	for p := range 50 {
+		wg.Go(func() {
+			for i := range 20 {
+				for _, bus := range []string{"/h100", "/h1"} {
+					if err := b.Publish(&broker.Message{Topic: broker.Topic(bus + "/x"), Payload: fmt.Appendf(nil, "%d-%d", p, i)}); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := map[broker.Topic][]uint64{}
+	for _, bus := range []broker.Topic{"/h100", "/h1"} {
+		backlog, _, unsub := b.SubscribeSince(bus, receiver{}, 0)
+		unsub()
+		for _, m := range backlog {
+			want[bus] = append(want[bus], m.Seq)
+		}
+	}
+	if len(want["/h100"]) != 100 || len(want["/h1"]) != 1 {
+		t.Fatalf("histories hold %d and %d messages, want 100 and 1", len(want["/h100"]), len(want["/h1"]))
+	}
+	b.Close()
+	d.Close()
+
+	b, d = open()
+	defer d.Close()
+	defer b.Close()
+	stored := map[broker.Topic][]uint64{}
+	d.kv.Scan(msgPrefix, nil, func(key, _ []byte) bool {
+		bus, seq, err := splitTopicKey(msgPrefix, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored[bus] = append(stored[bus], seq)
+		return true
+	})
+	for bus, seqs := range want {
+		if !slices.Equal(stored[bus], seqs) {
+			t.Errorf("%s: store holds %v, want what its history retained, %v", bus, stored[bus], seqs)
+		}
+		backlog, gap, unsub := b.SubscribeSince(bus, receiver{}, 0)
+		unsub()
+		if len(backlog) != len(seqs) || backlog[0].Seq != seqs[0] || gap == nil || gap.From != 1 || gap.To >= seqs[0] {
+			t.Errorf("%s: replay after a restart: %d messages from %d, gap %+v; want %d from %d and a gap before", bus, len(backlog), backlog[0].Seq, gap, len(seqs), seqs[0])
+		}
+	}
+}
+
+// TestRecordNotBefore checks that a queued record keeps its not-before
+// time, and that a record written before that field existed still reads.
+func TestRecordNotBefore(t *testing.T) {
+	at := time.Date(2026, 11, 24, 11, 0, 0, 0, time.UTC)
+	m := &broker.Message{Topic: "/q/jobs", Seq: 7, Time: at, Payload: []byte("job")}
+	r := broker.QueuedMessage{Message: m, Attempts: 2, LastError: "later", NotBefore: at.Add(time.Hour)}
+	got, err := decodeRecord(7, encodeRecord(r))
+	if err != nil || !got.NotBefore.Equal(r.NotBefore) || got.Attempts != 2 || got.LastError != "later" || string(got.Message.Payload) != "job" {
+		t.Fatalf("decoded %+v, %v; want %+v", got, err, r)
+	}
+	// The layout of a record before the not-before time: no flag, no field.
+	old := []byte{recordVersion, 0}
+	old = binary.AppendVarint(old, at.UnixNano())
+	old = binary.AppendUvarint(old, 2)
+	old = binary.AppendVarint(old, time.Time{}.UnixNano())
+	old = binary.AppendUvarint(old, uint64(len(m.Topic)))
+	old = append(old, m.Topic...)
+	old = binary.AppendUvarint(old, uint64(len("later")))
+	old = append(old, "later"...)
+	old = append(old, "job"...)
+	got, err = decodeRecord(7, old)
+	if err != nil || !got.NotBefore.IsZero() || got.Attempts != 2 || got.LastError != "later" || string(got.Message.Payload) != "job" {
+		t.Fatalf("decoded an older record as %+v, %v", got, err)
+	}
+	r.NotBefore = time.Time{}
+	if enc := encodeRecord(r); !bytes.Equal(enc, old) {
+		t.Fatalf("a record without a delay is written as %x, want the older layout %x", enc, old)
+	}
+}
+
+// TestFailedTrimIsRedone fails the group that carries a trim: the
+// messages it covered are deleted once the store is opened again.
+func TestFailedTrimIsRedone(t *testing.T) {
+	dir := t.TempDir()
+	d, f := openFaulty(t, dir)
+	for seq := range uint64(6) {
+		if err := d.AppendMessage("/a", &broker.Message{Topic: "/a/x", Seq: seq + 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.failSyncs.Store(true)
+	d.TrimMessages("/a", 2)
+	if err := d.AppendMessage("/a", &broker.Message{Topic: "/a/x", Seq: 7}); !errors.Is(err, errInjected) {
+		t.Fatalf("append in a failing group = %v", err)
+	}
+	f.failSyncs.Store(false)
+	d.TrimMessages("/a", 4) // from the mark in memory: 3 and 4 only
+	d.Close()
+
+	d = openDurable(t, dir)
+	defer d.Close()
+	var seqs []uint64
+	d.LoadMessages(func(_ broker.Topic, m *broker.Message) error { seqs = append(seqs, m.Seq); return nil })
+	if !slices.Equal(seqs, []uint64{5, 6}) {
+		t.Fatalf("after reopening, messages %v are stored, want 5 and 6", seqs)
 	}
 }

@@ -22,13 +22,19 @@ var (
 	ErrKeyTooLarge = errors.New("store: key too large")
 	// ErrValueTooLarge is returned for an op whose value is larger than MaxValueSize.
 	ErrValueTooLarge = errors.New("store: value too large")
+	// ErrBadRange is returned for a range delete whose End is not above Key.
+	ErrBadRange = errors.New("store: range end not above its start")
 )
 
 // Op is one write in a batch: a put of Key=Value, or a delete of Key when
 // Delete is set (Value is then ignored). A nil Value puts an empty value.
+// A delete with End deletes every key in [Key, End) as one op: on Pebble
+// one range tombstone, however many keys it covers, so that trimming a
+// long history costs what one append does.
 type Op struct {
 	Key, Value []byte
 	Delete     bool
+	End        []byte // with Delete: the range's exclusive end
 }
 
 // KV is an ordered byte-key store. All methods are safe for concurrent use.
@@ -47,8 +53,9 @@ type KV interface {
 	// batch or Close makes it durable. Either way, what survives a crash
 	// is a prefix of the batches in the order they were applied.
 	//
-	// An invalid op (empty or oversized key, oversized value) fails the
-	// whole batch before anything is written.
+	// An invalid op (empty or oversized key, oversized value, a range
+	// whose End is not above its Key) fails the whole batch before
+	// anything is written.
 	Apply(ops []Op, sync bool) error
 
 	// Scan calls fn for each key that starts with prefix and is >= start,
@@ -81,6 +88,10 @@ func validate(ops []Op) error {
 			return fmt.Errorf("op %d: %w: %d bytes, at most %d", i, ErrKeyTooLarge, len(op.Key), MaxKeySize)
 		case !op.Delete && len(op.Value) > MaxValueSize:
 			return fmt.Errorf("op %d: %w: %d bytes, at most %d", i, ErrValueTooLarge, len(op.Value), MaxValueSize)
+		case op.End != nil && (!op.Delete || bytes.Compare(op.End, op.Key) <= 0):
+			return fmt.Errorf("op %d: %w", i, ErrBadRange)
+		case len(op.End) > MaxKeySize:
+			return fmt.Errorf("op %d: %w: range end of %d bytes, at most %d", i, ErrKeyTooLarge, len(op.End), MaxKeySize)
 		}
 	}
 	return nil

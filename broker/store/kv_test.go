@@ -51,6 +51,7 @@ func testKV(t *testing.T, e engine) {
 	t.Run("ScanPrefixStart", func(t *testing.T) { testScanPrefixStart(t, e) })
 	t.Run("ScanStops", func(t *testing.T) { testScanStops(t, e) })
 	t.Run("Deletes", func(t *testing.T) { testDeletes(t, e) })
+	t.Run("RangeDeletes", func(t *testing.T) { testRangeDeletes(t, e) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, e) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, e) })
 	t.Run("Committer", func(t *testing.T) { testCommitter(t, e) })
@@ -371,6 +372,44 @@ func testDeletes(t *testing.T, e engine) {
 	apply(t, kv, true, put("q/2", "again"))
 	if got := get(t, kv, "q/2"); got != "again" {
 		t.Errorf("get re-put = %q", got)
+	}
+}
+
+func testRangeDeletes(t *testing.T, e engine) {
+	kv := openKV(t, e, t.TempDir())
+	var ops []Op
+	for i := range 10 {
+		ops = append(ops, Op{Key: seqKey("b", uint64(i)), Value: []byte("m")})
+	}
+	apply(t, kv, true, append(ops, put("m/a", "before"), put("m/c", "after"))...)
+	// [2, 5), then a range already empty, then one reaching past the last key.
+	apply(t, kv, false, Op{Key: seqKey("b", 2), End: seqKey("b", 5), Delete: true})
+	apply(t, kv, true, Op{Key: seqKey("b", 3), End: seqKey("b", 4), Delete: true})
+	var left []uint64
+	kv.Scan([]byte("m/b\x00"), nil, func(k, _ []byte) bool {
+		left = append(left, binary.BigEndian.Uint64(k[len(k)-8:]))
+		return true
+	})
+	if want := []uint64{0, 1, 5, 6, 7, 8, 9}; !slices.Equal(left, want) {
+		t.Errorf("after deleting [2,5): %v, want %v", left, want)
+	}
+	// A later put in the same batch wins over the range delete, and
+	// keys outside the range stay.
+	apply(t, kv, true, Op{Key: seqKey("b", 0), End: []byte("m/b\x01"), Delete: true}, Op{Key: seqKey("b", 7), Value: []byte("again")})
+	if got, want := scanAll(t, kv, nil, nil), []string{"m/a=before", string(seqKey("b", 7)) + "=again", "m/c=after"}; !slices.Equal(got, want) {
+		t.Errorf("after deleting the whole range: %q, want %q", got, want)
+	}
+	for _, bad := range []Op{
+		{Key: []byte("b"), End: []byte("b"), Delete: true},
+		{Key: []byte("c"), End: []byte("b"), Delete: true},
+		{Key: []byte("b"), End: []byte("c")},
+	} {
+		if err := kv.Apply([]Op{put("x", "1"), bad}, true); !errors.Is(err, ErrBadRange) {
+			t.Errorf("range %q..%q delete=%v: apply = %v, want ErrBadRange", bad.Key, bad.End, bad.Delete, err)
+		}
+	}
+	if got := get(t, kv, "x"); got != "<absent>" {
+		t.Errorf("a refused batch wrote x=%q", got)
 	}
 }
 

@@ -36,6 +36,15 @@ func (s *memKV) Apply(ops []Op, _ bool) error {
 		return ErrClosed
 	}
 	for _, op := range ops {
+		if op.End != nil {
+			for k := range s.m {
+				if k >= string(op.Key) && k < string(op.End) {
+					delete(s.m, k)
+					s.dirty = true
+				}
+			}
+			continue
+		}
 		if op.Delete {
 			if _, ok := s.m[string(op.Key)]; ok {
 				delete(s.m, string(op.Key))

@@ -61,9 +61,12 @@ func (s *pebbleKV) Apply(ops []Op, sync bool) error {
 	defer b.Close()
 	for _, op := range ops {
 		var err error
-		if op.Delete {
+		switch {
+		case op.End != nil:
+			err = b.DeleteRange(op.Key, op.End, nil)
+		case op.Delete:
 			err = b.Delete(op.Key, nil)
-		} else {
+		default:
 			err = b.Set(op.Key, op.Value, nil)
 		}
 		if err != nil {
