@@ -20,22 +20,26 @@ const DefaultMaxDepth = 64
 // not check the syntax, decode does: on text that is not JSON it may find
 // nothing or stop early.
 func checkShape(payload []byte, maxDepth int) *Refusal {
-	var stack []level
+	// On the stack while small: most messages cost no allocation here.
+	var stackBuf [16]level
+	var keysBuf [32][]byte
+	sc := shapeScan{stack: stackBuf[:0], keys: keysBuf[:0]}
 	for i := 0; i < len(payload); i++ {
 		switch c := payload[i]; c {
 		case '{', '[':
-			if len(stack) >= maxDepth {
-				at := pointer(stack, nil)
+			if len(sc.stack) >= maxDepth {
+				at := pointer(sc.stack, nil)
 				return shapeRefusal(i, at, fmt.Sprintf("nested deeper than %d arrays and objects (max_json_depth); refused before validation", maxDepth))
 			}
-			stack = append(stack, level{object: c == '{', wantKey: c == '{'})
+			sc.stack = append(sc.stack, level{object: c == '{', wantKey: c == '{', keysFrom: len(sc.keys)})
 		case '}', ']':
-			if len(stack) > 0 {
-				stack = stack[:len(stack)-1]
+			if n := len(sc.stack); n > 0 {
+				sc.keys = sc.keys[:sc.stack[n-1].keysFrom]
+				sc.stack = sc.stack[:n-1]
 			}
 		case ',':
-			if n := len(stack); n > 0 {
-				if top := &stack[n-1]; top.object {
+			if n := len(sc.stack); n > 0 {
+				if top := &sc.stack[n-1]; top.object {
 					top.wantKey = true
 				} else {
 					top.index++
@@ -43,15 +47,14 @@ func checkShape(payload []byte, maxDepth int) *Refusal {
 			}
 		case '"':
 			end, escaped := stringEnd(payload, i)
-			if n := len(stack); n > 0 && stack[n-1].wantKey {
-				top := &stack[n-1]
-				top.wantKey = false
+			if n := len(sc.stack); n > 0 && sc.stack[n-1].wantKey {
+				sc.stack[n-1].wantKey = false
 				key := payload[i+1 : end]
 				if escaped {
 					key = unescape(payload[i:min(end+1, len(payload))], key)
 				}
-				if top.seen(key) {
-					at := pointer(stack, key)
+				if sc.seen(key) {
+					at := pointer(sc.stack, key)
 					return shapeRefusal(i, at, fmt.Sprintf("duplicate key %q at %s: each key may appear once in an object", key, at))
 				}
 			}
@@ -61,14 +64,22 @@ func checkShape(payload []byte, maxDepth int) *Refusal {
 	return nil
 }
 
+// shapeScan is checkShape's state: the open arrays and objects, and the
+// keys seen so far in each open object, one after the other (an inner
+// object is closed before its outer one takes another key).
+type shapeScan struct {
+	stack []level
+	keys  [][]byte
+}
+
 // level is one open array or object.
 type level struct {
-	object  bool
-	wantKey bool // an object's next string is a key
-	index   int  // an array's current element
-	key     []byte
-	keys    [][]byte            // an object's keys so far, while few
-	set     map[string]struct{} // and then
+	object   bool
+	wantKey  bool // an object's next string is a key
+	index    int  // an array's current element
+	key      []byte
+	keysFrom int                 // where its keys start in shapeScan.keys, while few
+	set      map[string]struct{} // and then
 }
 
 // manyKeys is where an object's keys move from a list to a map: a list is
@@ -76,9 +87,10 @@ type level struct {
 // linear.
 const manyKeys = 16
 
-// seen records key as the object's current one, and reports whether it
-// had it already.
-func (l *level) seen(key []byte) bool {
+// seen records key as the current one of the object on top, and reports
+// whether it had it already.
+func (sc *shapeScan) seen(key []byte) bool {
+	l := &sc.stack[len(sc.stack)-1]
 	l.key = key
 	if l.set != nil {
 		if _, dup := l.set[string(key)]; dup {
@@ -87,18 +99,18 @@ func (l *level) seen(key []byte) bool {
 		l.set[string(key)] = struct{}{}
 		return false
 	}
-	for _, k := range l.keys {
+	for _, k := range sc.keys[l.keysFrom:] {
 		if bytes.Equal(k, key) {
 			return true
 		}
 	}
-	l.keys = append(l.keys, key)
-	if len(l.keys) > manyKeys {
-		l.set = make(map[string]struct{}, 2*len(l.keys))
-		for _, k := range l.keys {
+	sc.keys = append(sc.keys, key)
+	if own := sc.keys[l.keysFrom:]; len(own) > manyKeys {
+		l.set = make(map[string]struct{}, 2*len(own))
+		for _, k := range own {
 			l.set[string(k)] = struct{}{}
 		}
-		l.keys = nil
+		sc.keys = sc.keys[:l.keysFrom]
 	}
 	return false
 }
