@@ -12,7 +12,7 @@ func TestDeepAndDuplicateKeyJSONRefusedOnASchemaBus(t *testing.T) {
 	ts.waitSubscribed(t, 1)
 	pub := ts.dial(t, "pub", "/livesys/42")
 
-	dup := `{"cmd":"shutdown",` + goodCommand[1:] // the validator sees "reboot"
+	dup := `{"cmd":"shutdown",` + goodCommand[1:]             // the validator sees "reboot"
 	deep := strings.Repeat("[", 65) + strings.Repeat("]", 65) // the default limit is 64
 	for _, c := range []struct{ payload, at, says string }{
 		{dup, "/cmd", `duplicate key "cmd" at /cmd`},
