@@ -68,7 +68,8 @@ type Options struct {
 	OutgoingQueue int
 	// SocketSendBuffer caps the kernel's send buffer of each WebSocket
 	// connection's socket (SO_SNDBUF), so a peer that stops reading pins
-	// little kernel memory. Default 256 KiB; negative: the kernel's own
+	// little kernel memory; event streams too when the http.Server has
+	// Server.ConnContext. Default 256 KiB; negative: the kernel's own
 	// sizing (up to net.ipv4.tcp_wmem's maximum, 4 MiB by default).
 	SocketSendBuffer int
 	// PingInterval is how often each connection is pinged. Default 30s.

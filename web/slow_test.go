@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"strconv"
@@ -13,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mercury-broker/mercury/broker"
 )
 
 func TestEmptyFrameFloodClosesStalledSubscribers(t *testing.T) {
@@ -107,8 +112,9 @@ func sendQueued(t *testing.T, port int) (bytes, sockets int) {
 }
 
 // stalledSubscriber opens /sub/topic with a small receive buffer, and
-// never reads past the handshake.
-func stalledSubscriber(t *testing.T, addr, topic string) net.Conn {
+// never reads past the handshake: a WebSocket, or with header, what it
+// says.
+func stalledSubscriber(t *testing.T, addr, topic string, header ...string) net.Conn {
 	t.Helper()
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
@@ -120,8 +126,10 @@ func stalledSubscriber(t *testing.T, addr, topic string) net.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	fmt.Fprintf(nc, "GET /sub%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", topic, addr)
+	if header == nil {
+		header = []string{"Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"}
+	}
+	fmt.Fprintf(nc, "GET /sub%s HTTP/1.1\r\nHost: %s\r\n%s\r\n\r\n", topic, addr, strings.Join(header, "\r\n"))
 	r := bufio.NewReaderSize(nc, 16) // reads no further than the handshake, give or take
 	for {
 		line, err := r.ReadString('\n')
@@ -167,5 +175,30 @@ func TestStalledSubscribersReleaseKernelMemory(t *testing.T) {
 				queued, sockets, now, before, peak)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestEventStreamSocketSendBufferIsCapped(t *testing.T) {
+	s, err := New(broker.New(broker.Options{}), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 1)
+	hs := httptest.NewUnstartedServer(s)
+	hs.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		accepted <- c
+		return s.ConnContext(ctx, c)
+	}
+	hs.Start()
+	defer hs.Close()
+	defer s.Shutdown(context.Background())
+
+	stalledSubscriber(t, hs.Listener.Addr().String(), "/sse", "Accept: text/event-stream")
+	c := <-accepted
+	var sndbuf int
+	raw, _ := c.(*net.TCPConn).SyscallConn()
+	raw.Control(func(fd uintptr) { sndbuf, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF) })
+	if sndbuf != 2*DefaultSocketSendBuf { // Linux reserves twice what is asked
+		t.Fatalf("SO_SNDBUF of an event stream's socket is %d, want %d", sndbuf, 2*DefaultSocketSendBuf)
 	}
 }

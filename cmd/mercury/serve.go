@@ -356,6 +356,7 @@ func serveUntilSignal(ctx context.Context, lns listeners, srv *web.Server, logge
 	newServer := func(h http.Handler) *http.Server {
 		return &http.Server{
 			Handler:           h,
+			ConnContext:       srv.ConnContext, // socket send buffers
 			ReadHeaderTimeout: lns.handshake,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
