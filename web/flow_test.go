@@ -85,3 +85,32 @@ func TestPostOverTheRateGets429WithRetryAfter(t *testing.T) {
 		t.Fatalf("Retry-After %q, want 1 or 2 seconds", resp.Header.Get("Retry-After"))
 	}
 }
+
+func TestPublishRatePausesBusAndPush(t *testing.T) {
+	ts := startServer(t, Options{PublishRate: 50, PublishBurst: 10})
+	const n = 60
+	for _, c := range []struct{ send, receive string }{{"bus", "bus"}, {"push", "pull"}} {
+		receiver := ts.dial(t, c.receive, "/paced")
+		if c.receive == "bus" {
+			ts.waitPeers(t, 1)
+		} else {
+			ts.waitPullers(t, "/paced", 1)
+		}
+		sender := ts.dial(t, c.send, "/paced")
+		start := time.Now()
+		for i := range n {
+			sender.send(t, strconv.Itoa(i))
+		}
+		for i := range n {
+			if got := receiver.nextText(t); got != strconv.Itoa(i) {
+				t.Fatalf("%s: message %d: got %q", c.send, i, got)
+			}
+		}
+		if took := time.Since(start); took < time.Second { // 50 beyond the burst at 50/s
+			t.Fatalf("%s: %d messages at 50/s (burst 10) took %v", c.send, n, took)
+		}
+		sender.nothing(t)
+		receiver.Close()
+		sender.Close()
+	}
+}
