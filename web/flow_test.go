@@ -114,3 +114,33 @@ func TestPublishRatePausesBusAndPush(t *testing.T) {
 		sender.Close()
 	}
 }
+
+func TestPacedPublisherIsNotDroppedForALatePong(t *testing.T) {
+	// 30 frames at 5/s take 6s to read; the pong to each ping waits
+	// behind them, far past the pong timeout.
+	ts := startServer(t, Options{PublishRate: 5, PublishBurst: 1, PingInterval: 200 * time.Millisecond, PongTimeout: 300 * time.Millisecond})
+	sub := ts.dial(t, "sub", "/late")
+	ts.waitSubscribed(t, 1)
+	pub := ts.dial(t, "pub", "/late")
+	const n = 30
+	for i := range n {
+		pub.send(t, strconv.Itoa(i))
+	}
+	for i := range n {
+		var got string
+		select {
+		case f, ok := <-sub.frames:
+			if !ok {
+				t.Fatalf("subscriber ended: %v", sub.err)
+			}
+			got = string(f.Data)
+		case <-pub.done:
+			t.Fatalf("publisher dropped after %d of %d messages: %v", i, n, pub.err)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d: nothing within 5s", i)
+		}
+		if got != strconv.Itoa(i) {
+			t.Fatalf("message %d: got %q", i, got)
+		}
+	}
+}

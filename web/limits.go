@@ -82,9 +82,10 @@ func (s *Server) admitStream(st *sseStream) (release func(), _ *apiError) {
 // (1/rate) must stay well below the pong timeout: it does at any rate of
 // one message a second or more. Only the connection's reader waits.
 type rateGuard struct {
-	limiter *rate.Limiter
-	ctx     context.Context // canceled when the connection closes
-	cancel  context.CancelFunc
+	limiter  *rate.Limiter
+	ctx      context.Context // canceled when the connection closes
+	cancel   context.CancelFunc
+	pausedAt atomic.Int64 // Unix ns of the reader's last pause
 }
 
 func newRateGuard(o *Options) *rateGuard {
@@ -98,7 +99,31 @@ func newRateGuard(o *Options) *rateGuard {
 // wait takes a token for one frame, waiting for it when there is none. It
 // returns false when the connection closed meanwhile.
 func (g *rateGuard) wait() bool {
-	return g == nil || g.limiter.Wait(g.ctx) == nil
+	if g == nil {
+		return true
+	}
+	now := time.Now()
+	r := g.limiter.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	if d == 0 {
+		return true
+	}
+	g.pausedAt.Store(now.UnixNano())
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-g.ctx.Done():
+		r.Cancel()
+		return false
+	}
+}
+
+// pausedWithin reports whether the reader paused within d: the peer's
+// frames were being read, so a pong behind them is late, not missing.
+func (g *rateGuard) pausedWithin(d time.Duration) bool {
+	return g != nil && time.Since(time.Unix(0, g.pausedAt.Load())) < d
 }
 
 // interrupt ends a wait: the connection is closing.
