@@ -78,9 +78,8 @@ func (s *Server) admitStream(st *sseStream) (release func(), _ *apiError) {
 // rateGuard paces a connection's publishing (token bucket): a frame over
 // the rate waits for its token, so the reader stops reading the socket and
 // TCP carries the pressure back to the client. Nothing is refused. While
-// it waits no control frame is read either, so the wait for one token
-// (1/rate) must stay well below the pong timeout: it does at any rate of
-// one message a second or more. Only the connection's reader waits.
+// it waits no control frame is read either: a pong waits behind the
+// frames before it (see conn.ping). Only the connection's reader waits.
 type rateGuard struct {
 	limiter  *rate.Limiter
 	ctx      context.Context // canceled when the connection closes

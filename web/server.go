@@ -43,8 +43,7 @@ type Options struct {
 	// PublishBurst is the bucket's size, default one second's worth. A
 	// connection over the rate is paused (its socket is not read until
 	// the bucket allows), a POST gets 429 with Retry-After: nothing is
-	// dropped. 0 (the default) or negative: no limit. Keep it at one
-	// message a second or more: a paused connection reads no pongs.
+	// dropped. 0 (the default) or negative: no limit.
 	PublishRate  float64
 	PublishBurst int
 	// IdleTimeout closes a WebSocket connection on which no message went
