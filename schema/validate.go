@@ -50,8 +50,15 @@ type Detail struct {
 }
 
 // Validate checks a message for bus (topic lies under it). A bus without a
-// schema accepts anything: Validate returns nil.
+// schema accepts anything: Validate returns nil. JSON nested deeper than
+// DefaultMaxDepth is refused before validation.
 func (r *Registry) Validate(bus, topic broker.Topic, payload []byte, binary bool) *Refusal {
+	return r.ValidateDepth(bus, topic, payload, binary, DefaultMaxDepth)
+}
+
+// ValidateDepth is Validate with JSON nested deeper than maxDepth refused
+// (code json) before validation; duplicate object keys are refused too.
+func (r *Registry) ValidateDepth(bus, topic broker.Topic, payload []byte, binary bool, maxDepth int) *Refusal {
 	bs := r.get(bus)
 	if bs == nil {
 		return nil
@@ -59,6 +66,10 @@ func (r *Registry) Validate(bus, topic broker.Topic, payload []byte, binary bool
 	if binary {
 		return &Refusal{Code: CodeBinary, Bus: bus,
 			Message: fmt.Sprintf("binary frame refused: bus %s carries JSON text (its schema is %s)", bus, bs.main)}
+	}
+	if ref := checkShape(payload, maxDepth); ref != nil {
+		ref.Bus = bus
+		return ref
 	}
 	v, ref := decode(payload)
 	if ref != nil {

@@ -65,7 +65,7 @@ func (s *Server) validate(m *broker.Message) *apiError {
 	if pol.Bus == "" {
 		return nil
 	}
-	ref := b.Schemas.Validate(pol.Bus, m.Topic, m.Payload, m.Binary)
+	ref := b.Schemas.ValidateDepth(pol.Bus, m.Topic, m.Payload, m.Binary, s.opts.MaxJSONDepth)
 	if ref == nil {
 		return nil
 	}

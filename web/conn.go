@@ -116,7 +116,7 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 		// handshake answered, it is subscribed. Frames wait until the
 		// connection is up.
 		detach, refusal := c.attach()
-		hw := &hijackWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout,
+		hw := &hijackWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout, sendBuffer: s.opts.SocketSendBuffer,
 			smallReads: !p.sends() && !(p == patternPull && opts.envelope)}
 		// The origin was checked above, with our own rules. The token
 		// subprotocol is never chosen: only these two are.
@@ -262,6 +262,7 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	}
 	c.closing = true
 	c.closeCode, c.closeReason = code, reason
+	c.rate.interrupt() // a paused reader reads the close
 	ws := c.ws
 	if ws != nil && (len(c.out) > 0 || c.scheduled || c.slow) {
 		// Frames wait (an error frame that says why, maybe): the close
@@ -331,6 +332,10 @@ func (c *conn) ping() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.PongTimeout)
 	err := c.ws.Ping(ctx)
 	cancel()
+	if errors.Is(err, context.DeadlineExceeded) && c.rate.pausedWithin(c.s.opts.PongTimeout) {
+		// A paced publisher: its pong waits behind frames not read yet.
+		err = nil
+	}
 	if err != nil {
 		if !c.isClosing() {
 			c.s.log.Info("connection dropped: no pong", "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic,

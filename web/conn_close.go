@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"syscall"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -32,4 +33,23 @@ func (c *conn) protocolError(err error) {
 	// Close returns at once when the library already sent its close; else
 	// it sends ours and waits (at most 5s) for the answer.
 	c.ws.Close(websocket.StatusProtocolError, reason)
+}
+
+// slowConsumerGrace is how long a slow consumer's socket has to take its
+// close frame and the peer to answer; then the socket is reset.
+const slowConsumerGrace = 2 * time.Second
+
+// closeSlowConsumer closes a connection that does not read fast enough,
+// and makes sure what it holds is released: the process's queue at once
+// (see enqueue), the kernel's send buffer after the grace. A peer that
+// does not read would otherwise keep that buffer for minutes, the close
+// frame stuck behind it.
+func (c *conn) closeSlowConsumer() {
+	c.closeWith(websocket.StatusPolicyViolation, "slow consumer")
+	c.mu.Lock()
+	wire := c.wire // nil until the handshake completes
+	c.mu.Unlock()
+	if wire != nil {
+		time.AfterFunc(slowConsumerGrace, wire.reset)
+	}
 }

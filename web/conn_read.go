@@ -58,20 +58,9 @@ func (c *conn) readLoop() error {
 	}
 }
 
-// limit applies the publish rate: false when the frame is refused (the
-// client is told; a persistent flood is closed).
-func (c *conn) limit() bool {
-	refused, abuse := c.rate.allow(c)
-	if refused == nil {
-		return true
-	}
-	c.sendError(c.s.refused(refusedLimits, refused, c.remote, nil))
-	if abuse {
-		c.s.log.Info("connection closed: publish rate exceeded", "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic)
-		c.closeWith(websocket.StatusPolicyViolation, "publish rate exceeded")
-	}
-	return false
-}
+// limit applies the publish rate: it waits until the frame may go, and
+// returns false when the connection closed meanwhile.
+func (c *conn) limit() bool { return c.rate.wait() }
 
 // refreshFrame handles a {"$token":…} frame.
 func (c *conn) refreshFrame(cred string, err error) {

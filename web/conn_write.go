@@ -96,21 +96,29 @@ func (c *conn) enqueue(f outFrame) {
 		c.mu.Unlock()
 		return
 	}
-	if !f.uncounted && c.outBytes > 0 && c.outBytes+len(f.data) > c.s.opts.OutgoingQueue {
+	if !f.uncounted && c.outBytes > 0 && c.outBytes+frameCost(f) > c.s.opts.OutgoingQueue {
 		c.out, c.outBytes = nil, 0
 		c.mu.Unlock()
 		c.s.slowConsumers.Add(1)
 		c.s.log.Info("slow consumer closed", "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic)
-		c.closeWith(websocket.StatusPolicyViolation, "slow consumer")
+		c.closeSlowConsumer()
 		return
 	}
 	c.out = append(c.out, f)
 	if !f.uncounted {
-		c.outBytes += len(f.data)
+		c.outBytes += frameCost(f)
 	}
 	c.kick()
 	c.mu.Unlock()
 }
+
+// frameOverhead is what a queued frame costs beyond its bytes (the
+// outFrame, its header when written), so that a flood of empty frames
+// fills the outgoing queue too.
+const frameOverhead = 64
+
+// frameCost is what f counts against the outgoing queue's limit.
+func frameCost(f outFrame) int { return len(f.data) + frameOverhead }
 
 // kick gets waiting frames written: it puts the connection on its shard's
 // ready list unless it is there already, or a slow writer has it, or the
@@ -285,7 +293,7 @@ func (c *conn) done(batch []outFrame, written bool, err error) {
 	counted := 0
 	for _, f := range batch {
 		if !f.uncounted {
-			counted += len(f.data)
+			counted += frameCost(f)
 		}
 	}
 	if err != nil {

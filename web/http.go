@@ -33,6 +33,9 @@ func (s *Server) handlePost(p pattern) http.HandlerFunc {
 			s.refused(refusedRights, aerr, r.RemoteAddr, nil).write(w) // before reading the body
 			return
 		}
+		if !s.allowPost(w, r, p, topic) {
+			return
+		}
 		opts, aerr := parseConnOptions(r, topic)
 		if aerr != nil {
 			aerr.write(w)

@@ -1,17 +1,24 @@
 package web
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
+
+	"github.com/mercury-broker/mercury/broker"
 )
 
 // Limits that keep one client from costing the others: connections in
-// total and per address, publish rate per connection, idle time.
+// total and per address, publish rate, idle time.
 
 // clientIP returns the address part of a RemoteAddr. Behind a reverse
 // proxy every client has the proxy's address.
@@ -68,43 +75,122 @@ func (s *Server) admitStream(st *sseStream) (release func(), _ *apiError) {
 	}, nil
 }
 
-// rateStrikes is how many frames a connection may have refused for its
-// publish rate, with no quiet second between them, before it is closed:
-// a client that backs off when told keeps its connection, a flood does
-// not.
-const rateStrikes = 100
-
-// rateGuard is a connection's publish rate limit. Only the connection's
-// reader uses it.
+// rateGuard paces a connection's publishing (token bucket): a frame over
+// the rate waits for its token, so the reader stops reading the socket and
+// TCP carries the pressure back to the client. Nothing is refused. While
+// it waits no control frame is read either: a pong waits behind the
+// frames before it (see conn.ping). Only the connection's reader waits.
 type rateGuard struct {
-	limiter     *rate.Limiter
-	strikes     int
-	lastRefusal time.Time
+	limiter  *rate.Limiter
+	ctx      context.Context // canceled when the connection closes
+	cancel   context.CancelFunc
+	pausedAt atomic.Int64 // Unix ns of the reader's last pause
 }
 
 func newRateGuard(o *Options) *rateGuard {
-	if o.PublishRate < 0 {
+	if o.PublishRate <= 0 {
 		return nil
 	}
-	return &rateGuard{limiter: rate.NewLimiter(rate.Limit(o.PublishRate), o.PublishBurst)}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &rateGuard{limiter: rate.NewLimiter(rate.Limit(o.PublishRate), o.PublishBurst), ctx: ctx, cancel: cancel}
 }
 
-// allow takes a token for one frame. When there is none it returns the
-// refusal to send, and whether the connection has abused it long enough
-// to be closed.
-func (g *rateGuard) allow(c *conn) (refused *apiError, abuse bool) {
-	if g == nil || g.limiter.Allow() {
-		return nil, false
+// wait takes a token for one frame, waiting for it when there is none. It
+// returns false when the connection closed meanwhile.
+func (g *rateGuard) wait() bool {
+	if g == nil {
+		return true
 	}
 	now := time.Now()
-	if now.Sub(g.lastRefusal) > time.Second {
-		g.strikes = 0
+	r := g.limiter.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	if d == 0 {
+		return true
 	}
-	g.strikes++
-	g.lastRefusal = now
-	return &apiError{Status: http.StatusTooManyRequests, Code: "rate", Action: actionOf(c.pattern).String(), Topic: string(c.topic),
-		Message: fmt.Sprintf("publish rate limit: %g messages per second (burst %d) per connection; this message was not published",
-			float64(g.limiter.Limit()), g.limiter.Burst())}, g.strikes >= rateStrikes
+	g.pausedAt.Store(now.UnixNano())
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-g.ctx.Done():
+		r.Cancel()
+		return false
+	}
+}
+
+// pausedWithin reports whether the reader paused within d: the peer's
+// frames were being read, so a pong behind them is late, not missing.
+func (g *rateGuard) pausedWithin(d time.Duration) bool {
+	return g != nil && time.Since(time.Unix(0, g.pausedAt.Load())) < d
+}
+
+// interrupt ends a wait: the connection is closing.
+func (g *rateGuard) interrupt() {
+	if g != nil {
+		g.cancel()
+	}
+}
+
+// postRates is the publish rate of HTTP requests, per client address: a
+// request has no connection of its own to pace.
+type postRates struct {
+	mu      sync.Mutex
+	byIP    map[string]*rate.Limiter
+	sweepAt int // forget idle addresses when the map reaches this size
+}
+
+// delay takes a token for one request from ip, or returns how long until
+// there is one (and takes nothing).
+func (p *postRates) delay(ip string, limit rate.Limit, burst int) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	l := p.byIP[ip]
+	if l == nil {
+		if len(p.byIP) >= p.sweepAt {
+			p.sweep(now, burst)
+		}
+		l = rate.NewLimiter(limit, burst)
+		p.byIP[ip] = l
+	}
+	r := l.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d
+	}
+	return 0
+}
+
+// sweep forgets the addresses whose bucket is full again: a new one would
+// be the same.
+func (p *postRates) sweep(now time.Time, burst int) {
+	if p.byIP == nil {
+		p.byIP = make(map[string]*rate.Limiter)
+	}
+	for ip, l := range p.byIP {
+		if l.TokensAt(now) >= float64(burst) {
+			delete(p.byIP, ip)
+		}
+	}
+	p.sweepAt = max(1024, 2*len(p.byIP))
+}
+
+// allowPost applies the publish rate to an HTTP request: over it, the
+// client gets 429 with Retry-After, and the body is not read.
+func (s *Server) allowPost(w http.ResponseWriter, r *http.Request, p pattern, topic broker.Topic) bool {
+	if s.opts.PublishRate <= 0 {
+		return true
+	}
+	d := s.postRates.delay(clientIP(r.RemoteAddr), rate.Limit(s.opts.PublishRate), s.opts.PublishBurst)
+	if d == 0 {
+		return true
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
+	s.refused(refusedLimits, &apiError{Status: http.StatusTooManyRequests, Code: "rate", Action: actionOf(p).String(), Topic: string(topic),
+		Message: fmt.Sprintf("publish rate limit: %g messages per second (burst %d) per client address; this message was not published: retry after %v",
+			s.opts.PublishRate, s.opts.PublishBurst, d.Round(time.Millisecond))}, r.RemoteAddr, nil).write(w)
+	return false
 }
 
 // closeIdle is the close code of an idle connection.

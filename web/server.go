@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/schema"
 	"github.com/mercury-broker/mercury/web/auth"
 	"github.com/mercury-broker/mercury/web/metrics"
 	"github.com/mercury-broker/mercury/web/ui"
@@ -27,15 +28,22 @@ type Options struct {
 	AllowOrigins []string
 	// MaxMessageSize caps one message, in bytes. Default 1 MiB.
 	MaxMessageSize int64
+	// MaxJSONDepth caps the nesting of arrays and objects in a message on
+	// a bus with a schema; deeper is refused before validation. Default
+	// schema.DefaultMaxDepth (64).
+	MaxJSONDepth int
 	// MaxConnections caps concurrent WebSocket connections and event
 	// streams. Default 10,000.
 	MaxConnections int
 	// MaxConnectionsPerIP caps them per client address. Default 1,000;
 	// negative: no limit.
 	MaxConnectionsPerIP int
-	// PublishRate caps the frames per second one connection may publish
-	// (token bucket); PublishBurst is the bucket's size. Defaults 1,000/s
-	// and 1,000; a negative rate: no limit.
+	// PublishRate caps the messages per second one WebSocket connection,
+	// or one client address over HTTP, may publish (token bucket);
+	// PublishBurst is the bucket's size, default one second's worth. A
+	// connection over the rate is paused (its socket is not read until
+	// the bucket allows), a POST gets 429 with Retry-After: nothing is
+	// dropped. 0 (the default) or negative: no limit.
 	PublishRate  float64
 	PublishBurst int
 	// IdleTimeout closes a WebSocket connection on which no message went
@@ -57,6 +65,12 @@ type Options struct {
 	// connection; past it the connection is closed as a slow consumer.
 	// Default 1 MiB.
 	OutgoingQueue int
+	// SocketSendBuffer caps the kernel's send buffer of each WebSocket
+	// connection's socket (SO_SNDBUF), so a peer that stops reading pins
+	// little kernel memory; event streams too when the http.Server has
+	// Server.ConnContext. Default 256 KiB; negative: the kernel's own
+	// sizing (up to net.ipv4.tcp_wmem's maximum, 4 MiB by default).
+	SocketSendBuffer int
 	// PingInterval is how often each connection is pinged. Default 30s.
 	PingInterval time.Duration
 	// PongTimeout is how long a ping may wait for its pong before the
@@ -101,10 +115,9 @@ const (
 	DefaultMaxMessageSize = 1 << 20
 	DefaultMaxConnections = 10000
 	DefaultMaxConnsPerIP  = 1000
-	DefaultPublishRate    = 1000
-	DefaultPublishBurst   = 1000
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultOutgoingQueue  = 1 << 20
+	DefaultSocketSendBuf  = 256 << 10
 	DefaultPingInterval   = 30 * time.Second
 	DefaultPongTimeout    = 20 * time.Second
 	DefaultWriteTimeout   = 10 * time.Second
@@ -115,23 +128,26 @@ func (o *Options) setDefaults() {
 	if o.MaxMessageSize <= 0 {
 		o.MaxMessageSize = DefaultMaxMessageSize
 	}
+	if o.MaxJSONDepth <= 0 {
+		o.MaxJSONDepth = schema.DefaultMaxDepth
+	}
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = DefaultMaxConnections
 	}
 	if o.MaxConnectionsPerIP == 0 {
 		o.MaxConnectionsPerIP = DefaultMaxConnsPerIP
 	}
-	if o.PublishRate == 0 {
-		o.PublishRate = DefaultPublishRate
-	}
-	if o.PublishBurst <= 0 {
-		o.PublishBurst = max(DefaultPublishBurst, int(o.PublishRate))
+	if o.PublishRate > 0 && o.PublishBurst <= 0 {
+		o.PublishBurst = max(1, int(o.PublishRate))
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
 	}
 	if o.OutgoingQueue <= 0 {
 		o.OutgoingQueue = DefaultOutgoingQueue
+	}
+	if o.SocketSendBuffer == 0 {
+		o.SocketSendBuffer = DefaultSocketSendBuf
 	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = DefaultPingInterval
@@ -182,6 +198,8 @@ type Server struct {
 
 	writersOnce sync.Once
 	writerPool  *writers // started with the first connection
+
+	postRates postRates // the publish rate of HTTP requests
 }
 
 // writers returns the writer shards, starting them the first time.

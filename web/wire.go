@@ -19,6 +19,7 @@ type wireConn struct {
 	net.Conn
 	writeTimeout time.Duration
 	raw          syscall.RawConn // the socket, for non-blocking writev; nil under TLS
+	tcp          *net.TCPConn    // the TCP connection, under TLS too; nil on other networks
 
 	mu sync.Mutex
 
@@ -45,14 +46,45 @@ func (w *wireConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func newWireConn(nc net.Conn, writeTimeout time.Duration) *wireConn {
+// newWireConn wraps nc; sendBuffer, when positive, caps the kernel's send
+// buffer of its socket (SO_SNDBUF), which otherwise grows to megabytes
+// for a peer that does not read.
+func newWireConn(nc net.Conn, writeTimeout time.Duration, sendBuffer int) *wireConn {
 	w := &wireConn{Conn: nc, writeTimeout: writeTimeout}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			w.raw = raw
 		}
 	}
+	w.tcp = tcpConnOf(nc)
+	if w.tcp != nil && sendBuffer > 0 {
+		w.tcp.SetWriteBuffer(sendBuffer)
+	}
 	return w
+}
+
+// tcpConnOf returns the TCP connection under nc, under TLS too; nil when
+// there is none.
+func tcpConnOf(nc net.Conn) *net.TCPConn {
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = tc.NetConn()
+	}
+	tcp, _ := nc.(*net.TCPConn)
+	return tcp
+}
+
+// reset drops the connection at once with what the kernel still holds for
+// it: SO_LINGER 0 makes the close a reset, where a plain close would
+// leave unsent bytes in the kernel for as long as the peer does not read.
+// A connection closed already is left as it is.
+func (w *wireConn) reset() {
+	if w.tcp == nil {
+		w.Conn.Close()
+		return
+	}
+	if w.tcp.SetLinger(0) == nil {
+		w.tcp.Close()
+	}
 }
 
 // Write writes p with the write deadline, for the WebSocket library.
@@ -141,6 +173,7 @@ func skipBytes(bufs [][]byte, n int) [][]byte {
 type hijackWriter struct {
 	http.ResponseWriter
 	writeTimeout time.Duration
+	sendBuffer   int // SO_SNDBUF; 0: the kernel's
 	// smallReads: the client only sends control frames (a subscriber, a
 	// raw puller), so a small read buffer will do.
 	smallReads bool
@@ -157,7 +190,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	h.wire = newWireConn(nc, h.writeTimeout)
+	h.wire = newWireConn(nc, h.writeTimeout, h.sendBuffer)
 	// The WebSocket library reads what the reader returned here holds,
 	// then the returned conn: every read from the network goes through
 	// the wireConn (see readFailed).

@@ -142,8 +142,10 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 		MaxMessageSize:      cfg.MaxMessageSize,
 		MaxConnections:      cfg.MaxConnections,
 		MaxConnectionsPerIP: noLimit(cfg.MaxConnectionsPerIP),
-		PublishRate:         float64(noLimit(cfg.PublishRate)),
+		PublishRate:         float64(cfg.PublishRate),
 		PublishBurst:        cfg.PublishBurst,
+		MaxJSONDepth:        cfg.MaxJSONDepth,
+		SocketSendBuffer:    noLimit(cfg.SocketSendBuffer),
 		IdleTimeout:         cfg.IdleTimeout,
 		RequestTimeout:      cfg.HandshakeTimeout,
 		Compression:         cfg.Compression,
@@ -359,6 +361,7 @@ func serveUntilSignal(ctx context.Context, lns listeners, srv *web.Server, logge
 	newServer := func(h http.Handler) *http.Server {
 		return &http.Server{
 			Handler:           h,
+			ConnContext:       srv.ConnContext, // socket send buffers
 			ReadHeaderTimeout: lns.handshake,
 			// A kept-alive HTTP connection with no request for this long
 			// is closed: idle clients cannot hold sockets for ever.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/schema"
 	"github.com/mercury-broker/mercury/web"
 	"github.com/mercury-broker/mercury/web/auth"
 )
@@ -43,6 +44,8 @@ type Config struct {
 	MaxConnectionsPerIP int
 	PublishRate         int
 	PublishBurst        int
+	MaxJSONDepth        int
+	SocketSendBuffer    int
 	MaxTopicLength      int
 	MaxTopicDepth       int
 	HandshakeTimeout    time.Duration
@@ -101,8 +104,10 @@ var settings = []setting{
 	{"tls_cert", "", "TLS certificate chain `FILE` (PEM); with tls_key, serve HTTPS and wss://; re-read on SIGHUP", paths(text(func(c *Config) *string { return &c.TLSCert }))},
 	{"tls_key", "", "TLS private key `FILE` (PEM) of tls_cert", paths(text(func(c *Config) *string { return &c.TLSKey }))},
 	{"max_connections_per_ip", itoa(web.DefaultMaxConnsPerIP), "most concurrent WebSocket connections and event streams from one client address (`N`); 0: no limit", count(func(c *Config) *int { return &c.MaxConnectionsPerIP })},
-	{"publish_rate", itoa(web.DefaultPublishRate), "messages per second (`N`) one WebSocket connection may publish; past it frames are refused, a persistent flood is closed (1008); 0: no limit", count(func(c *Config) *int { return &c.PublishRate })},
-	{"publish_burst", itoa(web.DefaultPublishBurst), "messages (`N`) a connection may publish at once above publish_rate", count(func(c *Config) *int { return &c.PublishBurst })},
+	{"publish_rate", "0", "messages per second (`N`) one WebSocket connection, or one client address over HTTP, may publish; past it the connection is paused (its socket is not read until the rate allows) and a POST gets 429 with Retry-After, nothing is dropped; 0: no limit", count(func(c *Config) *int { return &c.PublishRate })},
+	{"publish_burst", "0", "messages (`N`) a connection may publish at once above publish_rate; 0: one second's worth", count(func(c *Config) *int { return &c.PublishBurst })},
+	{"max_json_depth", itoa(schema.DefaultMaxDepth), "deepest nesting of arrays and objects (`N`) in a message on a bus with a schema; deeper is refused (422 json) before validation", count(func(c *Config) *int { return &c.MaxJSONDepth })},
+	{"socket_send_buffer", itoa(web.DefaultSocketSendBuf), "kernel send buffer (`BYTES`, SO_SNDBUF) of each connection, WebSocket or event stream, so a client that stops reading pins little kernel memory (suffixes KiB, MiB, GiB); 0: the kernel's own sizing", byteSizeInt(func(c *Config) *int { return &c.SocketSendBuffer })},
 	{"max_topic_length", itoa(broker.DefaultMaxTopicLength), "longest topic in `BYTES`", count(func(c *Config) *int { return &c.MaxTopicLength })},
 	{"max_topic_depth", itoa(broker.DefaultMaxTopicDepth), "most segments (`N`) in a topic", count(func(c *Config) *int { return &c.MaxTopicDepth })},
 	{"handshake_timeout", web.DefaultRequestTimeout.String(), "how long a client may take to send its request headers (HTTP or WebSocket handshake) and a POST its body (`DURATION`)", duration(func(c *Config) *time.Duration { return &c.HandshakeTimeout })},
