@@ -80,12 +80,16 @@ func TestPullerOfBigMessagesIsNotASlowConsumer(t *testing.T) {
 // reading) never writes them afterwards: each message reaches one puller,
 // and the new puller's acks all succeed.
 func TestTakeoverNeverDeliversTwice(t *testing.T) {
-	ts := startServer(t, Options{})
+	// More than the kernel's socket buffers hold: A's writer blocks.
+	ts := startServer(t, Options{OutgoingQueue: 16 << 20})
 	const jobs = 16
-	pushJobs(t, ts, "/handover", jobs, 64<<10)
+	pushJobs(t, ts, "/handover", jobs, 512<<10)
 	a := dialRaw(t, ts, "/pull/handover", 4096)
 	waitFor(t, func() bool { q := ts.broker.Queues(); return len(q) == 1 && q[0].InFlight == jobs })
-	time.Sleep(50 * time.Millisecond) // its writer is blocked on the full socket
+	time.Sleep(50 * time.Millisecond)
+	if q := ts.broker.Queues(); q[0].InFlight < jobs/2 {
+		t.Fatalf("A's writes were not held up: %+v", q)
+	}
 
 	b := ts.dialURL(t, client.URL(ts.ws, "pull", "/handover", url.Values{"envelope": {"1"}, "takeover": {"1"}}), nil)
 	// A reads what it is still sent, until its connection is closed.
@@ -101,8 +105,18 @@ func TestTakeoverNeverDeliversTwice(t *testing.T) {
 		gotA[jobName(data)] = true
 	}
 	gotB := map[string]bool{}
-	for len(gotA)+len(gotB) < jobs {
-		f := b.next(t)
+	for {
+		var f client.Frame
+		select {
+		case f = <-b.frames:
+		case <-time.After(500 * time.Millisecond):
+		}
+		if f.Data == nil {
+			if len(gotA)+len(gotB) < jobs {
+				t.Fatalf("A got %d, B %d of %d", len(gotA), len(gotB), jobs)
+			}
+			break
+		}
 		var env struct {
 			ID    uint64          `json:"id"`
 			Data  string          `json:"data"`
