@@ -193,10 +193,11 @@ func TestRawPullerResetMidBatchGetsNothingAgain(t *testing.T) {
 // than the write timeout: the blocking write's deadline does not outlive
 // it. No ping is involved.
 func TestSubscriberOnceSlowThenQuietGetsTheNextMessage(t *testing.T) {
-	ts := startServer(t, Options{WriteTimeout: time.Second, PingInterval: time.Hour, OutgoingQueue: 16 << 20})
+	const writeTimeout = 2 * time.Second
+	ts := startServer(t, Options{WriteTimeout: writeTimeout, PingInterval: time.Hour, OutgoingQueue: 16 << 20})
 	sub := dialRaw(t, ts, "/sub/slow", 4096)
 	ts.waitSubscribed(t, 1)
-	const burst = 4
+	const burst = 12 // 6 MiB: more than the socket buffers hold
 	big := strings.Repeat("x", 512<<10)
 	for range burst {
 		ts.broker.Publish(&broker.Message{Topic: "/slow", Payload: []byte(big)})
@@ -207,7 +208,7 @@ func TestSubscriberOnceSlowThenQuietGetsTheNextMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(2 * time.Second) // quiet, twice the write timeout
+	time.Sleep(2 * writeTimeout) // quiet
 	ts.broker.Publish(&broker.Message{Topic: "/slow", Payload: []byte("after quiet")})
 	data, err := sub.readFrame(5 * time.Second)
 	if err != nil || string(data) != "after quiet" {
