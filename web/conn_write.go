@@ -247,6 +247,7 @@ func (c *conn) goSlow(batch []outFrame, written int) {
 	c.mu.Lock()
 	if c.dead {
 		c.mu.Unlock()
+		c.done(batch, written, nil) // what it claimed goes back
 		return
 	}
 	c.slow = true
