@@ -86,3 +86,38 @@ func TestTakeoverHandsOverOnlyWhatWasNotBeingWritten(t *testing.T) {
 		t.Fatalf("queue after: %+v", s)
 	}
 }
+
+// An acking puller's deliveries go back whole when it is taken over, and
+// what it had not written yet can no longer be claimed: its frames waiting
+// to be written are dropped rather than reach both pullers.
+func TestTakeoverOfAnAckingPullerLeavesNothingToWrite(t *testing.T) {
+	b := New(Options{})
+	old, taker := &inbox{hold: true}, &inbox{hold: true}
+	if _, err := b.Pull("/q", old, PullOptions{Ack: true}); err != nil {
+		t.Fatal(err)
+	}
+	b.Push(msg("/q", "m1"), PushOptions{})
+	b.Push(msg("/q", "m2"), PushOptions{})
+	ds := old.heldNow()
+	leave, err := b.Pull("/q", taker, PullOptions{Ack: true, Takeover: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leave()
+	if got := taker.payloads(); !slices.Equal(got, []string{"m1", "m2"}) {
+		t.Fatalf("taker got %v", got)
+	}
+	for _, d := range ds {
+		if d.Claim() {
+			t.Fatalf("%s was handed over, yet the old puller may still write it", d.Message.Payload)
+		}
+	}
+	for _, d := range taker.heldNow() {
+		if d.Attempt != 2 {
+			t.Fatalf("%s on attempt %d, want 2", d.Message.Payload, d.Attempt)
+		}
+		if err := b.Ack("/q", taker, d.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

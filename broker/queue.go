@@ -86,10 +86,11 @@ type Delivery struct {
 // sequence number.
 func (d *Delivery) ID() uint64 { return d.Message.Seq }
 
-// Claim reports whether a raw puller may write d: false once d was handed
-// to another puller (its puller left, or was taken over), when writing it
-// would deliver the message twice. A claimed delivery stays with its
-// puller, even one that leaves, until Done or Release.
+// Claim reports whether a puller may write d: false once d was handed to
+// another puller (its puller left, or was taken over), when writing it
+// would deliver the message twice. A raw puller's claimed delivery stays
+// with it, even when it leaves, until Done or Release; an acking puller's
+// goes back when it leaves, as the ack it waits for can no longer come.
 func (d *Delivery) Claim() bool {
 	q := d.q
 	q.mu.Lock()
@@ -361,18 +362,17 @@ func (q *queue) removePuller(s *pullerSlot) {
 	s.held, s.heldBytes = nil, 0
 	var back []*Delivery
 	for _, d := range held {
+		if !s.ack && d.claimed {
+			s.held = append(s.held, d)
+			s.heldBytes += d.size()
+			continue
+		}
+		d = d.handBack()
 		if !s.ack {
-			if d.claimed {
-				s.held = append(s.held, d)
-				s.heldBytes += d.size()
-				continue
-			}
-			d = d.handBack()
 			d.Attempt--
 			back = append(back, d)
 			continue
 		}
-		d.holder = nil
 		if d.Attempt >= q.policy.MaxAttempts {
 			q.retry(d, 0, "puller disconnected")
 		} else {

@@ -13,9 +13,12 @@ import (
 
 // outFrame is one frame waiting to be written.
 type outFrame struct {
-	typ      websocket.MessageType
-	data     []byte
-	delivery *broker.Delivery // a raw puller's: claimed, then settled once written
+	typ  websocket.MessageType
+	data []byte
+	// delivery is a pulled message's: claimed before it is written, and a
+	// raw puller's settled once written (an envelope puller's by its ack).
+	delivery *broker.Delivery
+	acked    bool
 	// uncounted frames do not count against the outgoing queue's limit:
 	// a replay backlog, already held in the broker's history, and pulled
 	// messages, which the broker bounds itself (PullOptions.MaxBytes).
@@ -46,7 +49,7 @@ func (c *conn) messageFrame(m *broker.Message, replay bool) outFrame {
 func (c *conn) Offer(d *broker.Delivery) {
 	accepted := d.Message.Time.UnixNano()
 	if c.opts.envelope {
-		c.enqueue(outFrame{typ: websocket.MessageText, data: d.Envelope(), accepted: accepted, uncounted: true})
+		c.enqueue(outFrame{typ: websocket.MessageText, data: d.Envelope(), delivery: d, acked: true, accepted: accepted, uncounted: true})
 		return
 	}
 	c.enqueue(outFrame{typ: frameType(d.Message), data: d.Message.Payload, delivery: d, accepted: accepted, uncounted: true})
@@ -287,9 +290,9 @@ func (c *conn) writeSlow(batch []outFrame, written int) {
 	}
 }
 
-// claim keeps of batch what this connection may still write: a raw
-// puller's delivery that was handed to another puller meanwhile (this one
-// was taken over) is dropped, or the message would reach both.
+// claim keeps of batch what this connection may still write: a pulled
+// message that was handed to another puller meanwhile (this one was taken
+// over) is dropped, or it would reach both.
 func claim(batch []outFrame) []outFrame {
 	kept := batch[:0]
 	for _, f := range batch {
@@ -324,13 +327,13 @@ func (c *conn) done(batch []outFrame, written int, err error) {
 		}
 		offset += frameLen(f)
 		if offset > written {
-			if f.delivery != nil {
+			if f.delivery != nil && !f.acked {
 				f.delivery.Release()
 			}
 			continue
 		}
 		whole++
-		if f.delivery != nil {
+		if f.delivery != nil && !f.acked {
 			f.delivery.Done()
 		}
 		if f.accepted != 0 {
