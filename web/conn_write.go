@@ -216,8 +216,8 @@ func (c *conn) flush(s *shard, windowEnd time.Time) {
 		return
 	}
 	if c.closeSent() {
-		// Nothing may follow the close frame; what is held goes back to
-		// the broker at teardown.
+		// Nothing may follow the close frame; what the batch claimed goes
+		// back to the queue.
 		c.wire.mu.Unlock()
 		c.done(batch, 0, nil)
 		return
