@@ -8,9 +8,11 @@ import (
 )
 
 // A Puller takes messages from a work queue for one connection. Offer
-// must not block. A raw puller settles each delivery with Done once it has
-// written it (at most once); an acking puller settles with Ack or Nack.
-// What a puller still holds when it leaves goes back to the queue.
+// must not block. A raw puller claims each delivery just before writing it
+// (Delivery.Claim), then settles it with Done once written (at most once)
+// or gives it back with Release; an acking puller settles with Ack or
+// Nack. What a puller still holds unclaimed when it leaves goes back to
+// the queue.
 type Puller interface {
 	Offer(d *Delivery)
 	// Evict tells the puller it lost its place (an exclusive takeover); it
@@ -23,6 +25,11 @@ type PullOptions struct {
 	// Prefetch is how many deliveries the puller may hold unsettled at
 	// once. Default 16.
 	Prefetch int
+	// MaxBytes bounds the payload bytes the puller may hold unsettled at
+	// once, so that what it is offered fits what its connection may hold.
+	// A puller holding nothing may always take one message, however big.
+	// Zero: no bound.
+	MaxBytes int
 	// Ack makes deliveries wait for Ack or Nack; without it a delivery is
 	// settled by Done (at most once).
 	Ack bool
@@ -69,7 +76,8 @@ type Delivery struct {
 	q         *queue
 	settler   Settler     // on a QueueBackplane: settles it there
 	remote    int         // on a QueueBackplane: the attempt it was handed over for
-	holder    *pullerSlot // nil while waiting, settled or dead
+	holder    *pullerSlot // nil while waiting, settled, or handed to another
+	claimed   bool        // a raw puller is writing it: it stays with that puller
 	deadline  time.Time   // ack mode: redelivered after this
 	notBefore time.Time   // nacked with a delay: not offered before this
 }
@@ -78,8 +86,25 @@ type Delivery struct {
 // sequence number.
 func (d *Delivery) ID() uint64 { return d.Message.Seq }
 
-// Done settles d for a raw puller once written. Calling it again, or after
-// the puller left, does nothing.
+// Claim reports whether a puller may write d: false once d was handed to
+// another puller (its puller left, or was taken over), when writing it
+// would deliver the message twice. A raw puller's claimed delivery stays
+// with it, even when it leaves, until Done or Release; an acking puller's
+// goes back when it leaves, as the ack it waits for can no longer come.
+func (d *Delivery) Claim() bool {
+	q := d.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if d.holder == nil {
+		return false
+	}
+	d.claimed = true
+	return true
+}
+
+// Done settles d for a raw puller once written. Calling it again, or for
+// a delivery handed to another puller meanwhile, does nothing: the copy
+// the other puller holds is its own.
 func (d *Delivery) Done() {
 	q := d.q
 	q.mu.Lock()
@@ -89,6 +114,38 @@ func (d *Delivery) Done() {
 		q.dispatch()
 	}
 }
+
+// Release gives back a claimed delivery its raw puller could not write
+// (whole): it goes to the head of the queue, the attempt not counted. The
+// puller is offered nothing more: its connection is going.
+func (d *Delivery) Release() {
+	q := d.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := d.holder
+	if s == nil || !d.claimed {
+		return
+	}
+	q.unhold(s, d)
+	s.stopped = true
+	d.Attempt--
+	q.pushFront(d)
+	q.dispatch()
+	q.scheduleLocked()
+}
+
+// handBack returns d's message as a new delivery for the queue, leaving d
+// with nothing: a frame of d still queued for its old puller can then be
+// neither written (Claim) nor settle the new holder's delivery (Done).
+func (d *Delivery) handBack() *Delivery {
+	nd := *d
+	nd.holder, nd.claimed = nil, false
+	d.holder = nil
+	return &nd
+}
+
+// size is what d counts against its puller's MaxBytes.
+func (d *Delivery) size() int { return len(d.Message.Payload) }
 
 // DeadLetter is a message that failed every attempt.
 type DeadLetter struct {
@@ -100,10 +157,21 @@ type DeadLetter struct {
 }
 
 type pullerSlot struct {
-	p      Puller
-	ack    bool
-	credit int
-	held   []*Delivery // in the order offered, so deadlines ascend
+	p         Puller
+	ack       bool
+	credit    int
+	maxBytes  int // PullOptions.MaxBytes
+	heldBytes int
+	held      []*Delivery // in the order offered, so deadlines ascend
+	stopped   bool        // it released a delivery: its connection is going
+}
+
+// fits tells whether s may take a message of size bytes now.
+func (s *pullerSlot) fits(size int) bool {
+	if s.credit <= 0 || s.stopped {
+		return false
+	}
+	return s.maxBytes <= 0 || len(s.held) == 0 || s.heldBytes+size <= s.maxBytes
 }
 
 // queue is one push/pull work queue. Messages wait in pending until a
@@ -130,7 +198,8 @@ type queue struct {
 	// remote is this broker's hold on the queue a QueueBackplane shares,
 	// while it has pullers; pending then holds only what is being
 	// dispatched, and the backplane keeps the rest.
-	remote RemoteQueue
+	remote   RemoteQueue
+	lastSize int // of the last message the QueueBackplane handed over
 }
 
 func (q *queue) waiting() int { return len(q.pending) - q.head + len(q.delayed) }
@@ -172,9 +241,9 @@ func (q *queue) pushFront(ds ...*Delivery) {
 // q.mu must be held.
 func (q *queue) dispatch() {
 	for len(q.pending) > q.head {
-		s := q.pick()
+		s := q.pick(q.pending[q.head].size())
 		if s == nil {
-			return
+			break
 		}
 		d := q.popFront()
 		d.Attempt++
@@ -184,6 +253,7 @@ func (q *queue) dispatch() {
 			q.scheduleLocked()
 		}
 		s.held = append(s.held, d)
+		s.heldBytes += d.size()
 		s.credit--
 		s.p.Offer(d)
 	}
@@ -192,12 +262,13 @@ func (q *queue) dispatch() {
 	}
 }
 
-// pick returns the next puller in rotation that has credit, or nil.
-func (q *queue) pick() *pullerSlot {
+// pick returns the next puller in rotation that may take a message of
+// size bytes, or nil.
+func (q *queue) pick(size int) *pullerSlot {
 	n := len(q.pullers)
 	for i := range n {
 		idx := (q.next + i) % n
-		if s := q.pullers[idx]; s.credit > 0 {
+		if s := q.pullers[idx]; s.fits(size) {
 			// Left unwrapped: a puller joining now is next after idx.
 			q.next = idx + 1
 			return s
@@ -211,10 +282,11 @@ func (q *queue) unhold(s *pullerSlot, d *Delivery) {
 	for i, x := range s.held {
 		if x == d {
 			s.held = append(s.held[:i], s.held[i+1:]...)
+			s.heldBytes -= d.size()
 			break
 		}
 	}
-	d.holder = nil
+	d.holder, d.claimed = nil, false
 	s.credit++
 }
 
@@ -274,6 +346,8 @@ func (q *queue) retry(d *Delivery, delay time.Duration, reason string) {
 // removePuller takes s out of the rotation, keeping the turn where it was,
 // and gives back what s held: a raw puller never wrote it (no attempt
 // spent); an acking puller may have started on it (an attempt spent).
+// What a raw puller is writing (claimed) stays with it until its writer
+// settles or releases it.
 func (q *queue) removePuller(s *pullerSlot) {
 	for i, x := range q.pullers {
 		if x != s {
@@ -289,10 +363,15 @@ func (q *queue) removePuller(s *pullerSlot) {
 		q.exclusive = false
 	}
 	held := s.held
-	s.held = nil
+	s.held, s.heldBytes = nil, 0
 	var back []*Delivery
 	for _, d := range held {
-		d.holder = nil
+		if !s.ack && d.claimed {
+			s.held = append(s.held, d)
+			s.heldBytes += d.size()
+			continue
+		}
+		d = d.handBack()
 		if !s.ack {
 			d.Attempt--
 			back = append(back, d)
@@ -547,7 +626,7 @@ func (b *Broker) Pull(topic Topic, p Puller, opts PullOptions) (leave func(), er
 			return nil, err
 		}
 	}
-	s := &pullerSlot{p: p, ack: opts.Ack, credit: opts.Prefetch}
+	s := &pullerSlot{p: p, ack: opts.Ack, credit: opts.Prefetch, maxBytes: opts.MaxBytes}
 	q.pullers = append(q.pullers, s)
 	q.exclusive = opts.Exclusive
 	q.lastUsed = b.opts.Now()

@@ -52,7 +52,9 @@ func (q *queue) closeRemote() {
 }
 
 // wantRemote gives back what no local puller can take now, and asks the
-// cluster for as many messages as the pullers have credit; q.mu is held.
+// cluster for as many messages as the pullers can take: their credit, and
+// under a byte budget as many as fit, at the size of the last message the
+// cluster handed over; q.mu is held.
 func (q *queue) wantRemote() {
 	q.nakSurplus()
 	if q.remote == nil {
@@ -60,9 +62,30 @@ func (q *queue) wantRemote() {
 	}
 	n := 0
 	for _, s := range q.pullers {
-		n += s.credit
+		n += s.room(q.lastSize)
 	}
 	q.remote.Want(n)
+}
+
+// room estimates how many messages of about size bytes s may take now. An
+// unknown size (0) counts as a whole budget: one message for an empty
+// puller, so that a queue of big messages is not fetched only to be
+// given back.
+func (s *pullerSlot) room(size int) int {
+	if s.credit <= 0 || s.stopped {
+		return 0
+	}
+	if s.maxBytes <= 0 {
+		return s.credit
+	}
+	if size <= 0 {
+		size = s.maxBytes
+	}
+	n := max(s.maxBytes-s.heldBytes, 0) / size
+	if len(s.held) == 0 {
+		n = max(n, 1)
+	}
+	return min(n, s.credit)
 }
 
 // nakSurplus gives back to the cluster what waits here with no puller to
@@ -107,6 +130,7 @@ func (f queueFeed) Offer(m *Message, attempt int, s Settler) {
 		s.Return()
 		return
 	}
+	q.lastSize = len(m.Payload)
 	q.pending = append(q.pending, &Delivery{Message: m, Attempt: attempt - 1, q: q, settler: s, remote: attempt})
 	q.dispatch()
 	q.scheduleLocked()

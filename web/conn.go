@@ -177,7 +177,9 @@ func (c *conn) attach() (detach func(), _ *refusal) {
 		return b.JoinBus(c.topic, c, c.opts.echo), nil
 	case patternPull:
 		leave, err := b.Pull(c.topic, c, broker.PullOptions{
-			Prefetch: c.opts.prefetch, Ack: c.opts.envelope, Exclusive: c.opts.exclusive,
+			// What the broker offers a puller fits what its connection may
+			// hold, so a fast puller of big messages is never a slow consumer.
+			Prefetch: c.opts.prefetch, MaxBytes: c.s.opts.OutgoingQueue, Ack: c.opts.envelope, Exclusive: c.opts.exclusive,
 			Takeover: c.opts.takeover, MustExist: c.opts.mustExist, TTL: c.opts.ttl,
 		})
 		switch {

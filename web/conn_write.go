@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"math"
 	"strconv"
 	"time"
 
@@ -12,12 +13,17 @@ import (
 
 // outFrame is one frame waiting to be written.
 type outFrame struct {
-	typ      websocket.MessageType
-	data     []byte
-	delivery *broker.Delivery // a raw puller's: settled once written
-	// uncounted frames (a replay backlog, already held in the broker's
-	// history) do not count against the outgoing queue's limit.
+	typ  websocket.MessageType
+	data []byte
+	// delivery is a pulled message's: claimed before it is written, and a
+	// raw puller's settled once written (an envelope puller's by its ack).
+	delivery *broker.Delivery
+	acked    bool
+	// uncounted frames do not count against the outgoing queue's limit:
+	// a replay backlog, already held in the broker's history, and pulled
+	// messages, which the broker bounds itself (PullOptions.MaxBytes).
 	uncounted bool
+	replay    bool // from the history: its age is not latency
 	// accepted is when the broker accepted the message (Unix ns), for the
 	// publish-to-write metric; 0 for frames of our own (errors, confirms).
 	accepted int64
@@ -28,22 +34,25 @@ func (c *conn) Deliver(m *broker.Message) {
 	c.enqueue(c.messageFrame(m, false))
 }
 
-func (c *conn) messageFrame(m *broker.Message, uncounted bool) outFrame {
+func (c *conn) messageFrame(m *broker.Message, replay bool) outFrame {
 	if c.opts.envelope {
-		return outFrame{typ: websocket.MessageText, data: m.Envelope(), uncounted: uncounted, accepted: m.Time.UnixNano()}
+		return outFrame{typ: websocket.MessageText, data: m.Envelope(), uncounted: replay, replay: replay, accepted: m.Time.UnixNano()}
 	}
-	return outFrame{typ: frameType(m), data: m.Payload, uncounted: uncounted, accepted: m.Time.UnixNano()}
+	return outFrame{typ: frameType(m), data: m.Payload, uncounted: replay, replay: replay, accepted: m.Time.UnixNano()}
 }
 
 // Offer queues a pulled message (broker.Puller). A raw puller's delivery
 // is settled once written; an envelope puller settles it with an ack.
+// What the broker offers never makes a slow consumer: it offers no more
+// than the outgoing queue's limit (at least one message), and a puller
+// that does not read is cut off by the write timeout.
 func (c *conn) Offer(d *broker.Delivery) {
 	accepted := d.Message.Time.UnixNano()
 	if c.opts.envelope {
-		c.enqueue(outFrame{typ: websocket.MessageText, data: d.Envelope(), accepted: accepted})
+		c.enqueue(outFrame{typ: websocket.MessageText, data: d.Envelope(), delivery: d, acked: true, accepted: accepted, uncounted: true})
 		return
 	}
-	c.enqueue(outFrame{typ: frameType(d.Message), data: d.Message.Payload, delivery: d, accepted: accepted})
+	c.enqueue(outFrame{typ: frameType(d.Message), data: d.Message.Payload, delivery: d, accepted: accepted, uncounted: true})
 }
 
 func (c *conn) sendError(e *apiError) { c.sendText(e.JSON()) }
@@ -208,16 +217,17 @@ func (c *conn) flush(s *shard, windowEnd time.Time) {
 	c.bg.Add(1) // teardown waits for this write before giving deliveries back
 	c.mu.Unlock()
 	defer c.bg.Done()
+	batch = claim(batch)
 
 	if !c.wire.mu.TryLock() { // the library is writing a control frame
 		c.goSlow(batch, 0)
 		return
 	}
 	if c.closeSent() {
-		// Nothing may follow the close frame; what is held goes back to
-		// the broker at teardown.
+		// Nothing may follow the close frame; what the batch claimed goes
+		// back to the queue.
 		c.wire.mu.Unlock()
-		c.done(batch, false, nil)
+		c.done(batch, 0, nil)
 		return
 	}
 	bufs := s.frames(batch)
@@ -227,11 +237,11 @@ func (c *conn) flush(s *shard, windowEnd time.Time) {
 	s.bufs = bufs[:0]
 	switch {
 	case err != nil:
-		c.done(batch, false, err)
+		c.done(batch, n, err)
 	case blocked:
 		c.goSlow(batch, n)
 	default:
-		c.done(batch, true, nil)
+		c.done(batch, allWritten, nil)
 		c.mu.Lock()
 		if s.coalesce > 0 {
 			c.lastWrite = time.Now()
@@ -248,6 +258,7 @@ func (c *conn) goSlow(batch []outFrame, written int) {
 	c.mu.Lock()
 	if c.dead {
 		c.mu.Unlock()
+		c.done(batch, written, nil) // what it claimed goes back
 		return
 	}
 	c.slow = true
@@ -264,13 +275,14 @@ func (c *conn) writeSlow(batch []outFrame, written int) {
 	for {
 		c.wire.mu.Lock()
 		var err error
-		closing := c.closeSent()
-		if !closing {
+		if !c.closeSent() {
 			bufs := skipBytes(appendFrames(&headers, nil, batch), written)
-			err = c.wire.writeAll(bufs)
+			var n int
+			n, err = c.wire.writeAll(bufs)
+			written += n
 		}
 		c.wire.mu.Unlock()
-		c.done(batch, !closing && err == nil, err)
+		c.done(batch, written, err)
 		c.mu.Lock()
 		if err != nil || c.dead || len(c.out) == 0 {
 			c.slow = false
@@ -282,41 +294,69 @@ func (c *conn) writeSlow(batch []outFrame, written int) {
 		}
 		batch, written = c.take(), 0
 		c.mu.Unlock()
+		batch = claim(batch)
 	}
 }
 
-// done finishes a batch: written, it settles raw pullers' deliveries
-// (what was not written stays held, and goes back to the queue when the
-// connection is torn down); a failed write closes the connection. Either
-// way the batch no longer counts against the queue.
-func (c *conn) done(batch []outFrame, written bool, err error) {
-	counted := 0
+// claim keeps of batch what this connection may still write: a pulled
+// message that was handed to another puller meanwhile (this one was taken
+// over) is dropped, or it would reach both.
+func claim(batch []outFrame) []outFrame {
+	kept := batch[:0]
+	for _, f := range batch {
+		if f.delivery != nil && !f.delivery.Claim() {
+			continue
+		}
+		kept = append(kept, f)
+	}
+	clear(batch[len(kept):])
+	return kept
+}
+
+// allWritten tells done that the whole batch was written.
+const allWritten = math.MaxInt
+
+// done finishes a batch whose first written bytes went to the socket. A
+// raw puller's delivery whose frame went whole is settled; one whose frame
+// did not (the write failed, or a close went first) goes back to the
+// queue: at most once, and nothing the client got is delivered again. A
+// failed write closes the connection. Either way the batch no longer
+// counts against the queue.
+func (c *conn) done(batch []outFrame, written int, err error) {
+	if err != nil {
+		c.ws.CloseNow()
+	}
+	counted, offset, whole := 0, 0, 0
+	var oldest int64
+	var messages uint64
 	for _, f := range batch {
 		if !f.uncounted {
 			counted += frameCost(f)
 		}
+		offset += frameLen(f)
+		if offset > written {
+			if f.delivery != nil && !f.acked {
+				f.delivery.Release()
+			}
+			continue
+		}
+		whole++
+		if f.delivery != nil && !f.acked {
+			f.delivery.Done()
+		}
+		if f.accepted != 0 {
+			if oldest == 0 && !f.replay {
+				oldest = f.accepted
+			}
+			messages++
+		}
 	}
-	if err != nil {
-		c.ws.CloseNow()
-	} else if written {
+	if whole > 0 {
 		c.idle.note()
-		var oldest int64
-		var messages uint64
-		for _, f := range batch {
-			if f.delivery != nil {
-				f.delivery.Done()
-			}
-			if f.accepted != 0 {
-				if oldest == 0 && !f.uncounted { // a replay's age is not latency
-					oldest = f.accepted
-				}
-				messages++
-			}
-		}
-		if messages > 0 {
-			c.msgsOut.Add(messages)
-			c.s.metrics.ObserveWrite(oldest, time.Now())
-		}
+	}
+	if messages > 0 {
+		c.msgsOut.Add(messages)
+		c.s.metrics.ObserveWrite(oldest, time.Now())
 	}
 	clear(batch)
 	c.mu.Lock()

@@ -28,3 +28,16 @@ func appendFrameHeader(dst []byte, typ websocket.MessageType, n int) []byte {
 
 // maxFrameHeader is the longest header appendFrameHeader writes.
 const maxFrameHeader = 10
+
+// frameLen is how many bytes f takes on the wire, header included.
+func frameLen(f outFrame) int {
+	n := len(f.data)
+	switch {
+	case n < 126:
+		return 2 + n
+	case n <= 0xffff:
+		return 4 + n
+	default:
+		return maxFrameHeader + n
+	}
+}

@@ -130,21 +130,21 @@ func (w *wireConn) tryWritev(bufs [][]byte, iov *[]syscall.Iovec) (n int, blocke
 	return n, blocked, werr
 }
 
-// writeAll writes bufs, blocking up to the write deadline; w.mu is held.
-func (w *wireConn) writeAll(bufs [][]byte) error {
+// writeAll writes bufs, blocking up to the write deadline, and returns
+// how many bytes went; w.mu is held.
+func (w *wireConn) writeAll(bufs [][]byte) (int, error) {
 	defer w.deadline()()
 	if w.raw != nil {
 		nb := net.Buffers(bufs)
-		_, err := nb.WriteTo(w.Conn) // writev on a socket
-		return err
+		n, err := nb.WriteTo(w.Conn) // writev on a socket
+		return int(n), err
 	}
 	// Under TLS one Write makes one record rather than one per buffer.
 	buf := bytes.NewBuffer(make([]byte, 0, buffersLen(bufs)))
 	for _, b := range bufs {
 		buf.Write(b)
 	}
-	_, err := w.Conn.Write(buf.Bytes())
-	return err
+	return w.Conn.Write(buf.Bytes())
 }
 
 func buffersLen(bufs [][]byte) int {

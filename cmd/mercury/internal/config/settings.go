@@ -77,7 +77,7 @@ var settings = []setting{
 	{"allow_origin", "", "browser origin `PATTERN` allowed to connect, e.g. example.com, *.example.com, https://example.com (repeatable, or comma-separated)", list(func(c *Config) *[]string { return &c.AllowOrigins })},
 	{"max_message_size", itoa(web.DefaultMaxMessageSize), "largest message in `BYTES` (suffixes KiB, MiB, GiB)", byteSize(func(c *Config) *int64 { return &c.MaxMessageSize })},
 	{"max_connections", itoa(web.DefaultMaxConnections), "most concurrent WebSocket connections (`N`)", count(func(c *Config) *int { return &c.MaxConnections })},
-	{"outgoing_queue", itoa(web.DefaultOutgoingQueue), "`BYTES` waiting for one connection before it is closed as a slow consumer (suffixes KiB, MiB, GiB)", byteSizeInt(func(c *Config) *int { return &c.OutgoingQueue })},
+	{"outgoing_queue", itoa(web.DefaultOutgoingQueue), "`BYTES` waiting for one connection before it is closed as a slow consumer (each message counts 64 bytes more than its size); also the bytes a puller is offered at once (suffixes KiB, MiB, GiB)", byteSizeInt(func(c *Config) *int { return &c.OutgoingQueue })},
 	{"queue_limit", itoa(broker.DefaultQueueLimit), "messages (`N`) waiting in one push/pull queue", count(func(c *Config) *int { return &c.QueueLimit })},
 	{"write_coalesce", "5ms", "hold a subscriber's next write until this `DURATION` after its last one (or until 4 messages or 4 KiB wait), so that under sustained traffic messages share system calls: less CPU for at most this much latency (0: write at once)", duration(func(c *Config) *time.Duration { return &c.WriteCoalesce })},
 	{"ping_interval", web.DefaultPingInterval.String(), "how often each connection is pinged (`DURATION`)", duration(func(c *Config) *time.Duration { return &c.PingInterval })},
