@@ -62,8 +62,10 @@ type Options struct {
 	// listener), not from the main handler.
 	AdminSeparate bool
 	// OutgoingQueue caps the bytes waiting to be written to one
-	// connection; past it the connection is closed as a slow consumer.
-	// Default 1 MiB.
+	// connection (each frame counting 64 bytes beyond its size); past it
+	// the connection is closed as a slow consumer. It is also the budget
+	// of payload bytes a puller is offered at once (at least one message
+	// whatever its size). Default 1 MiB.
 	OutgoingQueue int
 	// SocketSendBuffer caps the kernel's send buffer of each WebSocket
 	// connection's socket (SO_SNDBUF), so a peer that stops reading pins
