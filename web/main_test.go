@@ -40,7 +40,9 @@ func startServerWithBroker(t testing.TB, bopts broker.Options, opts Options) *te
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(s)
+	hs := httptest.NewUnstartedServer(s)
+	hs.Config.ConnContext = s.ConnContext // as mercury serve does
+	hs.Start()
 	ts := &testServer{Server: s, broker: b, http: hs, ws: "ws" + strings.TrimPrefix(hs.URL, "http")}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

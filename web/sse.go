@@ -180,6 +180,9 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 		h.Set("Connection", "close")
 	}
 	w.WriteHeader(http.StatusOK)
+	// A slow consumer's connection is reset, so the kernel keeps nothing
+	// for a peer that does not read; an orderly end turns this off.
+	abortiveClose(r, true)
 	sw := &sseWriter{bw: bufio.NewWriter(w), rc: http.NewResponseController(w), timeout: s.opts.WriteTimeout}
 	cut := false // a slow consumer: no more writes at all
 	defer func() {
@@ -231,15 +234,18 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 			return
 		case <-s.done:
 			reason = "shutting down"
+			abortiveClose(r, false)
 			return
 		case <-st.kill:
 			reason = closedByAdmin
+			abortiveClose(r, false)
 			sw.send(func(bw *bufio.Writer) {
 				writeError(bw, &apiError{Code: "closed", Topic: string(topic), Message: closedByAdmin})
 			})
 			return
 		case <-expired:
 			reason = "token expired"
+			abortiveClose(r, false)
 			sw.send(func(bw *bufio.Writer) {
 				writeError(bw, &apiError{Code: auth.CodeExpired, Topic: string(topic), Message: "token expired"})
 			})

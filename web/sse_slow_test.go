@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -140,9 +141,10 @@ func TestStalledEventStreamIsClosedAsSlowConsumer(t *testing.T) {
 	if ev := nextEvent(t, r); ev["data"] != "after" {
 		t.Fatalf("new stream got %v", ev)
 	}
-	// The stalled client, reading at last, finds its connection closed.
+	// The stalled client, reading at last, finds its connection reset:
+	// what the kernel held for it was dropped.
 	raw.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.Copy(io.Discard, raw); err != nil {
+	if _, err := io.Copy(io.Discard, raw); err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("the stalled stream's connection was not closed: %v", err)
 	}
 }
@@ -163,5 +165,36 @@ func TestQuietEventStreamOutlivesWriteTimeout(t *testing.T) {
 	}
 	if n := ts.SlowConsumers(); n != 0 {
 		t.Fatalf("%d slow consumers", n)
+	}
+}
+
+// A stalled stream closed as a slow consumer leaves nothing in the
+// kernel: its connection is reset, not closed behind what the socket
+// still holds for a peer that does not read.
+func TestStalledEventStreamReleasesKernelMemory(t *testing.T) {
+	ts := startServer(t, Options{WriteTimeout: 300 * time.Millisecond, OutgoingQueue: 64 << 10})
+	addr := ts.http.Listener.Addr().(*net.TCPAddr)
+	stalledSubscriber(t, addr.String(), "/stall", "Accept: text/event-stream")
+	ts.waitSubscribed(t, 1)
+	payload := []byte(strings.Repeat("x", 4096))
+	for i := 0; ts.SlowConsumers() == 0; i++ {
+		if i == 20000 {
+			waitFor(t, func() bool { return ts.SlowConsumers() > 0 })
+		}
+		ts.broker.Publish(&broker.Message{Topic: "/stall", Payload: payload})
+		if i%16 == 15 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		bytes, sockets := sendQueued(t, addr.Port)
+		if bytes == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5s after the slow-consumer close the kernel still holds %d bytes on %d sockets for the stalled peer", bytes, sockets)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
