@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -78,7 +79,8 @@ type Backplane struct {
 	stream, queueStream, deadStream                          string
 	queueInfo, pullers, uncounted                            jetstream.KeyValue
 
-	async sync.Map // *nats.Msg → asyncPub: publishes waiting for JetStream
+	async     sync.Map    // *nats.Msg → asyncPub: publishes waiting for JetStream
+	oneFilter atomic.Bool // the servers take one subject filter per consumer (before 2.10)
 
 	mu        sync.Mutex
 	feed      jetstream.ConsumeContext
