@@ -90,9 +90,10 @@ type Backplane struct {
 	policyMsg int64
 	closed    bool
 
-	ctx    context.Context // ends on Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // every goroutine the backplane starts
+	ctx      context.Context // ends on Close
+	cancel   context.CancelFunc
+	fetchers sync.WaitGroup // the queues' fetchers, which end before ctx
+	wg       sync.WaitGroup // every other goroutine the backplane starts
 }
 
 // Connect connects to NATS, creates the streams and buckets that are
@@ -176,6 +177,7 @@ func (p *Backplane) natsOptions() ([]nats.Option, error) {
 		nats.Timeout(o.Timeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			p.log.Warn("cluster: lost NATS; refusing messages until it is back", "err", err)
+			p.suspectAll()
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			p.log.Info("cluster: reconnected to NATS", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName())
@@ -231,6 +233,9 @@ func (p *Backplane) Close() error {
 	for _, q := range held {
 		q.Close()
 	}
+	// The fetchers unregister the pullers on their way out: with ctx
+	// ended they could not, and other brokers would wait for the leases.
+	p.fetchers.Wait()
 	p.cancel()
 	p.wg.Wait()
 	// Drain sends what waits (acknowledgements) before closing; a

@@ -1,0 +1,181 @@
+package nats
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/bus/nats/natstest"
+)
+
+// TestTakeoverWhileCutOff: broker A, cut off from NATS while broker B
+// takes A's exclusive queue over, misses the takeover's message. Once
+// back, A finds its registration gone and evicts its puller instead of
+// pulling beside B's: every message goes to B's puller.
+func TestTakeoverWhileCutOff(t *testing.T) {
+	c := cluster(t)
+	proxy := natstest.NewProxy(t, c.URL(0))
+	name := clusterName()
+	a := startNodeAt(t, name, []string{proxy.URL()}, nil)
+	b := startNodeAt(t, name, c.URLs()[1:], nil)
+	var gotA, gotB atomic.Int64
+	first, err := startPuller(t, a.b, "/solo", broker.PullOptions{Exclusive: true},
+		func(*puller, *broker.Delivery) { gotA.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut()
+	waitFor(t, "broker A to notice the cut", func() bool { return a.b.Ready() != nil })
+	if _, err := startPuller(t, b.b, "/solo", broker.PullOptions{Takeover: true},
+		func(*puller, *broker.Delivery) { gotB.Add(1) }); err != nil {
+		t.Fatalf("takeover: %v", err)
+	}
+	proxy.Restore()
+	waitFor(t, "broker A to reconnect", func() bool { return a.b.Ready() == nil })
+	// Time for A to fetch again, were it going to; then a message at a
+	// time, so that two pullers would both get some.
+	time.Sleep(2 * fetchWait)
+	const total = 40
+	for i := range total {
+		if err := b.b.Push(msg("/solo", strconv.Itoa(i)), broker.PushOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, "every message", func() bool { return gotA.Load()+gotB.Load() >= total })
+	if n := gotA.Load(); n != 0 {
+		t.Errorf("the puller taken over received %d of %d messages after its broker reconnected", n, total)
+	}
+	select {
+	case reason := <-first.evicted:
+		if reason != "taken over" {
+			t.Errorf("evicted with %q", reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the puller taken over was not evicted")
+	}
+}
+
+// TestPushAndPublishAcrossCut: broker A pushes and publishes while its
+// NATS connection is cut and restored. Every push and publish it confirmed,
+// before or after the cut, reaches the acking pullers and the subscriber
+// on broker B exactly once; what it refused arrives at most once.
+func TestPushAndPublishAcrossCut(t *testing.T) {
+	c := cluster(t)
+	proxy := natstest.NewProxy(t, c.URL(0))
+	name := clusterName()
+	policies := []broker.Policy{{Bus: "/news", Durable: true}}
+	a := startNodeAt(t, name, []string{proxy.URL()}, policies)
+	b := startNodeAt(t, name, c.URLs()[1:], policies)
+	pulled := &counter{seen: map[string]int{}}
+	for range 2 {
+		if _, err := startPuller(t, b.b, "/jobs/cut", broker.PullOptions{Ack: true, Prefetch: 4},
+			func(p *puller, d *broker.Delivery) {
+				pulled.add(string(d.Message.Payload))
+				if err := p.b.Ack(p.topic, p, d.ID()); err != nil {
+					t.Errorf("ack: %v", err)
+				}
+			}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	news := &recorder{}
+	defer b.b.Subscribe("/news", news)()
+
+	var mu sync.Mutex
+	var pushed, published []string
+	refused := 0
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for k := 0; ; k++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			payload := strconv.Itoa(k)
+			errPush := a.b.Push(msg("/jobs/cut", payload), broker.PushOptions{})
+			errPub := a.b.Publish(msg("/news", payload))
+			mu.Lock()
+			if errPush == nil {
+				pushed = append(pushed, payload)
+			}
+			if errPub == nil {
+				published = append(published, payload)
+			}
+			if errPush != nil || errPub != nil {
+				refused++
+			}
+			mu.Unlock()
+			if errPush != nil || errPub != nil {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	})
+	time.Sleep(300 * time.Millisecond)
+	proxy.Cut()
+	waitFor(t, "broker A to notice the cut", func() bool { return a.b.Ready() != nil })
+	time.Sleep(500 * time.Millisecond)
+	proxy.Restore()
+	waitFor(t, "broker A to reconnect", func() bool { return a.b.Ready() == nil })
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d pushes and %d publishes confirmed, %d rounds refused", len(pushed), len(published), refused)
+	if refused == 0 {
+		t.Fatal("nothing was refused: the cut did not happen while A sent")
+	}
+	if len(pushed) == 0 || len(published) == 0 {
+		t.Fatal("nothing confirmed")
+	}
+	waitFor(t, "every confirmed push", func() bool {
+		pulled.mu.Lock()
+		defer pulled.mu.Unlock()
+		for _, p := range pushed {
+			if pulled.seen[p] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	waitFor(t, "every confirmed publish", func() bool {
+		seen := map[string]bool{}
+		for _, m := range news.got() {
+			seen[string(m.Payload)] = true
+		}
+		for _, p := range published {
+			if !seen[p] {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(200 * time.Millisecond) // room for a duplicate to show
+	pulled.mu.Lock()
+	for p, n := range pulled.seen {
+		if n != 1 {
+			t.Errorf("push %s delivered %d times", p, n)
+		}
+	}
+	pulled.mu.Unlock()
+	got := map[string]int{}
+	for _, m := range news.got() {
+		got[string(m.Payload)]++
+	}
+	for p, n := range got {
+		if n != 1 {
+			t.Errorf("publish %s delivered %d times", p, n)
+		}
+	}
+	if t.Failed() {
+		t.Log(fmt.Sprintf("pushed %d, pulled %d distinct", len(pushed), pulled.len()))
+	}
+}
