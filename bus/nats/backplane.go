@@ -90,6 +90,9 @@ type Backplane struct {
 	policyMsg int64
 	closed    bool
 
+	sweepWait atomic.Int64  // how long the sweeper waits now
+	sweepSoon chan struct{} // wakes the sweeper
+
 	ctx      context.Context // ends on Close
 	cancel   context.CancelFunc
 	fetchers sync.WaitGroup // the queues' fetchers, which end before ctx
@@ -130,6 +133,7 @@ func Connect(opts Options) (*Backplane, error) {
 		deadStream:  strings.ToUpper(opts.Name) + "_DEAD",
 		queues:      make(map[string]*remoteQueue),
 		touched:     make(map[broker.Topic]time.Time),
+		sweepSoon:   make(chan struct{}, 1),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	nopts, err := p.natsOptions()

@@ -273,7 +273,8 @@ func (p *Backplane) listenEvictions() error {
 	return nil
 }
 
-// refreshPullers keeps this broker's puller keys alive.
+// refreshPullers keeps this broker's puller keys alive, and forgets the
+// queues it no longer uses.
 func (p *Backplane) refreshPullers() {
 	t := time.NewTicker(pullerLease / 3)
 	defer t.Stop()
@@ -283,6 +284,7 @@ func (p *Backplane) refreshPullers() {
 			return
 		case <-t.C:
 		}
+		p.forgetTouches(time.Now())
 		var held []*remoteQueue
 		p.mu.Lock()
 		for _, q := range p.queues {

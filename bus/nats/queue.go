@@ -74,6 +74,7 @@ func (p *Backplane) useQueue(topic broker.Topic, ttl time.Duration, mustExist bo
 			p.mu.Lock()
 			p.touched[topic] = now.Add(touchEvery(rec.TTL)) // the next touch
 			p.mu.Unlock()
+			p.sweepFor(rec.TTL)
 			return nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !strings.Contains(err.Error(), "wrong last sequence") {

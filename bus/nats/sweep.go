@@ -25,16 +25,29 @@ const (
 func (p *Backplane) sweep() {
 	wait := minSweepEvery
 	for {
+		p.sweepWait.Store(int64(wait))
 		select {
 		case <-p.ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-p.sweepSoon:
 		}
 		shortest, err := p.sweepOnce()
 		if err != nil {
 			p.log.Debug("cluster: failed to sweep the queues", "err", err)
 		}
 		wait = min(max(shortest/4, minSweepEvery), maxSweepEvery)
+	}
+}
+
+// sweepFor makes the sweeper look again soon when it waits too long for a
+// queue of ttl this broker just used: it paced itself on the queues it saw.
+func (p *Backplane) sweepFor(ttl time.Duration) {
+	if ttl > 0 && ttl/4 < time.Duration(p.sweepWait.Load()) {
+		select {
+		case p.sweepSoon <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -108,4 +121,18 @@ func (p *Backplane) expire(key string, rec queueRecord, revision uint64) {
 		dead.Purge(ctx, jetstream.WithPurgeSubject(subjectOf(p.deadPrefix, rec.Topic)))
 	}
 	p.log.Info("queue expired", "topic", rec.Topic, "ttl", rec.TTL, "dropped", dropped, "cluster", p.opts.Name)
+}
+
+// forgetTouches forgets the queues whose next use is due to be recorded
+// anyway: those used no more, or expired (by whichever broker). Only
+// entries whose time has not come hold back a touch, so the map keeps the
+// queues this broker used in the last touchEvery.
+func (p *Backplane) forgetTouches(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for topic, next := range p.touched {
+		if !now.Before(next) {
+			delete(p.touched, topic)
+		}
+	}
 }
