@@ -56,19 +56,14 @@ func (p *Backplane) sweepOnce() (time.Duration, error) {
 	if p.Ready() != nil {
 		return maxSweepEvery, nil
 	}
-	ctx, cancel := p.reqCtx()
-	defer cancel()
-	lister, err := p.queueInfo.ListKeys(ctx)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrNoKeysFound) {
-			return maxSweepEvery, nil
-		}
+	keys, err := p.queueKeys()
+	if err != nil || len(keys) == 0 {
 		return maxSweepEvery, err
 	}
 	shortest := maxSweepEvery * 4
 	now := time.Now()
-	for key := range lister.Keys() {
-		e, err := p.queueInfo.Get(ctx, key)
+	for _, key := range keys {
+		e, err := p.queueEntry(key)
 		if err != nil {
 			continue
 		}
