@@ -91,45 +91,55 @@ func TestPushAndPublishAcrossCut(t *testing.T) {
 	refused := 0
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		for k := 0; ; k++ {
-			select {
-			case <-stop:
-				return
-			default:
+	for g := range 3 {
+		wg.Go(func() {
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				payload := fmt.Sprintf("%d-%d", g, k)
+				errPush := a.b.Push(msg("/jobs/cut", payload), broker.PushOptions{})
+				errPub := a.b.Publish(msg("/news", payload))
+				mu.Lock()
+				if errPush == nil {
+					pushed = append(pushed, payload)
+				}
+				if errPub == nil {
+					published = append(published, payload)
+				}
+				if errPush != nil || errPub != nil {
+					refused++
+				}
+				mu.Unlock()
+				if errPush != nil || errPub != nil {
+					time.Sleep(10 * time.Millisecond)
+				}
 			}
-			payload := strconv.Itoa(k)
-			errPush := a.b.Push(msg("/jobs/cut", payload), broker.PushOptions{})
-			errPub := a.b.Publish(msg("/news", payload))
-			mu.Lock()
-			if errPush == nil {
-				pushed = append(pushed, payload)
-			}
-			if errPub == nil {
-				published = append(published, payload)
-			}
-			if errPush != nil || errPub != nil {
-				refused++
-			}
-			mu.Unlock()
-			if errPush != nil || errPub != nil {
-				time.Sleep(10 * time.Millisecond)
-			}
-		}
-	})
-	time.Sleep(300 * time.Millisecond)
+		})
+	}
+	confirmed := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(pushed)
+	}
+	waitFor(t, "pushes before the cut", func() bool { return confirmed() >= 10 })
+	before := confirmed()
 	proxy.Cut()
 	waitFor(t, "broker A to notice the cut", func() bool { return a.b.Ready() != nil })
 	time.Sleep(500 * time.Millisecond)
 	proxy.Restore()
 	waitFor(t, "broker A to reconnect", func() bool { return a.b.Ready() == nil })
-	time.Sleep(300 * time.Millisecond)
+	back := confirmed()
+	waitFor(t, "pushes after the cut", func() bool { return confirmed() >= back+10 })
 	close(stop)
 	wg.Wait()
 
 	mu.Lock()
 	defer mu.Unlock()
-	t.Logf("%d pushes and %d publishes confirmed, %d rounds refused", len(pushed), len(published), refused)
+	t.Logf("%d pushes and %d publishes confirmed (%d pushes before the cut, %d after), %d rounds refused",
+		len(pushed), len(published), before, len(pushed)-back, refused)
 	if refused == 0 {
 		t.Fatal("nothing was refused: the cut did not happen while A sent")
 	}
@@ -176,6 +186,6 @@ func TestPushAndPublishAcrossCut(t *testing.T) {
 		}
 	}
 	if t.Failed() {
-		t.Log(fmt.Sprintf("pushed %d, pulled %d distinct", len(pushed), pulled.len()))
+		t.Logf("pushed %d, pulled %d distinct", len(pushed), pulled.len())
 	}
 }
