@@ -57,7 +57,7 @@ func (p *Backplane) sweepOnce() (time.Duration, error) {
 		return maxSweepEvery, nil
 	}
 	keys, err := p.queueKeys()
-	if err != nil || len(keys) == 0 {
+	if err != nil {
 		return maxSweepEvery, err
 	}
 	shortest := maxSweepEvery * 4
