@@ -89,6 +89,7 @@ func TestPushAndPublishAcrossCut(t *testing.T) {
 	var mu sync.Mutex
 	var pushed, published []string
 	refused := 0
+	var asyncSent, asyncDone atomic.Int64 // publishes without waiting, and their answers
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for g := range 3 {
@@ -102,6 +103,15 @@ func TestPushAndPublishAcrossCut(t *testing.T) {
 				payload := fmt.Sprintf("%d-%d", g, k)
 				errPush := a.b.Push(msg("/jobs/cut", payload), broker.PushOptions{})
 				errPub := a.b.Publish(msg("/news", payload))
+				asyncSent.Add(1)
+				a.b.PublishAsync(msg("/news/async", payload), func(err error) {
+					if err == nil {
+						mu.Lock()
+						published = append(published, "async "+payload)
+						mu.Unlock()
+					}
+					asyncDone.Add(1)
+				})
 				mu.Lock()
 				if errPush == nil {
 					pushed = append(pushed, payload)
@@ -135,6 +145,7 @@ func TestPushAndPublishAcrossCut(t *testing.T) {
 	waitFor(t, "pushes after the cut", func() bool { return confirmed() >= back+10 })
 	close(stop)
 	wg.Wait()
+	waitFor(t, "an answer to every publish sent without waiting", func() bool { return asyncDone.Load() == asyncSent.Load() })
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -159,7 +170,7 @@ func TestPushAndPublishAcrossCut(t *testing.T) {
 	waitFor(t, "every confirmed publish", func() bool {
 		seen := map[string]bool{}
 		for _, m := range news.got() {
-			seen[string(m.Payload)] = true
+			seen[newsKey(m)] = true
 		}
 		for _, p := range published {
 			if !seen[p] {
@@ -178,7 +189,7 @@ func TestPushAndPublishAcrossCut(t *testing.T) {
 	pulled.mu.Unlock()
 	got := map[string]int{}
 	for _, m := range news.got() {
-		got[string(m.Payload)]++
+		got[newsKey(m)]++
 	}
 	for p, n := range got {
 		if n != 1 {
@@ -188,4 +199,13 @@ func TestPushAndPublishAcrossCut(t *testing.T) {
 	if t.Failed() {
 		t.Logf("pushed %d, pulled %d distinct", len(pushed), pulled.len())
 	}
+}
+
+// newsKey names a message of TestPushAndPublishAcrossCut as its publisher
+// recorded it.
+func newsKey(m *broker.Message) string {
+	if m.Topic == "/news/async" {
+		return "async " + string(m.Payload)
+	}
+	return string(m.Payload)
 }
