@@ -209,3 +209,53 @@ func newsKey(m *broker.Message) string {
 	}
 	return string(m.Payload)
 }
+
+// TestLeaseRunsOutWhileCutOff: broker A is cut off from NATS longer than
+// its lease on an exclusive queue; meanwhile broker B's exclusive puller
+// joins, with no takeover and so no message to A. Once back, A finds its
+// registration gone and evicts its puller.
+func TestLeaseRunsOutWhileCutOff(t *testing.T) {
+	c := cluster(t)
+	proxy := natstest.NewProxy(t, c.URL(0))
+	name := clusterName()
+	a := startNodeAt(t, name, []string{proxy.URL()}, nil)
+	b := startNodeAt(t, name, c.URLs()[1:], nil)
+	var gotA, gotB atomic.Int64
+	first, err := startPuller(t, a.b, "/solo", broker.PullOptions{Exclusive: true},
+		func(*puller, *broker.Delivery) { gotA.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut()
+	deadline := time.Now().Add(pullerLease + 10*time.Second)
+	for {
+		_, err := startPuller(t, b.b, "/solo", broker.PullOptions{Exclusive: true},
+			func(*puller, *broker.Delivery) { gotB.Add(1) })
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B's exclusive puller still refused after A's lease: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	proxy.Restore()
+	waitFor(t, "broker A to reconnect", func() bool { return a.b.Ready() == nil })
+	time.Sleep(2 * fetchWait)
+	const total = 20
+	for i := range total {
+		if err := b.b.Push(msg("/solo", strconv.Itoa(i)), broker.PushOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, "every message", func() bool { return gotA.Load()+gotB.Load() >= total })
+	if n := gotA.Load(); n != 0 {
+		t.Errorf("the puller whose lease ran out received %d of %d messages after its broker reconnected", n, total)
+	}
+	select {
+	case <-first.evicted:
+	case <-time.After(10 * time.Second):
+		t.Error("the puller whose lease ran out was not evicted")
+	}
+}
