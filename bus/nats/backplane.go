@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -78,7 +79,8 @@ type Backplane struct {
 	stream, queueStream, deadStream                          string
 	queueInfo, pullers, uncounted                            jetstream.KeyValue
 
-	async sync.Map // *nats.Msg → asyncPub: publishes waiting for JetStream
+	async     sync.Map    // *nats.Msg → asyncPub: publishes waiting for JetStream
+	oneFilter atomic.Bool // the servers take one subject filter per consumer (before 2.10)
 
 	mu        sync.Mutex
 	feed      jetstream.ConsumeContext
@@ -89,9 +91,13 @@ type Backplane struct {
 	policyMsg int64
 	closed    bool
 
-	ctx    context.Context // ends on Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // every goroutine the backplane starts
+	sweepWait atomic.Int64  // how long the sweeper waits now
+	sweepSoon chan struct{} // wakes the sweeper
+
+	ctx      context.Context // ends on Close
+	cancel   context.CancelFunc
+	fetchers sync.WaitGroup // the queues' fetchers, which end before ctx
+	wg       sync.WaitGroup // every other goroutine the backplane starts
 }
 
 // Connect connects to NATS, creates the streams and buckets that are
@@ -128,6 +134,7 @@ func Connect(opts Options) (*Backplane, error) {
 		deadStream:  strings.ToUpper(opts.Name) + "_DEAD",
 		queues:      make(map[string]*remoteQueue),
 		touched:     make(map[broker.Topic]time.Time),
+		sweepSoon:   make(chan struct{}, 1),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	nopts, err := p.natsOptions()
@@ -175,6 +182,7 @@ func (p *Backplane) natsOptions() ([]nats.Option, error) {
 		nats.Timeout(o.Timeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			p.log.Warn("cluster: lost NATS; refusing messages until it is back", "err", err)
+			p.suspectAll()
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			p.log.Info("cluster: reconnected to NATS", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName())
@@ -230,6 +238,9 @@ func (p *Backplane) Close() error {
 	for _, q := range held {
 		q.Close()
 	}
+	// The fetchers unregister the pullers on their way out: with ctx
+	// ended they could not, and other brokers would wait for the leases.
+	p.fetchers.Wait()
 	p.cancel()
 	p.wg.Wait()
 	// Drain sends what waits (acknowledgements) before closing; a

@@ -49,7 +49,7 @@ type node struct {
 // connected to a different NATS server.
 func startNodes(t *testing.T, c *natstest.Cluster, n int, policies []broker.Policy) []*node {
 	t.Helper()
-	name := fmt.Sprintf("t%d-%d", os.Getpid()%100000, names.Add(1))
+	name := clusterName()
 	var nodes []*node
 	for i := range n {
 		nodes = append(nodes, startNode(t, c, name, i, policies))
@@ -57,10 +57,19 @@ func startNodes(t *testing.T, c *natstest.Cluster, n int, policies []broker.Poli
 	return nodes
 }
 
+// clusterName returns a cluster name no other test uses.
+func clusterName() string { return fmt.Sprintf("t%d-%d", os.Getpid()%100000, names.Add(1)) }
+
 func startNode(t *testing.T, c *natstest.Cluster, name string, i int, policies []broker.Policy) *node {
 	t.Helper()
 	urls := c.URLs()
 	urls = append(urls[i%len(urls):], urls[:i%len(urls)]...) // a different server first
+	return startNodeAt(t, name, urls, policies)
+}
+
+// startNodeAt starts a broker of cluster name connected to NATS at urls.
+func startNodeAt(t *testing.T, name string, urls []string, policies []broker.Policy) *node {
+	t.Helper()
 	bp, err := Connect(Options{URLs: urls, Name: name, Logger: testLogger(), Timeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -74,6 +74,7 @@ func (p *Backplane) useQueue(topic broker.Topic, ttl time.Duration, mustExist bo
 			p.mu.Lock()
 			p.touched[topic] = now.Add(touchEvery(rec.TTL)) // the next touch
 			p.mu.Unlock()
+			p.sweepFor(rec.TTL)
 			return nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !strings.Contains(err.Error(), "wrong last sequence") {
@@ -138,14 +139,14 @@ func (p *Backplane) OpenQueue(topic broker.Topic, qp broker.QueuePolicy, feed br
 		return nil, p.unavailable("open the queue's consumer", err)
 	}
 	q := &remoteQueue{p: p, topic: topic, key: key, cons: cons, feed: feed, ttl: qp.TTL,
-		poke: make(chan struct{}, 1), stop: make(chan struct{})}
+		poke: make(chan struct{}, 1), stop: make(chan struct{}), reconnects: p.nc.Stats().Reconnects}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, errors.New("nats: the backplane is closed")
 	}
 	p.queues[key] = q
-	p.wg.Go(q.run)
+	p.fetchers.Go(q.run)
 	return q, nil
 }
 
@@ -166,6 +167,14 @@ type remoteQueue struct {
 	// Guarded by p.mu: this broker's pullers, for the puller bucket.
 	local     int
 	exclusive bool
+
+	regMu sync.Mutex // held while this broker's key of the queue is written
+	rev   uint64     // the key's revision this broker wrote last; 0: none
+	// lost: the key was deleted or expired behind this broker's back; the
+	// fetcher evicts the pullers. suspect: it may have been; the fetcher
+	// checks before it fetches again.
+	lost, suspect atomic.Bool
+	reconnects    uint64 // the connection's reconnections the fetcher saw; its own
 }
 
 // fetchWait bounds one fetch: a puller's new credit waits at most this
@@ -176,6 +185,28 @@ const fetchWait = time.Second
 func (q *remoteQueue) run() {
 	defer q.unregister()
 	for {
+		if q.lost.Load() {
+			q.p.log.Info("cluster: queue taken over by another broker, or this broker's lease ran out while cut off; evicting its pullers here",
+				"topic", q.topic)
+			q.feed.Evict("taken over")
+			return
+		}
+		if r := q.p.nc.Stats().Reconnects; r != q.reconnects {
+			q.reconnects = r
+			q.suspect.Store(true)
+		}
+		if q.suspect.Swap(false) && !q.renew() {
+			if !q.lost.Load() {
+				q.suspect.Store(true) // not checked: NATS is away still
+			}
+			select {
+			case <-q.stop:
+				return
+			case <-q.poke:
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
+		}
 		n := int(q.want.Load())
 		if n <= 0 {
 			select {
@@ -195,6 +226,10 @@ func (q *remoteQueue) run() {
 					continue
 				}
 				st := &settler{p: q.p, msg: msg, topic: q.topic, key: uncountedKey(q.key, meta.Sequence.Stream)}
+				if q.suspect.Load() || q.lost.Load() {
+					st.Return() // perhaps no longer this broker's to take
+					continue
+				}
 				attempt := int(meta.NumDelivered)
 				if attempt > 1 {
 					// JetStream counts every delivery; some were no attempt.
@@ -227,10 +262,15 @@ func (q *remoteQueue) run() {
 // Want sets how many messages the local pullers can take (broker.RemoteQueue).
 func (q *remoteQueue) Want(n int) {
 	if q.want.Swap(int64(n)) != int64(n) {
-		select {
-		case q.poke <- struct{}{}:
-		default:
-		}
+		q.wake()
+	}
+}
+
+// wake makes the fetcher look at the queue again.
+func (q *remoteQueue) wake() {
+	select {
+	case q.poke <- struct{}{}:
+	default:
 	}
 }
 
@@ -249,11 +289,16 @@ func (q *remoteQueue) unregister() {
 	}
 	q.local = 0
 	p.mu.Unlock()
-	ctx, cancel := p.reqCtx()
-	defer cancel()
-	if err := p.pullers.Delete(ctx, q.key+"."+p.node); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	q.regMu.Lock()
+	defer q.regMu.Unlock()
+	if q.rev == 0 || q.lost.Load() {
+		return
+	}
+	// Conditional: the key may be another hold's on the same queue now.
+	if _, err := p.writePullers(q, q.rev, 0, false); err != nil && !errors.Is(err, errLeaseLost) {
 		p.log.Debug("cluster: failed to unregister pullers", "topic", q.topic, "err", err)
 	}
+	q.rev = 0
 }
 
 // settler settles one queued message on JetStream (broker.Settler).

@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"sort"
@@ -49,8 +50,6 @@ func (p *Backplane) subjectCounts(stream, prefix string) (map[string]uint64, err
 
 // QueueStats returns every queue of the cluster (broker.QueueBackplane).
 func (p *Backplane) QueueStats() ([]broker.QueueStats, error) {
-	ctx, cancel := p.reqCtx()
-	defer cancel()
 	waiting, err := p.subjectCounts(p.queueStream, p.queuePrefix)
 	if err != nil {
 		return nil, p.unavailable("count the queued messages", err)
@@ -59,13 +58,13 @@ func (p *Backplane) QueueStats() ([]broker.QueueStats, error) {
 	if err != nil {
 		return nil, p.unavailable("count the dead letters", err)
 	}
-	lister, err := p.queueInfo.ListKeys(ctx)
+	keys, err := p.queueKeys()
 	if err != nil {
 		return nil, p.unavailable("list the queues", err)
 	}
 	stats := []broker.QueueStats{}
-	for key := range lister.Keys() {
-		e, err := p.queueInfo.Get(ctx, key)
+	for _, key := range keys {
+		e, err := p.queueEntry(key)
 		if err != nil {
 			continue
 		}
@@ -76,7 +75,11 @@ func (p *Backplane) QueueStats() ([]broker.QueueStats, error) {
 		st := broker.QueueStats{Topic: rec.Topic, Durable: true, LastUsed: rec.Used, TTL: broker.Duration(rec.TTL),
 			Dead: int(dead[subjectOf(p.deadPrefix, rec.Topic)])}
 		stored := int(waiting[subjectOf(p.queuePrefix, rec.Topic)])
-		if ci, err := p.js.Consumer(ctx, p.queueStream, key); err == nil {
+		var ci jetstream.Consumer
+		if err := p.request(func(ctx context.Context) (err error) {
+			ci, err = p.js.Consumer(ctx, p.queueStream, key)
+			return err
+		}); err == nil {
 			st.InFlight = ci.CachedInfo().NumAckPending
 		}
 		st.Waiting = max(stored-st.InFlight, 0)
@@ -90,6 +93,36 @@ func (p *Backplane) QueueStats() ([]broker.QueueStats, error) {
 	}
 	sort.Slice(stats, func(i, j int) bool { return stats[i].Topic < stats[j].Topic })
 	return stats, nil
+}
+
+// queueKeys lists the queue bucket's keys. The listing has a deadline of
+// its own, apart from the requests made for each queue afterwards, which
+// would otherwise end it early with the queues not yet listed.
+func (p *Backplane) queueKeys() ([]string, error) {
+	ctx, cancel := p.reqCtx()
+	defer cancel()
+	lister, err := p.queueInfo.ListKeys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for key := range lister.Keys() {
+		keys = append(keys, key)
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err() // the listing was cut short
+	}
+	return keys, nil
+}
+
+// queueEntry reads key's entry in the queue bucket.
+func (p *Backplane) queueEntry(key string) (jetstream.KeyValueEntry, error) {
+	ctx, cancel := p.reqCtx()
+	defer cancel()
+	return p.queueInfo.Get(ctx, key)
 }
 
 // allPullers returns every broker's key for queue key, this one's too.

@@ -406,3 +406,65 @@ func TestQueueGiveBacksAreNoAttempts(t *testing.T) {
 		t.Fatalf("not delivered; dead letters: %d", len(dead))
 	}
 }
+
+// TestTouchedForgotten: every broker forgets the one-off queues it used
+// once they expired, whichever broker expired them.
+func TestTouchedForgotten(t *testing.T) {
+	c := cluster(t)
+	nodes := startNodes(t, c, 2, nil)
+	const queues = 40
+	for i := range queues {
+		topic := fmt.Sprintf("/once/%d", i)
+		for _, n := range nodes {
+			if err := n.b.Push(msg(topic, "x"), broker.PushOptions{TTL: 300 * time.Millisecond}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, "every queue to expire", func() bool {
+		for i := range queues {
+			if nodes[0].b.QueueExists(broker.Topic(fmt.Sprintf("/once/%d", i))) {
+				return false
+			}
+		}
+		return true
+	})
+	defer func() {
+		if t.Failed() {
+			for i, n := range nodes {
+				n.bp.mu.Lock()
+				t.Logf("broker %d holds %d: %v (now %v)", i, len(n.bp.touched), n.bp.touched, time.Now())
+				n.bp.mu.Unlock()
+			}
+		}
+	}()
+	waitFor(t, "every broker to forget the queues", func() bool {
+		for _, n := range nodes {
+			n.bp.mu.Lock()
+			held := len(n.bp.touched)
+			n.bp.mu.Unlock()
+			if held > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestShortTTLWakesTheSweeper: a queue with a short TTL expires about
+// then, even when the sweeper, having seen no queue, waits its longest.
+func TestShortTTLWakesTheSweeper(t *testing.T) {
+	c := cluster(t)
+	n := startNodes(t, c, 1, nil)[0]
+	waitFor(t, "the sweeper to wait its longest", func() bool { return n.bp.sweepWait.Load() == int64(maxSweepEvery) })
+	if err := n.b.Push(msg("/brief", "x"), broker.PushOptions{TTL: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(maxSweepEvery / 2)
+	for n.b.QueueExists("/brief") {
+		if time.Now().After(deadline) {
+			t.Fatalf("a queue with a TTL of 300ms still there after %s", maxSweepEvery/2)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

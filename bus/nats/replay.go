@@ -1,7 +1,10 @@
 package nats
 
 import (
+	"cmp"
+	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,18 +49,47 @@ func (p *Backplane) replay(topic broker.Topic, since, upTo uint64, fn func(*brok
 	if first > upTo {
 		return first, nil
 	}
+	filters := filtersUnder(p.pubPrefix, topic)
+	if !p.oneFilter.Load() {
+		err = p.replayFiltered(ctx, st, filters, since, upTo, fn)
+		if !errors.Is(err, jetstream.ErrConsumerMultipleFilterSubjectsNotSupported) {
+			if err != nil {
+				return 0, err
+			}
+			return first, nil
+		}
+		p.oneFilter.Store(true)
+	}
+	// A server before 2.10 takes one filter per consumer: read the topic
+	// and the topics below it apart, and merge them in sequence order.
+	var msgs []*broker.Message
+	for _, f := range filters {
+		if err := p.replayFiltered(ctx, st, []string{f}, since, upTo, func(m *broker.Message) { msgs = append(msgs, m) }); err != nil {
+			return 0, err
+		}
+	}
+	slices.SortFunc(msgs, func(a, b *broker.Message) int { return cmp.Compare(a.Seq, b.Seq) })
+	for _, m := range msgs {
+		fn(m)
+	}
+	return first, nil
+}
+
+// replayFiltered reads the messages of the range on the subjects of
+// filters with one ordered consumer.
+func (p *Backplane) replayFiltered(ctx context.Context, st jetstream.Stream, filters []string, since, upTo uint64, fn func(*broker.Message)) error {
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: filtersUnder(p.pubPrefix, topic),
+		FilterSubjects: filters,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: since + 1,
 		InactiveThreshold: 30 * time.Second,
 	})
 	if err != nil {
-		return 0, err
+		return err
 	}
 	for {
 		batch, err := cons.FetchNoWait(replayBatch)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		n := 0
 		done := false
@@ -77,10 +109,10 @@ func (p *Backplane) replay(topic broker.Topic, since, upTo uint64, fn func(*brok
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return 0, err
+			return err
 		}
 		if done || n == 0 {
-			return first, nil
+			return nil
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -26,9 +27,9 @@ func (p *Backplane) setUp() error {
 			p.opts.Replicas = 3
 		}
 	}
-	ctx, cancel := p.reqCtx()
-	defer cancel()
-	if _, err := p.js.AccountInfo(ctx); err != nil {
+	// Each request has its own deadline: one for all would leave the last
+	// ones little time, the creation of a replicated stream being slow.
+	if err := p.request(func(ctx context.Context) error { _, err := p.js.AccountInfo(ctx); return err }); err != nil {
 		return fmt.Errorf("failed to reach JetStream (is it enabled on the NATS servers?): %w", err)
 	}
 	streams := []jetstream.StreamConfig{
@@ -46,33 +47,45 @@ func (p *Backplane) setUp() error {
 		},
 	}
 	for _, cfg := range streams {
-		if _, err := p.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		if err := p.request(func(ctx context.Context) error { _, err := p.js.CreateOrUpdateStream(ctx, cfg); return err }); err != nil {
 			return fmt.Errorf("failed to create the stream %s: %w", cfg.Name, err)
 		}
 	}
-	var err error
-	p.queueInfo, err = p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: p.stream + "_QUEUE_INFO", Description: "Mercury queues: topic, TTL, last use",
-		Storage: jetstream.FileStorage, Replicas: p.opts.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("failed to create the queue bucket: %w", err)
+	buckets := []struct {
+		kv   *jetstream.KeyValue
+		what string
+		cfg  jetstream.KeyValueConfig
+	}{
+		{&p.queueInfo, "queue", jetstream.KeyValueConfig{
+			Bucket: p.stream + "_QUEUE_INFO", Description: "Mercury queues: topic, TTL, last use",
+			Storage: jetstream.FileStorage, Replicas: p.opts.Replicas,
+		}},
+		{&p.uncounted, "uncounted", jetstream.KeyValueConfig{
+			Bucket: p.stream + "_UNCOUNTED", Description: "Mercury: deliveries of queued messages that were no attempt",
+			Storage: jetstream.FileStorage, Replicas: p.opts.Replicas,
+		}},
+		{&p.pullers, "puller", jetstream.KeyValueConfig{
+			Bucket: p.stream + "_PULLERS", Description: "Mercury pullers per queue and broker (leases)",
+			Storage: jetstream.MemoryStorage, Replicas: p.opts.Replicas, TTL: pullerLease,
+		}},
 	}
-	p.uncounted, err = p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: p.stream + "_UNCOUNTED", Description: "Mercury: deliveries of queued messages that were no attempt",
-		Storage: jetstream.FileStorage, Replicas: p.opts.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("failed to create the uncounted bucket: %w", err)
-	}
-	p.pullers, err = p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: p.stream + "_PULLERS", Description: "Mercury pullers per queue and broker (leases)",
-		Storage: jetstream.MemoryStorage, Replicas: p.opts.Replicas, TTL: pullerLease,
-	})
-	if err != nil {
-		return fmt.Errorf("failed to create the puller bucket: %w", err)
+	for _, b := range buckets {
+		err := p.request(func(ctx context.Context) (err error) {
+			*b.kv, err = p.js.CreateOrUpdateKeyValue(ctx, b.cfg)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("failed to create the %s bucket: %w", b.what, err)
+		}
 	}
 	return nil
+}
+
+// request runs one request to NATS with a deadline of its own.
+func (p *Backplane) request(fn func(ctx context.Context) error) error {
+	ctx, cancel := p.reqCtx()
+	defer cancel()
+	return fn(ctx)
 }
 
 // messageStream is the configuration of the stream of published and bus

@@ -25,10 +25,12 @@ const (
 func (p *Backplane) sweep() {
 	wait := minSweepEvery
 	for {
+		p.sweepWait.Store(int64(wait))
 		select {
 		case <-p.ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-p.sweepSoon:
 		}
 		shortest, err := p.sweepOnce()
 		if err != nil {
@@ -38,24 +40,30 @@ func (p *Backplane) sweep() {
 	}
 }
 
+// sweepFor makes the sweeper look again soon when it waits too long for a
+// queue of ttl this broker just used: it paced itself on the queues it saw.
+func (p *Backplane) sweepFor(ttl time.Duration) {
+	if ttl > 0 && ttl/4 < time.Duration(p.sweepWait.Load()) {
+		select {
+		case p.sweepSoon <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // sweepOnce expires what is due and returns the shortest TTL seen.
 func (p *Backplane) sweepOnce() (time.Duration, error) {
 	if p.Ready() != nil {
 		return maxSweepEvery, nil
 	}
-	ctx, cancel := p.reqCtx()
-	defer cancel()
-	lister, err := p.queueInfo.ListKeys(ctx)
+	keys, err := p.queueKeys()
 	if err != nil {
-		if errors.Is(err, jetstream.ErrNoKeysFound) {
-			return maxSweepEvery, nil
-		}
 		return maxSweepEvery, err
 	}
 	shortest := maxSweepEvery * 4
 	now := time.Now()
-	for key := range lister.Keys() {
-		e, err := p.queueInfo.Get(ctx, key)
+	for _, key := range keys {
+		e, err := p.queueEntry(key)
 		if err != nil {
 			continue
 		}
@@ -108,4 +116,18 @@ func (p *Backplane) expire(key string, rec queueRecord, revision uint64) {
 		dead.Purge(ctx, jetstream.WithPurgeSubject(subjectOf(p.deadPrefix, rec.Topic)))
 	}
 	p.log.Info("queue expired", "topic", rec.Topic, "ttl", rec.TTL, "dropped", dropped, "cluster", p.opts.Name)
+}
+
+// forgetTouches forgets the queues whose next use is due to be recorded
+// anyway: those used no more, or expired (by whichever broker). Only
+// entries whose time has not come hold back a touch, so the map keeps the
+// queues this broker used in the last touchEvery.
+func (p *Backplane) forgetTouches(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for topic, next := range p.touched {
+		if !now.Before(next) {
+			delete(p.touched, topic)
+		}
+	}
 }

@@ -45,7 +45,9 @@ func Start(t testing.TB) *Cluster {
 			ServerName: fmt.Sprintf("n%d", i+1),
 			Host:       "127.0.0.1", Port: ports[i],
 			JetStream: true, StoreDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)),
-			Cluster: server.ClusterOpts{Name: "mercury-test", Host: "127.0.0.1", Port: ports[Size+i]},
+			// Clients keep to the URLs they were given (a Proxy's), not
+			// the servers' own addresses the cluster would advertise.
+			Cluster: server.ClusterOpts{Name: "mercury-test", Host: "127.0.0.1", Port: ports[Size+i], NoAdvertise: true},
 			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
 			NoLog:   true, NoSigs: true,
 		})
