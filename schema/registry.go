@@ -13,20 +13,18 @@ import (
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
-
-	"github.com/mercury-broker/mercury/broker"
 )
 
 // Source names the schema file of one bus.
 type Source struct {
-	Bus  broker.Topic
+	Bus  string
 	File string // path of the schema file; "$ref"s resolve in its folder
 }
 
 // Registry holds the compiled schema of every bus that has one. It is
 // immutable: a reload compiles a new one.
 type Registry struct {
-	buses map[broker.Topic]*busSchema
+	buses map[string]*busSchema
 }
 
 // busSchema is one bus's compiled schema and the documents it was
@@ -49,7 +47,7 @@ var ErrOutsideFolder = errors.New("schema: only files in the schema's own folder
 
 // CompileError says which bus's schema failed to compile, and why.
 type CompileError struct {
-	Bus  broker.Topic
+	Bus  string
 	File string
 	Err  error
 }
@@ -63,7 +61,7 @@ func (e *CompileError) Unwrap() error { return e.Err }
 // Compile reads and compiles the schema of each source. An error names
 // the bus, the file and what is wrong.
 func Compile(sources []Source) (*Registry, error) {
-	r := &Registry{buses: make(map[broker.Topic]*busSchema, len(sources))}
+	r := &Registry{buses: make(map[string]*busSchema, len(sources))}
 	for _, src := range sources {
 		if _, dup := r.buses[src.Bus]; dup {
 			return nil, fmt.Errorf("bus %s: declared twice", src.Bus)
@@ -198,7 +196,7 @@ func pointerOrRoot(p string) string {
 }
 
 // Has reports whether bus has a schema.
-func (r *Registry) Has(bus broker.Topic) bool {
+func (r *Registry) Has(bus string) bool {
 	if r == nil {
 		return false
 	}
@@ -207,11 +205,11 @@ func (r *Registry) Has(bus broker.Topic) bool {
 }
 
 // Buses returns the buses that have a schema, in order.
-func (r *Registry) Buses() []broker.Topic {
+func (r *Registry) Buses() []string {
 	if r == nil {
 		return nil
 	}
-	out := make([]broker.Topic, 0, len(r.buses))
+	out := make([]string, 0, len(r.buses))
 	for bus := range r.buses {
 		out = append(out, bus)
 	}
@@ -220,7 +218,7 @@ func (r *Registry) Buses() []broker.Topic {
 }
 
 // File returns the schema file of bus as given in its Source.
-func (r *Registry) File(bus broker.Topic) string {
+func (r *Registry) File(bus string) string {
 	if bs := r.get(bus); bs != nil {
 		return bs.file
 	}
@@ -228,7 +226,7 @@ func (r *Registry) File(bus broker.Topic) string {
 }
 
 // Document returns the schema document of bus, as written in its file.
-func (r *Registry) Document(bus broker.Topic) ([]byte, bool) {
+func (r *Registry) Document(bus string) ([]byte, bool) {
 	bs := r.get(bus)
 	if bs == nil {
 		return nil, false
@@ -238,7 +236,7 @@ func (r *Registry) Document(bus broker.Topic) ([]byte, bool) {
 
 // Referenced returns a document that the schema of bus references by
 // "$ref", by its path relative to the schema's folder ("defs.json").
-func (r *Registry) Referenced(bus broker.Topic, name string) ([]byte, bool) {
+func (r *Registry) Referenced(bus string, name string) ([]byte, bool) {
 	bs := r.get(bus)
 	if bs == nil {
 		return nil, false
@@ -249,7 +247,7 @@ func (r *Registry) Referenced(bus broker.Topic, name string) ([]byte, bool) {
 
 // Documents lists the paths of the documents the schema of bus is made
 // of, relative to its folder, the main one first.
-func (r *Registry) Documents(bus broker.Topic) []string {
+func (r *Registry) Documents(bus string) []string {
 	bs := r.get(bus)
 	if bs == nil {
 		return nil
@@ -264,7 +262,7 @@ func (r *Registry) Documents(bus broker.Topic) []string {
 	return out
 }
 
-func (r *Registry) get(bus broker.Topic) *busSchema {
+func (r *Registry) get(bus string) *busSchema {
 	if r == nil {
 		return nil
 	}

@@ -3,8 +3,6 @@ package schema
 import (
 	"strings"
 	"testing"
-
-	"github.com/mercury-broker/mercury/broker"
 )
 
 func treeRegistry(t testing.TB) *Registry {
@@ -75,7 +73,7 @@ func TestDuplicateKeysAreRefused(t *testing.T) {
 		{"in a large object", tree, "/tree", many, "kxxxxx", "/kxxxxx"},
 	}
 	for _, c := range cases {
-		ref := c.reg.Validate(broker.Topic(c.bus), broker.Topic(c.bus+"/1"), []byte(c.payload), false)
+		ref := c.reg.Validate(string(c.bus), string(c.bus+"/1"), []byte(c.payload), false)
 		if ref == nil || ref.Code != CodeJSON || !strings.Contains(ref.Message, `"`+c.key+`"`) || !strings.Contains(ref.Message, c.at) {
 			t.Errorf("%s: %+v, want code json naming %q at %s", c.name, ref, c.key, c.at)
 			continue

@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
-
-	"github.com/mercury-broker/mercury/broker"
 )
 
 // Codes of a Refusal.
@@ -27,7 +25,7 @@ const MaxDetails = 20
 // Refusal says why a message was refused.
 type Refusal struct {
 	Code    string
-	Bus     broker.Topic
+	Bus     string
 	Message string
 	Details []Detail
 }
@@ -52,13 +50,13 @@ type Detail struct {
 // Validate checks a message for bus (topic lies under it). A bus without a
 // schema accepts anything: Validate returns nil. JSON nested deeper than
 // DefaultMaxDepth is refused before validation.
-func (r *Registry) Validate(bus, topic broker.Topic, payload []byte, binary bool) *Refusal {
+func (r *Registry) Validate(bus, topic string, payload []byte, binary bool) *Refusal {
 	return r.ValidateDepth(bus, topic, payload, binary, DefaultMaxDepth)
 }
 
 // ValidateDepth is Validate with JSON nested deeper than maxDepth refused
 // (code json) before validation; duplicate object keys are refused too.
-func (r *Registry) ValidateDepth(bus, topic broker.Topic, payload []byte, binary bool, maxDepth int) *Refusal {
+func (r *Registry) ValidateDepth(bus, topic string, payload []byte, binary bool, maxDepth int) *Refusal {
 	bs := r.get(bus)
 	if bs == nil {
 		return nil

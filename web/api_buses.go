@@ -57,7 +57,7 @@ func describeBuses(b *Buses, queueLimit int) []busInfo {
 	out := []busInfo{}
 	for _, p := range b.Policies.All() {
 		info := busInfo{Bus: string(p.Bus), Durable: p.Durable}
-		if docs := b.Schemas.Documents(p.Bus); len(docs) > 0 {
+		if docs := b.Schemas.Documents(string(p.Bus)); len(docs) > 0 {
 			info.Schema = docs[0]
 			info.SchemaURL = "/api/buses/schema?" + url.Values{"bus": {string(p.Bus)}}.Encode()
 			info.Documents = docs
@@ -94,7 +94,7 @@ func (s *Server) handleBusSchema(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := s.currentBuses()
-	doc, ok := b.Schemas.Document(bus)
+	doc, ok := b.Schemas.Document(string(bus))
 	if !ok {
 		msg := "bus " + string(bus) + " has no schema"
 		if b.Policies.Lookup(bus).Bus != bus {
@@ -104,7 +104,7 @@ func (s *Server) handleBusSchema(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if name := q.Get("file"); name != "" {
-		if doc, ok = b.Schemas.Referenced(bus, name); !ok {
+		if doc, ok = b.Schemas.Referenced(string(bus), name); !ok {
 			(&apiError{Status: http.StatusNotFound, Code: "no_schema", Bus: string(bus),
 				Message: "the schema of bus " + string(bus) + " uses no file " + name}).write(w)
 			return

@@ -65,7 +65,7 @@ func (s *Server) validate(m *broker.Message) *apiError {
 	if pol.Bus == "" {
 		return nil
 	}
-	ref := b.Schemas.ValidateDepth(pol.Bus, m.Topic, m.Payload, m.Binary, s.opts.MaxJSONDepth)
+	ref := b.Schemas.ValidateDepth(string(pol.Bus), string(m.Topic), m.Payload, m.Binary, s.opts.MaxJSONDepth)
 	if ref == nil {
 		return nil
 	}

@@ -43,7 +43,7 @@ func runConfig(ctx context.Context, args []string, io command.Stdio) error {
 	for _, b := range cfg.Buses {
 		var what []string
 		if b.SchemaName != "" {
-			what = append(what, "schema "+strings.Join(schemas.Documents(b.Bus), " + "))
+			what = append(what, "schema "+strings.Join(schemas.Documents(string(b.Bus)), " + "))
 		}
 		pol := broker.Policy{Bus: b.Bus, History: b.History, Durable: b.Durable}
 		if h := pol.EffectiveHistory(); h.Messages > 0 || h.Age > 0 {

@@ -16,7 +16,7 @@ func (c *Config) Compile() (*broker.Policies, *schema.Registry, error) {
 	for _, b := range c.Buses {
 		policies = append(policies, b.Policy)
 		if b.Schema != "" {
-			sources = append(sources, schema.Source{Bus: b.Bus, File: b.Schema})
+			sources = append(sources, schema.Source{Bus: string(b.Bus), File: b.Schema})
 		}
 	}
 	ps, err := broker.NewPolicies(policies)
@@ -28,7 +28,7 @@ func (c *Config) Compile() (*broker.Policies, *schema.Registry, error) {
 		var ce *schema.CompileError
 		if errors.As(err, &ce) {
 			for _, b := range c.Buses {
-				if b.Bus == ce.Bus {
+				if string(b.Bus) == ce.Bus {
 					return nil, nil, &Error{Where: fmt.Sprintf("%s:%d", c.File, b.SchemaLine),
 						Key: "buses." + string(b.Bus) + ".schema", Msg: fmt.Sprintf("%s: %v", b.SchemaName, ce.Err)}
 				}
