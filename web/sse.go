@@ -76,10 +76,6 @@ func (st *sseStream) take() (ms []*broker.Message, overflow bool) {
 }
 
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.Topic) {
-	if !s.origin.allows(r) {
-		http.Error(w, "Origin check failed", http.StatusUnauthorized)
-		return
-	}
 	grant, aerr := s.authorizeRequest(r, auth.Sub, topic)
 	if aerr != nil {
 		s.refused(refusedRights, aerr, r.RemoteAddr, nil).write(w)
@@ -87,7 +83,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 	}
 	opts, aerr := parseConnOptions(r, topic)
 	if aerr != nil {
-		aerr.write(w)
+		s.refused(refusedOther, aerr, r.RemoteAddr, nil).write(w)
 		return
 	}
 	st := &sseStream{limit: s.opts.OutgoingQueue, wake: make(chan struct{}, 1), kill: make(chan struct{}),
