@@ -181,8 +181,8 @@ backend forwarded
 		url, ip string
 		h       http.Header
 	}{
-		{"ws://"+ff+"/sub/ff/plain", "127.0.0.7", nil},
-		{"ws://"+ff+"/sub/ff/forged", "127.0.0.8", forged},
+		{"ws://" + ff + "/sub/ff/plain", "127.0.0.7", nil},
+		{"ws://" + ff + "/sub/ff/forged", "127.0.0.8", forged},
 		{b.WS + "/sub/direct/forged", "127.0.0.9", forged},
 	} {
 		conn, err := client.Dial(ctx, c.url, &client.Options{HTTPClient: fromAddr(c.ip), Header: c.h})
