@@ -1,26 +1,47 @@
 package test
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
+
+// runServeBriefly runs mercury serve with args, for a start that must
+// fail: a broker still running after 10 s is stopped (exit -1).
+func runServeBriefly(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mercuryBin, append([]string{"serve"}, args...)...)
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Run()
+	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+}
 
 // TestPprofExposureAndSecrets: --pprof follows --listen's exposure rule
 // and, with auth configured, needs admin on everything; the Host check
 // covers it; a PostgreSQL password is refused on the command line, where
 // every user of the machine could read it.
 func TestPprofExposureAndSecrets(t *testing.T) {
-	_, stderr, code := runMercury(t, "serve", "--listen", "127.0.0.1:0", "--pprof", "0.0.0.0:0")
+	_, stderr, code := runServeBriefly(t, "--listen", "127.0.0.1:0", "--pprof", "0.0.0.0:0")
 	if code != 2 || !strings.Contains(stderr, "--pprof") || !strings.Contains(stderr, "without authentication") {
 		t.Errorf("--pprof on every interface without auth: exit %d, %s", code, stderr)
 	}
 
 	const password = "s3cret-pw"
-	_, stderr, code = runMercury(t, "serve", "--listen", "127.0.0.1:0", "--minion-pg", "postgres://minion:"+password+"@127.0.0.1/minion")
+	_, stderr, code = runServeBriefly(t, "--listen", "127.0.0.1:0", "--minion-pg", "postgres://minion:"+password+"@127.0.0.1/minion")
 	if code != 2 || !strings.Contains(stderr, "--minion-pg holds a password") || strings.Contains(stderr, password) {
 		t.Errorf("--minion-pg with a password: exit %d, %s", code, stderr)
+	}
+
+	_, stderr, code = runMercury(t, "bridge", "minion", "status", "--pg", "postgres://minion:"+password+"@127.0.0.1/minion")
+	if code != 2 || !strings.Contains(stderr, "--pg holds a password") || strings.Contains(stderr, password) {
+		t.Errorf("bridge --pg with a password: exit %d, %s", code, stderr)
 	}
 
 	pprof := freePort(t)

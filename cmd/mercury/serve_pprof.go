@@ -70,7 +70,8 @@ func redactURLs(s string) string {
 }
 
 // refusePasswordFlag refuses a URL with a password given by the named
-// flag: every user of the machine can read a process's command line.
+// flag: every user of the machine can read a process's command line. key
+// is the setting's key in the config file, "" for none.
 func refusePasswordFlag(fs *flag.FlagSet, name, key, env string) error {
 	var err error
 	fs.Visit(func(f *flag.Flag) {
@@ -79,8 +80,12 @@ func refusePasswordFlag(fs *flag.FlagSet, name, key, env string) error {
 		}
 		if u, perr := url.Parse(f.Value.String()); perr == nil && u.User != nil {
 			if _, ok := u.User.Password(); ok {
+				where := env
+				if key != "" {
+					where = "the config file (" + key + ") or " + env
+				}
 				err = usageError("--%s holds a password, which every user of this machine can read in the process list: "+
-					"give the URL in the config file (%s) or in %s, or the password in PGPASSWORD or ~/.pgpass", name, key, env)
+					"give the URL in %s, or the password in PGPASSWORD or ~/.pgpass", name, where)
 			}
 		}
 	})
