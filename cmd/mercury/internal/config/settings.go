@@ -112,7 +112,7 @@ var settings = []setting{
 	{"idle_timeout", "0s", "close a WebSocket connection on which no message went either way for this long (`DURATION`; pings do not count); 0: never", duration(func(c *Config) *time.Duration { return &c.IdleTimeout })},
 	{"compression", "false", "offer permessage-deflate to clients that ask; max_message_size caps the decompressed size", boolean(func(c *Config) *bool { return &c.Compression })},
 
-	{"trusted_proxies", "", "reverse proxies (`CIDR`s or addresses, e.g. 10.0.0.0/8) believed about the client's address: Forwarded, X-Forwarded-For, and the PROXY protocol with proxy_protocol (repeatable, or comma-separated)", list(func(c *Config) *[]string { return &c.TrustedProxies })},
+	{"trusted_proxies", "", "reverse proxies (`CIDR`s or addresses, e.g. 10.0.0.0/8) believed about the client's address: Forwarded, X-Forwarded-For, and the PROXY protocol with proxy_protocol (repeatable, or comma-separated)", addressRanges(func(c *Config) *[]string { return &c.TrustedProxies })},
 	{"proxy_protocol", "false", "accept the PROXY protocol (v1 and v2, e.g. HAProxy's send-proxy-v2) on the listeners from trusted_proxies", boolean(func(c *Config) *bool { return &c.ProxyProtocol })},
 	{"allowed_hosts", "", "names (`PATTERN`s, e.g. broker.example.com, *.example.com, or * for any) the broker answers to in the Host header; default: with auth any, without only loopback names and the listen address (repeatable, or comma-separated)", list(func(c *Config) *[]string { return &c.AllowedHosts })},
 
@@ -218,6 +218,20 @@ func list(field func(*Config) *[]string) kind {
 		},
 		field: func(c *Config) any { return *field(c) },
 	}
+}
+
+// addressRanges is a list of addresses and CIDR ranges, checked.
+func addressRanges(field func(*Config) *[]string) kind {
+	k := list(field)
+	parse := k.parse
+	k.parse = func(c *Config, vals []string) error {
+		if err := parse(c, vals); err != nil {
+			return err
+		}
+		_, err := web.ParseTrustedProxies(*field(c))
+		return err
+	}
+	return k
 }
 
 func count(field func(*Config) *int) kind {
