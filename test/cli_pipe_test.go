@@ -233,9 +233,9 @@ func TestCLIExitCodes(t *testing.T) {
 	t.Run("origin", func(t *testing.T) {
 		b := startBroker(t, "--allow-origin", "https://good.example")
 		_, stderr, code := runCLI(t, "", "sub", "/x", "--server", b.WS, "--header", "Origin: https://evil.example")
-		expectExit(t, stderr, code, 1, "401 Unauthorized: Origin check failed")
+		expectExit(t, stderr, code, 1, "403 Forbidden: Origin check failed")
 		_, stderr, code = runCLI(t, "", "pub", "/x", "m", "--server", b.WS, "--header", "Origin: https://evil.example")
-		expectExit(t, stderr, code, 1, "401 Unauthorized: Origin check failed")
+		expectExit(t, stderr, code, 1, "403 Forbidden: Origin check failed")
 		_, stderr, code = runCLI(t, "", "sub", "/x", "--server", b.WS, "--header", "Origin: https://good.example", "--timeout", "100ms")
 		expectExit(t, stderr, code, 0)
 	})

@@ -102,4 +102,36 @@ func TestClusterExampleCompose(t *testing.T) {
 			t.Errorf("haproxy.cfg lacks %q", want)
 		}
 	}
+	// The proxy passes each client's address, and the brokers trust it
+	// for that: the lb's fixed address is the one trusted.
+	for _, line := range strings.Split(string(haproxy), "\n") {
+		if strings.Contains(line, "server mercury") && !strings.Contains(line, "send-proxy-v2") {
+			t.Errorf("haproxy.cfg: %q does not pass the client's address (send-proxy-v2)", strings.TrimSpace(line))
+		}
+	}
+	var proxy struct {
+		TrustedProxies []string `yaml:"trusted_proxies"`
+		ProxyProtocol  bool     `yaml:"proxy_protocol"`
+	}
+	if err := yaml.Unmarshal(data, &proxy); err != nil {
+		t.Fatal(err)
+	}
+	var lb struct {
+		Services struct {
+			LB struct {
+				Networks map[string]struct {
+					IPv4 string `yaml:"ipv4_address"`
+				} `yaml:"networks"`
+			} `yaml:"lb"`
+		} `yaml:"services"`
+	}
+	composeData, _ := os.ReadFile(dir + "compose.yaml")
+	if err := yaml.Unmarshal(composeData, &lb); err != nil {
+		t.Fatal(err)
+	}
+	lbAddr := lb.Services.LB.Networks["default"].IPv4
+	if !proxy.ProxyProtocol || lbAddr == "" || strings.Join(proxy.TrustedProxies, ",") != lbAddr {
+		t.Errorf("mercury.yaml: trusted_proxies %v, proxy_protocol %v; want the lb's address %q and the PROXY protocol",
+			proxy.TrustedProxies, proxy.ProxyProtocol, lbAddr)
+	}
 }

@@ -6,14 +6,14 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/mercury-broker/mercury/broker"
 	"github.com/mercury-broker/mercury/web/auth"
 )
 
 // adminRoutes mounts the admin API (/api/…) in one group: every route in
-// it needs an admin right. A route about one topic checks it with
-// adminAllows(w, r, topic); a route about the whole broker needs admin on
-// everything: register it with r.With(s.requireAdminAll).
+// it needs an admin right. A route about one topic checks the grant's
+// admin right on it, and answers as for a missing thing when there is
+// none (a limited admin must not learn others' topics); a route about the
+// whole broker needs admin on everything: r.With(s.requireAdminAll).
 //
 // With Options.AdminSeparate the group is served by AdminHandler, on its
 // own listener, and not on the main one.
@@ -33,21 +33,17 @@ func (s *Server) AdminHandler() http.Handler {
 	r := chi.NewRouter()
 	r.Get("/healthz", healthz)
 	s.adminRoutes(r)
-	return r
+	return s.guard(r)
 }
 
-// requireAdmin lets through requests from an allowed origin whose
-// credential has an admin right on at least one topic, with their grant in
-// the context.
+// requireAdmin lets through requests whose credential has an admin right
+// on at least one topic, with their grant in the context. (The origin was
+// checked by the guard.)
 func (s *Server) requireAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.origin.allows(r) {
-			http.Error(w, "Origin check failed", http.StatusUnauthorized)
-			return
-		}
 		g, aerr := s.authenticate(r)
 		if aerr != nil {
-			aerr.write(w)
+			s.refused(refusedRights, aerr, r.RemoteAddr, nil).write(w)
 			return
 		}
 		if !g.Rights.Any(auth.Admin) {
@@ -56,11 +52,17 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 			if err != nil {
 				topic = ""
 			}
-			authorize(g, auth.Admin, topic).write(w)
+			s.refused(refusedRights, authorize(g, auth.Admin, topic), r.RemoteAddr, nil).write(w)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(withGrant(r.Context(), g)))
 	})
+}
+
+// AdminOnly serves h to those with admin on everything, behind the same
+// guard as the broker's routes (Host, Origin): for the profiler.
+func (s *Server) AdminOnly(h http.Handler) http.Handler {
+	return s.guard(s.requireAdmin(s.requireAdminAll(h)))
 }
 
 // requireAdminAll lets through requests whose credential has admin on
@@ -73,16 +75,6 @@ func (s *Server) requireAdminAll(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// adminAllows reports whether the request may administer topic; when not,
-// it has answered 403.
-func adminAllows(w http.ResponseWriter, r *http.Request, topic broker.Topic) bool {
-	if aerr := authorize(grantOf(r), auth.Admin, topic); aerr != nil {
-		aerr.write(w)
-		return false
-	}
-	return true
 }
 
 func healthz(w http.ResponseWriter, _ *http.Request) {

@@ -101,7 +101,10 @@ func (s *Server) withQueueTopic(h func(http.ResponseWriter, *http.Request, broke
 			(&apiError{Status: http.StatusBadRequest, Code: "topic", Topic: raw, Message: err.Error()}).write(w)
 			return
 		}
-		if !adminAllows(w, r, topic) {
+		if !grantOf(r).Rights.Allows(auth.Admin, topic) {
+			// Out of scope answers as a missing queue: whether it exists
+			// is not the client's to learn.
+			apiErrorFor(broker.ErrNoQueue, topic).write(w)
 			return
 		}
 		h(w, r, topic)

@@ -86,10 +86,6 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 				p, r.Host, r.URL.Path), http.StatusUpgradeRequired)
 			return
 		}
-		if !s.origin.allows(r) {
-			http.Error(w, "Origin check failed", http.StatusUnauthorized)
-			return
-		}
 		grant, aerr := s.authorizeRequest(r, actionOf(p), topic)
 		if aerr != nil {
 			s.refused(refusedRights, aerr, r.RemoteAddr, nil).write(w)
@@ -97,7 +93,7 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 		}
 		opts, aerr := parseConnOptions(r, topic)
 		if aerr != nil {
-			aerr.write(w)
+			s.refused(refusedOther, aerr, r.RemoteAddr, nil).write(w)
 			return
 		}
 		c := &conn{s: s, pattern: p, topic: topic, opts: opts, remote: r.RemoteAddr, opened: time.Now(), rate: newRateGuard(&s.opts)}

@@ -24,10 +24,6 @@ func (s *Server) handlePost(p pattern) http.HandlerFunc {
 			aerr.write(w)
 			return
 		}
-		if !s.origin.allows(r) {
-			http.Error(w, "Origin check failed", http.StatusUnauthorized)
-			return
-		}
 		grant, aerr := s.authorizeRequest(r, actionOf(p), topic)
 		if aerr != nil {
 			s.refused(refusedRights, aerr, r.RemoteAddr, nil).write(w) // before reading the body
@@ -38,7 +34,7 @@ func (s *Server) handlePost(p pattern) http.HandlerFunc {
 		}
 		opts, aerr := parseConnOptions(r, topic)
 		if aerr != nil {
-			aerr.write(w)
+			s.refused(refusedOther, aerr, r.RemoteAddr, nil).write(w)
 			return
 		}
 		// The body must arrive in time (slowloris). Once it has, the
@@ -102,7 +98,7 @@ func isBinaryBody(r *http.Request, body []byte) bool {
 // the sending connection, nil for HTTP; g is what the sender may do. It is
 // the one way in for every message, WebSocket frame or POST body alike.
 func (s *Server) accept(p pattern, m *broker.Message, from *conn, opts connOptions, g *auth.Grant) *apiError {
-	if aerr := s.check(p, m, from, g); aerr != nil {
+	if aerr := s.check(p, m, opts.remote, g); aerr != nil {
 		return aerr
 	}
 	var err error
@@ -119,7 +115,7 @@ func (s *Server) accept(p pattern, m *broker.Message, from *conn, opts connOptio
 		err = s.broker.Push(m, broker.PushOptions{MustExist: opts.mustExist, TTL: opts.ttl})
 	}
 	if err != nil {
-		return s.refusedByBroker(err, m, from)
+		return s.refusedByBroker(err, m, opts.remote)
 	}
 	if from != nil {
 		from.msgsIn.Add(1)
@@ -128,32 +124,23 @@ func (s *Server) accept(p pattern, m *broker.Message, from *conn, opts connOptio
 }
 
 // check authorizes and validates a message before the broker sees it.
-func (s *Server) check(p pattern, m *broker.Message, from *conn, g *auth.Grant) *apiError {
+func (s *Server) check(p pattern, m *broker.Message, remote string, g *auth.Grant) *apiError {
 	if aerr := authorize(g, actionOf(p), m.Topic); aerr != nil {
-		return s.refused(refusedRights, aerr, remoteOf(from), m.Payload) // not the sender's to publish
+		return s.refused(refusedRights, aerr, remote, m.Payload) // not the sender's to publish
 	}
 	if aerr := s.validate(m); aerr != nil {
-		return s.refused(refusedSchema, aerr, remoteOf(from), m.Payload) // never delivered
+		return s.refused(refusedSchema, aerr, remote, m.Payload) // never delivered
 	}
 	return nil
 }
 
 // refusedByBroker turns a broker error into the refusal the client gets.
-func (s *Server) refusedByBroker(err error, m *broker.Message, from *conn) *apiError {
+func (s *Server) refusedByBroker(err error, m *broker.Message, remote string) *apiError {
 	reason := refusedOther
 	if errors.Is(err, broker.ErrQueueFull) {
 		reason = refusedLimits
 	}
-	return s.refused(reason, apiErrorFor(err, m.Topic), remoteOf(from), m.Payload)
-}
-
-// remoteOf is the client address of a connection, "" for HTTP (whose
-// requests are logged by their own handler).
-func remoteOf(c *conn) string {
-	if c == nil {
-		return ""
-	}
-	return c.remote
+	return s.refused(reason, apiErrorFor(err, m.Topic), remote, m.Payload)
 }
 
 // apiErrorFor turns a broker error into what the client is told.

@@ -20,8 +20,8 @@ import (
 // Limits that keep one client from costing the others: connections in
 // total and per address, publish rate, idle time.
 
-// clientIP returns the address part of a RemoteAddr. Behind a reverse
-// proxy every client has the proxy's address.
+// clientIP returns the address part of a RemoteAddr. Behind a trusted
+// proxy the guard has already made RemoteAddr the client's (proxies.go).
 func clientIP(remote string) string {
 	if host, _, err := net.SplitHostPort(remote); err == nil {
 		return host

@@ -38,7 +38,7 @@ func TestOriginChecks(t *testing.T) {
 	}{
 		{"", 101},                    // not a browser
 		{sameHost, 101},              // a page served by the broker's host
-		{"http://evil.example", 401}, // another site
+		{"http://evil.example", 403}, // another site
 	} {
 		h := http.Header{}
 		if c.origin != "" {
@@ -58,12 +58,12 @@ func TestOriginChecks(t *testing.T) {
 		{"https://example.com:8443", 101},
 		{"https://app.example.org", 101},
 		{"https://secure.example.net", 101},
-		{"", 401},                            // a list requires an Origin
-		{"http://example.com.evil.net", 401}, // look-alike suffix
-		{"http://notexample.com", 401},       // look-alike prefix
-		{"http://example.org.evil.net", 401}, //
-		{"http://secure.example.net", 401},   // wrong scheme
-		{"http://evilexample.org", 401},      // *.example.org needs a dot
+		{"", 101},                            // not a browser: its credential decides
+		{"http://example.com.evil.net", 403}, // look-alike suffix
+		{"http://notexample.com", 403},       // look-alike prefix
+		{"http://example.org.evil.net", 403}, //
+		{"http://secure.example.net", 403},   // wrong scheme
+		{"http://evilexample.org", 403},      // *.example.org needs a dot
 	} {
 		h := http.Header{}
 		if c.origin != "" {
@@ -78,12 +78,12 @@ func TestOriginChecks(t *testing.T) {
 		}
 		want := 200
 		if c.want != 101 {
-			want = 401
+			want = 403
 		}
 		if resp.Status != want {
 			t.Errorf("POST with Origin %q: %d, want %d", c.origin, resp.Status, want)
 		}
-		if want == 401 && !strings.Contains(string(resp.Body), "Origin check failed") {
+		if want == 403 && !strings.Contains(string(resp.Body), "Origin check failed") {
 			t.Errorf("POST with Origin %q: body %q", c.origin, resp.Body)
 		}
 	}

@@ -222,10 +222,16 @@ func (s *Server) handleCloseConnection(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Unlock()
 	}
+	// A connection out of the client's scope answers as a missing one:
+	// its topic is not the client's to learn.
+	rights := grantOf(r).Rights
+	if stream != nil && !rights.Allows(auth.Admin, stream.topic) {
+		stream = nil
+	}
+	if target != nil && !rights.Allows(auth.Admin, target.topic) {
+		target = nil
+	}
 	if stream != nil {
-		if !adminAllows(w, r, stream.topic) {
-			return
-		}
 		s.log.Info("event stream closed by an administrator", "id", stream.id, "remote", stream.remote,
 			"topic", stream.topic, "by", grantOf(r).Subject)
 		stream.once.Do(func() { close(stream.kill) })
@@ -234,10 +240,7 @@ func (s *Server) handleCloseConnection(w http.ResponseWriter, r *http.Request) {
 	}
 	if target == nil {
 		(&apiError{Status: http.StatusNotFound, Code: "no_connection",
-			Message: "no connection " + strconv.Quote(idText) + ": it closed, or the id is wrong (see GET /api/connections)"}).write(w)
-		return
-	}
-	if !adminAllows(w, r, target.topic) {
+			Message: "no connection " + strconv.Quote(idText) + ": it closed, the id is wrong, or it is not yours to administer (see GET /api/connections)"}).write(w)
 		return
 	}
 	s.log.Info("connection closed by an administrator", "id", target.id, "remote", target.remote,

@@ -24,11 +24,12 @@ type connOptions struct {
 	mustExist bool            // push/pull: refuse when the queue does not exist
 	exclusive bool            // pull: single consumer
 	takeover  bool            // pull: evict the current pullers
+	remote    string          // the client's address, for the logs
 }
 
 func parseConnOptions(r *http.Request, topic broker.Topic) (connOptions, *apiError) {
 	q := r.URL.Query()
-	var o connOptions
+	o := connOptions{remote: r.RemoteAddr}
 	bad := func(name, value, want string) (connOptions, *apiError) {
 		return o, &apiError{Status: http.StatusBadRequest, Code: "query", Topic: string(topic),
 			Message: fmt.Sprintf("%s=%q: want %s", name, value, want)}

@@ -74,13 +74,17 @@ func (c *conn) answered(slot *pubSlot, m *broker.Message, aerr *apiError) {
 // acceptAsync is accept for a published or bus frame, whose answer may
 // come later, on another goroutine.
 func (s *Server) acceptAsync(p pattern, m *broker.Message, from *conn, g *auth.Grant, done func(*apiError)) {
-	if aerr := s.check(p, m, from, g); aerr != nil {
+	remote := ""
+	if from != nil {
+		remote = from.remote
+	}
+	if aerr := s.check(p, m, remote, g); aerr != nil {
 		done(aerr)
 		return
 	}
 	finish := func(err error) {
 		if err != nil {
-			done(s.refusedByBroker(err, m, from))
+			done(s.refusedByBroker(err, m, remote))
 			return
 		}
 		if from != nil {

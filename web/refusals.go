@@ -15,10 +15,13 @@ const (
 	refusedRights                      // no credential, or not allowed
 	refusedLimits                      // rate, size, connections, a full queue
 	refusedOther                       // anything else (a store failure, a cut-off cluster …)
+	refusedOrigin                      // a browser page of an origin not allowed
+	refusedHost                        // a Host name not served (DNS rebinding)
+	refusedTopic                       // a topic that is not one, or too long or deep
 	refusalReasons
 )
 
-var refusalNames = [refusalReasons]string{"schema", "rights", "limits", "other"}
+var refusalNames = [refusalReasons]string{"schema", "rights", "limits", "other", "origin", "host", "topic"}
 
 func (r refusalReason) String() string { return refusalNames[r] }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,9 +24,18 @@ import (
 // Options configures a Server. The zero value gives the documented
 // defaults.
 type Options struct {
-	// AllowOrigins lists the browser origins allowed to connect; see
-	// originPolicy. Empty: same-host browsers and non-browser clients.
+	// AllowOrigins lists the browser origins allowed to connect, besides
+	// the broker's own, and given CORS; see originPolicy. Requests without
+	// an Origin are not concerned.
 	AllowOrigins []string
+	// AllowedHosts lists the names (Host header) the broker answers to;
+	// see hostPolicy. Empty: without auth, loopback names and the address
+	// a request arrived on; with auth, any.
+	AllowedHosts []string
+	// TrustedProxies are the proxies believed about the client's address
+	// (Forwarded, X-Forwarded-For; the PROXY protocol is the listener's,
+	// see ProxyProtocolListener). Empty: none.
+	TrustedProxies []netip.Prefix
 	// MaxMessageSize caps one message, in bytes. Default 1 MiB.
 	MaxMessageSize int64
 	// MaxJSONDepth caps the nesting of arrays and objects in a message on
@@ -35,8 +45,8 @@ type Options struct {
 	// MaxConnections caps concurrent WebSocket connections and event
 	// streams. Default 10,000.
 	MaxConnections int
-	// MaxConnectionsPerIP caps them per client address. Default 1,000;
-	// negative: no limit.
+	// MaxConnectionsPerIP caps them per client address (behind a proxy,
+	// see TrustedProxies). Zero or negative: no limit, the default.
 	MaxConnectionsPerIP int
 	// PublishRate caps the messages per second one WebSocket connection,
 	// or one client address over HTTP, may publish (token bucket);
@@ -116,7 +126,6 @@ type Options struct {
 const (
 	DefaultMaxMessageSize = 1 << 20
 	DefaultMaxConnections = 10000
-	DefaultMaxConnsPerIP  = 1000
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultOutgoingQueue  = 1 << 20
 	DefaultSocketSendBuf  = 256 << 10
@@ -135,9 +144,6 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = DefaultMaxConnections
-	}
-	if o.MaxConnectionsPerIP == 0 {
-		o.MaxConnectionsPerIP = DefaultMaxConnsPerIP
 	}
 	if o.PublishRate > 0 && o.PublishBurst <= 0 {
 		o.PublishBurst = max(1, int(o.PublishRate))
@@ -170,11 +176,13 @@ func (o *Options) setDefaults() {
 
 // Server serves Mercury's wire over HTTP and WebSocket for one broker.
 type Server struct {
-	broker *broker.Broker
-	opts   Options
-	origin originPolicy
-	router chi.Router
-	log    *slog.Logger
+	broker  *broker.Broker
+	opts    Options
+	origin  originPolicy
+	hosts   hostPolicy
+	router  chi.Router
+	guarded http.Handler // the router behind the guard
+	log     *slog.Logger
 
 	auth atomic.Pointer[auth.Authenticator] // nil: everything allowed
 
@@ -226,10 +234,15 @@ func New(b *broker.Broker, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	hosts, err := newHostPolicy(opts.AllowedHosts)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		broker:  b,
 		opts:    opts,
 		origin:  origin,
+		hosts:   hosts,
 		log:     opts.Logger,
 		conns:   make(map[*conn]struct{}),
 		streams: make(map[*sseStream]struct{}),
@@ -248,6 +261,7 @@ func New(b *broker.Broker, opts Options) (*Server, error) {
 		s.buses.Store(opts.Buses)
 	}
 	s.router = s.routes()
+	s.guarded = s.guard(s.router)
 	return s, nil
 }
 
@@ -274,7 +288,33 @@ func (s *Server) routes() chi.Router {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.router.ServeHTTP(w, r)
+	s.guarded.ServeHTTP(w, r)
+}
+
+// guard is in front of every route, on every listener: it finds the
+// client's address (behind trusted proxies), then checks the Host and the
+// Origin and answers CORS.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = proxyTrust(s.opts.TrustedProxies).withClient(r)
+		if aerr := s.hosts.check(r, s.auth.Load() != nil); aerr != nil {
+			s.refused(refusedHost, aerr, r.RemoteAddr, nil).write(w)
+			return
+		}
+		ok, cors := s.origin.check(r)
+		if !ok {
+			s.refused(refusedOrigin, originRefusal(r), r.RemoteAddr, nil).write(w)
+			return
+		}
+		if cors {
+			setCORS(w, r)
+			if isPreflight(r) {
+				answerPreflight(w)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // topicOf returns the topic of a request to /{pattern}/{topic}. The path
@@ -282,12 +322,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) topicOf(p pattern, r *http.Request) (broker.Topic, *apiError) {
 	raw := strings.TrimPrefix(r.URL.Path, "/"+p.String())
 	if raw == "" || raw == "/" {
-		return "", &apiError{Status: http.StatusNotFound, Code: "no_topic",
-			Message: fmt.Sprintf("no topic: use /%s/<topic>, for example /%s/livesys/42", p, p)}
+		return "", s.refused(refusedTopic, &apiError{Status: http.StatusNotFound, Code: "no_topic",
+			Message: fmt.Sprintf("no topic: use /%s/<topic>, for example /%s/livesys/42", p, p)}, r.RemoteAddr, nil)
 	}
 	t, err := s.opts.Topics.Parse(raw)
 	if err != nil {
-		return "", &apiError{Status: http.StatusBadRequest, Code: "topic", Topic: raw, Message: err.Error()}
+		return "", s.refused(refusedTopic, &apiError{Status: http.StatusBadRequest, Code: "topic", Topic: raw, Message: err.Error()}, r.RemoteAddr, nil)
 	}
 	return t, nil
 }

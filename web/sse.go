@@ -122,10 +122,6 @@ func writeError(bw *bufio.Writer, e *apiError) {
 }
 
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.Topic) {
-	if !s.origin.allows(r) {
-		http.Error(w, "Origin check failed", http.StatusUnauthorized)
-		return
-	}
 	grant, aerr := s.authorizeRequest(r, auth.Sub, topic)
 	if aerr != nil {
 		s.refused(refusedRights, aerr, r.RemoteAddr, nil).write(w)
@@ -133,7 +129,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 	}
 	opts, aerr := parseConnOptions(r, topic)
 	if aerr != nil {
-		aerr.write(w)
+		s.refused(refusedOther, aerr, r.RemoteAddr, nil).write(w)
 		return
 	}
 	st := &sseStream{limit: s.opts.OutgoingQueue, wake: make(chan struct{}, 1), kill: make(chan struct{}),

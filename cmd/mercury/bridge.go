@@ -95,6 +95,9 @@ func noArgs(fs *flag.FlagSet) error {
 	if fs.NArg() > 0 {
 		return command.UsageError("unexpected argument %q", fs.Arg(0))
 	}
+	if fs.Lookup("pg") != nil {
+		return refusePasswordFlag(fs, "pg", "", "MERCURY_PG")
+	}
 	return nil
 }
 

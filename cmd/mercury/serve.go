@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -43,6 +43,9 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 	}
 	if fs.NArg() > 0 {
 		return command.UsageError("unexpected argument %q", fs.Arg(0))
+	}
+	if err := refusePasswordFlag(fs, "minion-pg", "minion.pg", "MERCURY_MINION_PG"); err != nil {
+		return err
 	}
 	file := flags.File(os.Getenv)
 	load := func() (*config.Config, *web.Buses, error) {
@@ -137,8 +140,14 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 		return err
 	}
 	defer b.Close()
+	trusted, err := web.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return command.UsageError("trusted_proxies: %v", err)
+	}
 	srv, err = web.New(b, web.Options{
 		AllowOrigins:        cfg.AllowOrigins,
+		AllowedHosts:        cfg.AllowedHosts,
+		TrustedProxies:      trusted,
 		MaxMessageSize:      cfg.MaxMessageSize,
 		MaxConnections:      cfg.MaxConnections,
 		MaxConnectionsPerIP: noLimit(cfg.MaxConnectionsPerIP),
@@ -171,19 +180,26 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 			return err
 		}
 	}
-	ln, err := listen(cfg.Listen, "listen", certs, authn != nil, cfg.AllowAnonymous)
+	var proxies []netip.Prefix // from whom the listeners take the PROXY protocol
+	if cfg.ProxyProtocol {
+		if len(trusted) == 0 {
+			return command.UsageError("proxy_protocol needs trusted_proxies: the proxies whose PROXY headers to believe")
+		}
+		proxies = trusted
+	}
+	ln, err := listen(cfg.Listen, "listen", certs, proxies, authn != nil, cfg.AllowAnonymous)
 	if err != nil {
 		return err
 	}
 	var adminLn net.Listener
 	if cfg.AdminListen != "" {
-		if adminLn, err = listen(cfg.AdminListen, "admin-listen", certs, authn != nil, cfg.AllowAnonymous); err != nil {
+		if adminLn, err = listen(cfg.AdminListen, "admin-listen", certs, proxies, authn != nil, cfg.AllowAnonymous); err != nil {
 			ln.Close()
 			return err
 		}
 	}
 	if cfg.Pprof != "" {
-		stop, err := servePprof(cfg.Pprof, logger)
+		stop, err := servePprof(cfg.Pprof, srv.AdminOnly, authn != nil, cfg.AllowAnonymous, logger)
 		if err != nil {
 			return err
 		}
@@ -210,9 +226,10 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 	return serveUntilSignal(ctx, listeners{main: ln, admin: adminLn, handshake: cfg.HandshakeTimeout, onHUP: onHUP, auth: auth}, srv, logger)
 }
 
-// listen listens on addr, with TLS when certs are given, and refuses an
-// exposed address without auth (see checkExposure).
-func listen(addr, flag string, certs *certReloader, authConfigured, allowAnonymous bool) (net.Listener, error) {
+// listen listens on addr, with TLS when certs are given and the PROXY
+// protocol from proxies, and refuses an exposed address without auth (see
+// checkExposure).
+func listen(addr, flag string, certs *certReloader, proxies []netip.Prefix, authConfigured, allowAnonymous bool) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen (--%s): %w", flag, err)
@@ -220,6 +237,9 @@ func listen(addr, flag string, certs *certReloader, authConfigured, allowAnonymo
 	if err := checkExposure(ln, addr, flag, authConfigured, allowAnonymous); err != nil {
 		ln.Close()
 		return nil, err
+	}
+	if len(proxies) > 0 {
+		ln = web.ProxyProtocolListener(ln, proxies)
 	}
 	if certs != nil {
 		ln = tlsListener{tls.NewListener(ln, certs.config())}
@@ -303,25 +323,6 @@ func openStore(cfg *config.Config, policies *broker.Policies, logger *slog.Logge
 	}
 	logger.Info("store open", "data_dir", cfg.DataDir)
 	return st, nil
-}
-
-// servePprof serves the runtime profiles on addr, apart from the broker's
-// own listener, and returns the function that stops it.
-func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("failed to listen for --pprof: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("profiler listening", "addr", "http://"+ln.Addr().String()+"/debug/pprof/")
-	go hs.Serve(ln)
-	return func() { hs.Close() }, nil
 }
 
 // httpIdleTimeout closes kept-alive HTTP connections that send no next

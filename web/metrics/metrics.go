@@ -101,7 +101,7 @@ var (
 	descBytesIn       = prometheus.NewDesc("mercury_bytes_in_total", "Payload bytes accepted, by bus.", []string{"bus"}, nil)
 	descBytesOut      = prometheus.NewDesc("mercury_bytes_out_total", "Payload bytes delivered to subscribers and bus peers, by bus.", []string{"bus"}, nil)
 	descSlow          = prometheus.NewDesc("mercury_slow_consumer_closes_total", "Connections closed because they did not keep up.", nil, nil)
-	descRefusals      = prometheus.NewDesc("mercury_refusals_total", "Messages and connections refused, by reason (schema, rights, limits, other).", []string{"reason"}, nil)
+	descRefusals      = prometheus.NewDesc("mercury_refusals_total", "Messages and connections refused, by reason (schema, rights, limits, origin, host, topic, other).", []string{"reason"}, nil)
 	descQueueDepth    = prometheus.NewDesc("mercury_queue_depth", "Messages waiting in a work queue that no puller holds.", []string{"queue"}, nil)
 	descQueueInFlight = prometheus.NewDesc("mercury_queue_in_flight", "Messages offered to a puller and not yet settled.", []string{"queue"}, nil)
 	descQueueDead     = prometheus.NewDesc("mercury_queue_dead_letters", "Dead letters of a work queue.", []string{"queue"}, nil)

@@ -51,7 +51,7 @@ export function create({navigate}) {
       stat('In per second', number(o.in_per_second, 1), `${number(o.messages_in)} in all`),
       stat('Out per second', number(o.out_per_second, 1), `${number(o.messages_out)} in all`),
       stat('Refusals', number(totalRefusals),
-        `schema ${number(refusals.schema)}, rights ${number(refusals.rights)}, limits ${number(refusals.limits)}, other ${number(refusals.other)}`),
+        Object.entries(refusals).map(([reason, n]) => `${reason} ${number(n)}`).join(', ')),
       stat('Slow consumers closed', number(o.slow_consumer_closes))));
     updated.textContent = `Mercury ${o.version || ''}, started ${formatTime(o.started)}. Updated every second.`;
   }

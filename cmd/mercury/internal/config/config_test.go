@@ -278,3 +278,10 @@ func TestRestartListsChangedSettings(t *testing.T) {
 		t.Fatalf("Restart = %q", got)
 	}
 }
+
+func TestTrustedProxiesAreChecked(t *testing.T) {
+	_, err := load(t, "trusted_proxies: [10.0.0.0/8, proxy.example.com]\n")
+	if err == nil || !strings.Contains(err.Error(), "mercury.yaml:1: trusted_proxies") || !strings.Contains(err.Error(), "proxy.example.com") {
+		t.Errorf("a name in trusted_proxies: %v", err)
+	}
+}

@@ -51,6 +51,9 @@ type Config struct {
 	HandshakeTimeout    time.Duration
 	IdleTimeout         time.Duration
 	Compression         bool
+	TrustedProxies      []string
+	ProxyProtocol       bool
+	AllowedHosts        []string
 	Auth                Auth
 
 	Cluster Cluster
@@ -103,7 +106,7 @@ var settings = []setting{
 	{"admin_listen", "", "serve the admin API (/api/…) on its own `HOST:PORT` instead of the main listener; it still needs the admin right", text(func(c *Config) *string { return &c.AdminListen })},
 	{"tls_cert", "", "TLS certificate chain `FILE` (PEM); with tls_key, serve HTTPS and wss://; re-read on SIGHUP", paths(text(func(c *Config) *string { return &c.TLSCert }))},
 	{"tls_key", "", "TLS private key `FILE` (PEM) of tls_cert", paths(text(func(c *Config) *string { return &c.TLSKey }))},
-	{"max_connections_per_ip", itoa(web.DefaultMaxConnsPerIP), "most concurrent WebSocket connections and event streams from one client address (`N`); 0: no limit", count(func(c *Config) *int { return &c.MaxConnectionsPerIP })},
+	{"max_connections_per_ip", "0", "most concurrent WebSocket connections and event streams from one client address (`N`), for a broker clients reach from the internet (behind a proxy, set trusted_proxies); 0: no limit", count(func(c *Config) *int { return &c.MaxConnectionsPerIP })},
 	{"publish_rate", "0", "messages per second (`N`) one WebSocket connection, or one client address over HTTP, may publish; past it the connection is paused (its socket is not read until the rate allows) and a POST gets 429 with Retry-After, nothing is dropped; 0: no limit", count(func(c *Config) *int { return &c.PublishRate })},
 	{"publish_burst", "0", "messages (`N`) a connection may publish at once above publish_rate; 0: one second's worth", count(func(c *Config) *int { return &c.PublishBurst })},
 	{"max_json_depth", itoa(schema.DefaultMaxDepth), "deepest nesting of arrays and objects (`N`) in a message on a bus with a schema; deeper is refused (422 json) before validation", count(func(c *Config) *int { return &c.MaxJSONDepth })},
@@ -113,6 +116,10 @@ var settings = []setting{
 	{"handshake_timeout", web.DefaultRequestTimeout.String(), "how long a client may take to send its request headers (HTTP or WebSocket handshake) and a POST its body (`DURATION`)", duration(func(c *Config) *time.Duration { return &c.HandshakeTimeout })},
 	{"idle_timeout", "0s", "close a WebSocket connection on which no message went either way for this long (`DURATION`; pings do not count); 0: never", duration(func(c *Config) *time.Duration { return &c.IdleTimeout })},
 	{"compression", "false", "offer permessage-deflate to clients that ask; max_message_size caps the decompressed size", boolean(func(c *Config) *bool { return &c.Compression })},
+
+	{"trusted_proxies", "", "reverse proxies (`CIDR`s or addresses, e.g. 10.0.0.0/8) believed about the client's address: Forwarded, X-Forwarded-For, and the PROXY protocol with proxy_protocol (repeatable, or comma-separated)", addressRanges(func(c *Config) *[]string { return &c.TrustedProxies })},
+	{"proxy_protocol", "false", "accept the PROXY protocol (v1 and v2, e.g. HAProxy's send-proxy-v2) on the listeners from trusted_proxies", boolean(func(c *Config) *bool { return &c.ProxyProtocol })},
+	{"allowed_hosts", "", "names (`PATTERN`s, e.g. broker.example.com, *.example.com, or * for any) the broker answers to in the Host header; default: with auth any, without only loopback names and the listen address (repeatable, or comma-separated)", list(func(c *Config) *[]string { return &c.AllowedHosts })},
 
 	{"auth.jwt.secret_file", "", "`FILE` holding the HMAC secret (at least 32 bytes) that verifies HS256 tokens", paths(text(func(c *Config) *string { return &c.Auth.SecretFile }))},
 	{"auth.jwt.keys", "", "PEM `FILE`s of public keys (RSA, ECDSA, Ed25519) that verify RS256, ES256 or EdDSA tokens (repeatable, or comma-separated)", paths(list(func(c *Config) *[]string { return &c.Auth.Keys }))},
@@ -216,6 +223,20 @@ func list(field func(*Config) *[]string) kind {
 		},
 		field: func(c *Config) any { return *field(c) },
 	}
+}
+
+// addressRanges is a list of addresses and CIDR ranges, checked.
+func addressRanges(field func(*Config) *[]string) kind {
+	k := list(field)
+	parse := k.parse
+	k.parse = func(c *Config, vals []string) error {
+		if err := parse(c, vals); err != nil {
+			return err
+		}
+		_, err := web.ParseTrustedProxies(*field(c))
+		return err
+	}
+	return k
 }
 
 func count(field func(*Config) *int) kind {
