@@ -84,7 +84,8 @@ type rateGuard struct {
 	limiter  *rate.Limiter
 	ctx      context.Context // canceled when the connection closes
 	cancel   context.CancelFunc
-	pausedAt atomic.Int64 // Unix ns of the reader's last pause
+	start    time.Time    // monotonic origin of pausedAt
+	pausedAt atomic.Int64 // ns from start to the reader's last pause
 }
 
 func newRateGuard(o *Options) *rateGuard {
@@ -92,7 +93,7 @@ func newRateGuard(o *Options) *rateGuard {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &rateGuard{limiter: rate.NewLimiter(rate.Limit(o.PublishRate), o.PublishBurst), ctx: ctx, cancel: cancel}
+	return &rateGuard{limiter: rate.NewLimiter(rate.Limit(o.PublishRate), o.PublishBurst), ctx: ctx, cancel: cancel, start: time.Now()}
 }
 
 // wait takes a token for one frame, waiting for it when there is none. It
@@ -107,7 +108,7 @@ func (g *rateGuard) wait() bool {
 	if d == 0 {
 		return true
 	}
-	g.pausedAt.Store(now.UnixNano())
+	g.pausedAt.Store(int64(now.Sub(g.start)))
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -122,7 +123,7 @@ func (g *rateGuard) wait() bool {
 // pausedWithin reports whether the reader paused within d: the peer's
 // frames were being read, so a pong behind them is late, not missing.
 func (g *rateGuard) pausedWithin(d time.Duration) bool {
-	return g != nil && time.Since(time.Unix(0, g.pausedAt.Load())) < d
+	return g != nil && g.pausedAt.Load() != 0 && time.Since(g.start)-time.Duration(g.pausedAt.Load()) < d
 }
 
 // interrupt ends a wait: the connection is closing.
