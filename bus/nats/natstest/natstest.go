@@ -1,7 +1,10 @@
-// Package natstest runs a real NATS JetStream cluster of three servers
-// in-process, on loopback, for tests: github.com/nats-io/nats-server/v2
-// embedded, each server with its own store directory. A server can be
-// stopped and started again on the same ports, as a node restart.
+// Package natstest runs a real NATS JetStream cluster of three servers on
+// loopback, for tests, each server with its own store directory: by
+// default github.com/nats-io/nats-server/v2 embedded in-process; with env
+// MERCURY_TEST_NATS_BIN set (e.g. /usr/sbin/nats-server, Debian's 2.9),
+// processes of that binary, so the same tests run against the NATS users
+// have installed. A server can be stopped and started again on the same
+// ports, as a node restart.
 package natstest
 
 import (
@@ -25,6 +28,8 @@ type Cluster struct {
 	mu      sync.Mutex
 	opts    []*server.Options
 	servers []*server.Server
+	bin     string     // the nats-server binary, or "" for embedded servers
+	procs   []*process // the servers started from bin
 }
 
 // Size is the number of servers in a Cluster.
@@ -39,7 +44,7 @@ func Start(t testing.TB) *Cluster {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[Size+i]))
 	}
 	dir := t.TempDir()
-	c := &Cluster{t: t}
+	c := &Cluster{t: t, bin: binary(t)}
 	for i := range Size {
 		c.opts = append(c.opts, &server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1),
@@ -53,14 +58,13 @@ func Start(t testing.TB) *Cluster {
 		})
 	}
 	c.servers = make([]*server.Server, Size)
+	c.procs = make([]*process, Size)
 	for i := range Size {
 		c.startServer(i)
 	}
 	t.Cleanup(c.shutdown)
 	for i := range Size {
-		if !c.servers[i].ReadyForConnections(10 * time.Second) {
-			t.Fatalf("nats server n%d not ready", i+1)
-		}
+		c.waitReady(i)
 	}
 	c.WaitJetStream()
 	return c
@@ -86,6 +90,13 @@ func freePorts(t testing.TB, n int) []int {
 
 func (c *Cluster) startServer(i int) {
 	c.t.Helper()
+	if c.bin != "" {
+		pr := startProcess(c.t, c.bin, c.opts[i])
+		c.mu.Lock()
+		c.procs[i] = pr
+		c.mu.Unlock()
+		return
+	}
 	s, err := server.NewServer(c.opts[i])
 	if err != nil {
 		c.t.Fatalf("nats server n%d: %v", i+1, err)
@@ -96,10 +107,36 @@ func (c *Cluster) startServer(i int) {
 	c.mu.Unlock()
 }
 
+// waitReady waits until server i takes clients.
+func (c *Cluster) waitReady(i int) {
+	c.t.Helper()
+	c.mu.Lock()
+	s, pr := c.servers[i], c.procs[i]
+	c.mu.Unlock()
+	ready := false
+	if pr != nil {
+		ready = pr.ready(10 * time.Second)
+	} else if s != nil {
+		ready = s.ReadyForConnections(10 * time.Second)
+	}
+	if !ready && pr != nil {
+		c.t.Fatalf("nats server n%d (%s) not ready; its log:\n%s", i+1, c.bin, pr.tail())
+	}
+	if !ready {
+		c.t.Fatalf("nats server n%d not ready", i+1)
+	}
+}
+
 func (c *Cluster) shutdown() {
 	c.mu.Lock()
 	servers := append([]*server.Server(nil), c.servers...)
+	procs := append([]*process(nil), c.procs...)
 	c.mu.Unlock()
+	for _, pr := range procs {
+		if pr != nil {
+			pr.stop()
+		}
+	}
 	for _, s := range servers {
 		if s != nil {
 			s.Shutdown()
@@ -123,9 +160,12 @@ func (c *Cluster) URL(i int) string { return c.URLs()[i] }
 // Stop shuts server i down.
 func (c *Cluster) Stop(i int) {
 	c.mu.Lock()
-	s := c.servers[i]
-	c.servers[i] = nil
+	s, pr := c.servers[i], c.procs[i]
+	c.servers[i], c.procs[i] = nil, nil
 	c.mu.Unlock()
+	if pr != nil {
+		pr.stop()
+	}
 	if s != nil {
 		s.Shutdown()
 		s.WaitForShutdown()
@@ -145,9 +185,7 @@ func (c *Cluster) Restart(i int) {
 func (c *Cluster) StartAgain(i int) {
 	c.t.Helper()
 	c.startServer(i)
-	if !c.servers[i].ReadyForConnections(10 * time.Second) {
-		c.t.Fatalf("nats server n%d not ready after a restart", i+1)
-	}
+	c.waitReady(i)
 }
 
 // WaitJetStream waits until JetStream answers through every running server.
@@ -156,7 +194,7 @@ func (c *Cluster) WaitJetStream() {
 	deadline := time.Now().Add(30 * time.Second)
 	for i, o := range c.opts {
 		c.mu.Lock()
-		up := c.servers[i] != nil
+		up := c.servers[i] != nil || c.procs[i] != nil
 		c.mu.Unlock()
 		if !up {
 			continue
