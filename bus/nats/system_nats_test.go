@@ -53,6 +53,9 @@ func systemNATS(t *testing.T) *Backplane {
 // subject filter per consumer.
 func TestReplayOnSystemNATS(t *testing.T) {
 	bp := systemNATS(t)
+	if v, _ := parseVersion(bp.nc.ConnectedServerVersion()); !v.atLeast(v2_10) && !bp.oneFilter.Load() {
+		t.Fatalf("connected to NATS %s without choosing one filter per consumer", bp.nc.ConnectedServerVersion())
+	}
 	for _, m := range []struct{ topic, payload string }{
 		{"/r/a", "1"}, {"/r/a/b", "2"}, {"/r/ab", "no"}, {"/r/a", "3"}, {"/r", "no"}, {"/r/a/b/c", "4"},
 	} {

@@ -10,8 +10,11 @@ package natstest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,14 +73,21 @@ func Start(t testing.TB) *Cluster {
 	return c
 }
 
+// freePorts returns n ports free on loopback now, below the range the
+// kernel picks from for outgoing connections: a port from that range may
+// be taken by some client's connection before the server binds it.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
+	low := ephemeralLow()
 	var lns []net.Listener
 	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			t.Fatalf("no %d free ports on loopback below %d", n, low)
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(low-10000)))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
 		lns = append(lns, ln)
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
@@ -86,6 +96,20 @@ func freePorts(t testing.TB, n int) []int {
 		ln.Close()
 	}
 	return ports
+}
+
+// ephemeralLow returns the lowest port of the kernel's range for
+// outgoing connections.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if low, err := strconv.Atoi(f[0]); err == nil && low > 11000 {
+				return low
+			}
+		}
+	}
+	return 32768
 }
 
 func (c *Cluster) startServer(i int) {
