@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // Cluster is a running three-server JetStream cluster.
@@ -213,9 +214,14 @@ func (c *Cluster) StartAgain(i int) {
 }
 
 // WaitJetStream waits until JetStream answers through every running server.
+// With every server running, it also waits until a stream can be placed
+// on all of them: JetStream answers before the servers know each other
+// as peers (NATS 2.9 takes a while), and a replicated stream made then
+// finds "no suitable peers for placement".
 func (c *Cluster) WaitJetStream() {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	running := 0
 	for i, o := range c.opts {
 		c.mu.Lock()
 		up := c.servers[i] != nil || c.procs[i] != nil
@@ -223,6 +229,7 @@ func (c *Cluster) WaitJetStream() {
 		if !up {
 			continue
 		}
+		running++
 		for {
 			if err := jetStreamAnswers(fmt.Sprintf("nats://127.0.0.1:%d", o.Port)); err == nil {
 				break
@@ -232,6 +239,41 @@ func (c *Cluster) WaitJetStream() {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	if running < Size {
+		return
+	}
+	for {
+		err := placesOnAll(c.URL(0))
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("JetStream cannot place a stream on all %d servers: %v", Size, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// placesOnAll makes and deletes a stream kept by every server.
+func placesOnAll(url string) error {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	name := "NATSTEST_PROBE_" + nuid.Next()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: name, Subjects: []string{"natstest.probe." + name}, Storage: jetstream.MemoryStorage, Replicas: Size,
+	}); err != nil {
+		return err
+	}
+	return js.DeleteStream(ctx, name)
 }
 
 func jetStreamAnswers(url string) error {
