@@ -21,8 +21,10 @@ import (
 )
 
 // Several brokers as one: three `mercury serve --cluster` processes on
-// loopback, sharing an embedded three-server NATS JetStream cluster that
-// the test starts itself (nothing to install, nothing to skip).
+// loopback, sharing a three-server NATS JetStream cluster that the test
+// starts itself: embedded (nothing to install, nothing to skip), or from
+// the nats-server binary named by MERCURY_TEST_NATS_BIN, as .ci/run does a
+// second time with Debian's 2.9 (natstest).
 
 var clusterNames atomic.Int64
 

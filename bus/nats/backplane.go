@@ -146,6 +146,10 @@ func Connect(opts Options) (*Backplane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to connect to NATS at %s: %w", url, err)
 	}
+	if err := p.adaptToServer(); err != nil {
+		p.nc.Close()
+		return nil, err
+	}
 	p.js, err = jetstream.New(p.nc,
 		jetstream.WithPublishAsyncAckHandler(p.asyncAcked),
 		jetstream.WithPublishAsyncErrHandler(p.asyncFailed),
@@ -164,7 +168,7 @@ func Connect(opts Options) (*Backplane, error) {
 	p.wg.Go(p.sweep)
 	p.wg.Go(p.refreshPullers)
 	p.log.Info("cluster: connected to NATS", "url", p.nc.ConnectedUrlRedacted(), "server", p.nc.ConnectedServerName(),
-		"cluster", opts.Name, "node", p.node)
+		"version", p.nc.ConnectedServerVersion(), "cluster", opts.Name, "node", p.node)
 	return p, nil
 }
 
@@ -185,7 +189,11 @@ func (p *Backplane) natsOptions() ([]nats.Option, error) {
 			p.suspectAll()
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			p.log.Info("cluster: reconnected to NATS", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName())
+			p.log.Info("cluster: reconnected to NATS", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName(),
+				"version", nc.ConnectedServerVersion())
+			if err := p.adaptToServer(); err != nil {
+				p.log.Error("cluster: reconnected to a NATS server too old for the cluster", "err", err)
+			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			p.log.Warn("cluster: NATS error", "err", err)

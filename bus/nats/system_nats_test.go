@@ -17,6 +17,13 @@ import (
 // server the test is skipped, or fails when CI is set.
 func systemNATS(t *testing.T) *Backplane {
 	t.Helper()
+	return systemNATSWith(t, Options{})
+}
+
+// systemNATSWith is systemNATS with options; their URLs, Name, Logger and
+// Timeout are the test's.
+func systemNATSWith(t *testing.T, opts Options) *Backplane {
+	t.Helper()
 	url := os.Getenv("MERCURY_TEST_NATS")
 	if url == "" {
 		url = "nats://127.0.0.1:4222"
@@ -30,7 +37,8 @@ func systemNATS(t *testing.T) *Backplane {
 		c.Close()
 	}
 	name := fmt.Sprintf("sys%d-%d", os.Getpid()%100000, names.Add(1))
-	bp, err := Connect(Options{URLs: []string{url}, Name: name, Logger: testLogger(), Timeout: 3 * time.Second})
+	opts.URLs, opts.Name, opts.Logger, opts.Timeout = []string{url}, name, testLogger(), 3*time.Second
+	bp, err := Connect(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +61,9 @@ func systemNATS(t *testing.T) *Backplane {
 // subject filter per consumer.
 func TestReplayOnSystemNATS(t *testing.T) {
 	bp := systemNATS(t)
+	if v, _ := parseVersion(bp.nc.ConnectedServerVersion()); !v.atLeast(v2_10) && !bp.oneFilter.Load() {
+		t.Fatalf("connected to NATS %s without choosing one filter per consumer", bp.nc.ConnectedServerVersion())
+	}
 	for _, m := range []struct{ topic, payload string }{
 		{"/r/a", "1"}, {"/r/a/b", "2"}, {"/r/ab", "no"}, {"/r/a", "3"}, {"/r", "no"}, {"/r/a/b/c", "4"},
 	} {
