@@ -88,30 +88,6 @@ func openSoakPage(t *testing.T, b *browser, srv *httptest.Server, broker *broker
 	return p
 }
 
-// openSoakTab opens a new tab of b on the broker's own origin (its
-// /healthz), runs soakScript there with ws WebSockets and sse
-// EventSources on topic, and waits until they are all open.
-func openSoakTab(t *testing.T, b *browser, broker *brokerProc, topic string, ws, sse int) *soakPage {
-	t.Helper()
-	ctx, cancel := chromedp.NewContext(b.ctx)
-	t.Cleanup(cancel)
-	p := newSoakPage(ctx, "same origin", ws, sse)
-	params, _ := json.Marshal(map[string]any{"broker": "", "topic": topic, "ws": ws, "sse": sse})
-	// The first action runs on the tab's own context: its end would close
-	// the tab.
-	if _, err := chromedp.Run(ctx, chromedp.Navigate(broker.HTTP+"/healthz")); err != nil {
-		t.Fatalf("open %s/healthz: %v", broker.HTTP, err)
-	}
-	script := "(() => { window.soakParams = " + string(params) + ";" + soakScript + "; return true })()"
-	run, stop := context.WithTimeout(ctx, 30*time.Second)
-	defer stop()
-	if _, err := chromedp.Run(run, chromedp.Evaluate[bool](script)); err != nil {
-		t.Fatalf("run the soak script on %s: %v", broker.HTTP, err)
-	}
-	p.waitOpen(t)
-	return p
-}
-
 // waitOpen waits until every connection of the page is open.
 func (p *soakPage) waitOpen(t *testing.T) {
 	t.Helper()

@@ -101,18 +101,16 @@ func startSoak(t *testing.T, plan soakPlan) *soakRun {
 	plain.conns = 6*n + 1 // and the publisher
 	plain.posts = append(plain.posts, plain.proc.HTTP+"/pub/soak/live", plain.proc.HTTP+"/bus/soak/bus")
 
-	// A dashboard served from another origin, with WebSockets. Its
-	// EventSources are on the broker's own origin: the broker sends no
-	// CORS headers, so a browser refuses an event stream from another.
+	// A dashboard served from another origin, allowed with
+	// --allow-origin: WebSockets, and EventSources (which need CORS).
 	pageSrv := startSoakPageServer(t)
 	br := newBrowser(t, pageSrv.URL)
 	page := r.addBroker("page's", startBroker(t, "--allow-origin", pageSrv.URL), nil,
 		http.Header{"Origin": {pageSrv.URL}})
-	r.addPage(openSoakPage(t, br, pageSrv, page.proc, "/soak/live", n, 0))
+	r.addPage(openSoakPage(t, br, pageSrv, page.proc, "/soak/live", n, plan.sseCopies()))
 	page.conns = n + 1
+	page.streams = plan.sseCopies()
 	page.posts = append(page.posts, page.proc.HTTP+"/pub/soak/live")
-	r.addPage(openSoakTab(t, br, plain.proc, "/soak/live", 0, plan.sseCopies()))
-	plain.streams = plan.sseCopies()
 
 	certFile, keyFile := filepath.Join(t.TempDir(), "cert.pem"), filepath.Join(t.TempDir(), "key.pem")
 	pool := x509.NewCertPool()
