@@ -1,0 +1,155 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/broker/store"
+	"github.com/mercury-broker/mercury/web/client"
+)
+
+// modelSystem is the system under test of the queue model: a real server
+// on a loopback port over a broker with a durable Pebble store in dir. A
+// restart shuts it down as `mercury serve` does and opens a new broker on
+// the same directory.
+type modelSystem struct {
+	dir      string
+	policies *broker.Policies
+
+	store  *store.Durable
+	broker *broker.Broker
+	server *Server
+	http   *httptest.Server
+	base   string // http://127.0.0.1:port
+}
+
+func startModelSystem(dir string, policies *broker.Policies) (*modelSystem, error) {
+	sys := &modelSystem{dir: dir, policies: policies}
+	return sys, sys.open()
+}
+
+func (sys *modelSystem) open() error {
+	st, err := store.OpenDurable(sys.dir)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := broker.Open(broker.Options{Store: st, Policies: sys.policies, Logger: log})
+	if err != nil {
+		st.Close()
+		return err
+	}
+	s, err := New(b, Options{Logger: log})
+	if err != nil {
+		b.Close()
+		st.Close()
+		return err
+	}
+	sys.store, sys.broker, sys.server = st, b, s
+	sys.http = httptest.NewServer(s)
+	sys.base = sys.http.URL
+	return nil
+}
+
+// close shuts down in the order `mercury serve` does: connections, then
+// the broker, then the store.
+func (sys *modelSystem) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sys.server.Shutdown(ctx)
+	sys.http.Close()
+	sys.broker.Close()
+	return sys.store.Close()
+}
+
+func (sys *modelSystem) restart() error {
+	if err := sys.close(); err != nil {
+		return fmt.Errorf("failed to close the store: %w", err)
+	}
+	return sys.open()
+}
+
+func (sys *modelSystem) wsURL(pattern, topic string, q url.Values) string {
+	return client.URL("ws"+strings.TrimPrefix(sys.base, "http"), pattern, topic, q)
+}
+
+// push sends one message over HTTP and returns its id once confirmed.
+func (sys *modelSystem) push(topic string, body []byte) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := client.Post(ctx, nil, client.URL(sys.base, "push", topic, nil), "application/json", body,
+		http.Header{"Accept": {"application/json"}})
+	if err != nil {
+		return 0, err
+	}
+	if resp.Status != http.StatusOK {
+		return 0, fmt.Errorf("push answered %d %s", resp.Status, resp.Body)
+	}
+	var answer struct{ Seq uint64 }
+	if err := json.Unmarshal(resp.Body, &answer); err != nil || answer.Seq == 0 {
+		return 0, fmt.Errorf("push answered %q: %v", resp.Body, err)
+	}
+	return answer.Seq, nil
+}
+
+// queueStats returns topic's entry of GET /api/queues; ok is false when the
+// queue does not exist.
+func (sys *modelSystem) queueStats(topic string) (stats broker.QueueStats, ok bool, err error) {
+	var all []struct {
+		Topic   string `json:"topic"`
+		Pullers int    `json:"pullers"`
+		Waiting int    `json:"waiting"`
+	}
+	if err := sys.getJSON("/api/queues", &all); err != nil {
+		return stats, false, err
+	}
+	for _, q := range all {
+		if q.Topic == topic {
+			return broker.QueueStats{Topic: broker.Topic(q.Topic), Pullers: q.Pullers, Waiting: q.Waiting}, true, nil
+		}
+	}
+	return stats, false, nil
+}
+
+// deadLetters returns GET /api/queues/dead for topic; none when the queue
+// does not exist.
+func (sys *modelSystem) deadLetters(topic string) ([]deadLetterEntry, error) {
+	var dead []deadLetterEntry
+	err := sys.getJSON("/api/queues/dead?topic="+url.QueryEscape(topic), &dead)
+	if se, ok := err.(statusError); ok && se == http.StatusNotFound {
+		return nil, nil
+	}
+	return dead, err
+}
+
+type statusError int
+
+func (e statusError) Error() string { return fmt.Sprintf("HTTP status %d", int(e)) }
+
+func (sys *modelSystem) getJSON(path string, v any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, sys.base+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, resp.Body)
+		return statusError(resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
