@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -43,8 +44,8 @@ type queueModel struct {
 
 type modelCounts struct {
 	ops, pushes, deliveries, rawDeliveries, acks, nacks, refusedSettles int
-	restarts, expiries, takeovers, kills                               int
-	deadLetters, expired, rawLost                                      int
+	restarts, expiries, takeovers, kills                                int
+	deadLetters, expired, rawLost                                       int
 }
 
 func (c modelCounts) String() string {
@@ -63,6 +64,7 @@ type modelMsg struct {
 	ackedAt   time.Time // when the successful ack was sent
 	rawRecv   int
 	holder    *modelPuller // the live envelope puller holding it, if any
+	heldBy    *modelPuller // the last envelope puller it was delivered to
 	heldAt    time.Time
 	notBefore time.Time // a successful nack's delay ends
 	lastTry   int       // the last attempt seen, in life lastLife
@@ -83,10 +85,11 @@ func (m *modelMsg) resolved() bool {
 
 // modelPuller is one puller connection as the model sees it.
 type modelPuller struct {
-	id     int
-	env    bool
-	closed bool
-	held   []*modelMsg // envelope: in the order received
+	id      int
+	env     bool
+	closed  bool
+	evicted bool        // closed by another's takeover
+	held    []*modelMsg // envelope: in the order received
 }
 
 func newQueueModel(maxAttempts int, ackTimeout time.Duration) *queueModel {
@@ -151,6 +154,7 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int) {
 		return
 	}
 	who := fmt.Sprintf("puller %d (%s) got m%d", p.id, map[bool]string{true: "envelope", false: "raw"}[p.env], n)
+	q.tracef("puller %d got m%d attempt %d", p.id, n, attempt)
 	if p.env && m.confirmed && seq != m.seq {
 		q.violate("%s with id %d, but its push was answered with id %d", who, seq, m.seq)
 	}
@@ -165,14 +169,24 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int) {
 		q.violate("%s after it became a dead letter (max_attempts %d)", who, q.maxAttempts)
 	}
 	if h := m.holder; h != nil && h != p && !h.closed && now.Sub(m.heldAt) < q.ackTimeout/2 {
-		q.violate("%s while puller %d holds it (received %s ago, ack timeout %s)", who, h.id, now.Sub(m.heldAt).Round(time.Millisecond), q.ackTimeout)
+		switch {
+		case !p.closed || !p.env:
+			q.violate("%s while puller %d holds it (received %s ago, ack timeout %s)", who, h.id, now.Sub(m.heldAt).Round(time.Millisecond), q.ackTimeout)
+		case p.evicted:
+			q.violate("%s (attempt %d) after it was taken over: puller %d got it %s before (attempt %d); a frame queued before the takeover was still written",
+				who, attempt, h.id, now.Sub(m.heldAt).Round(time.Millisecond), m.lastTry)
+		}
+		if p.env && p.closed {
+			// A frame to a closing puller, written late: it cannot settle it.
+			m.received = append(m.received, now)
+			return
+		}
 	}
 	if !m.notBefore.IsZero() && now.Before(m.notBefore) {
 		q.violate("%s %s before its nack delay ended", who, m.notBefore.Sub(now).Round(time.Millisecond))
 	}
 	m.notBefore = time.Time{}
 	m.received = append(m.received, now)
-	q.tracef("puller %d got m%d attempt %d", p.id, n, attempt)
 	if !p.env {
 		q.counts.rawDeliveries++
 		m.rawRecv++
@@ -182,7 +196,7 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int) {
 	if attempt < 1 || attempt > q.maxAttempts {
 		q.violate("%s at attempt %d (max_attempts %d)", who, attempt, q.maxAttempts)
 	}
-	if m.lastLife == q.life && attempt <= m.lastTry {
+	if m.lastLife == q.life && attempt <= m.lastTry && !p.closed {
 		q.violate("%s at attempt %d after attempt %d", who, attempt, m.lastTry)
 	}
 	m.lastTry, m.lastLife = attempt, q.life
@@ -190,7 +204,7 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int) {
 	if p.closed {
 		return // written before its eviction; the puller can no longer settle it
 	}
-	m.holder, m.heldAt = p, now
+	m.holder, m.heldBy, m.heldAt = p, p, now
 	p.held = append(p.held, m)
 }
 
@@ -217,6 +231,16 @@ func (q *queueModel) heldBy(p *modelPuller, k int) []*modelMsg {
 	return append([]*modelMsg(nil), p.held[:k]...)
 }
 
+// nackSending releases m from p before the nack is sent: from then on the
+// broker may hand it to another puller.
+func (q *queueModel) nackSending(p *modelPuller, m *modelMsg) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if m.holder == p {
+		q.release(m)
+	}
+}
+
 // settleResult records the broker's verdict on one ack or nack p sent at
 // sent: refused is true when it answered unknown_id; lost when the
 // connection ended before the verdict.
@@ -232,7 +256,7 @@ func (q *queueModel) settleResult(p *modelPuller, m *modelMsg, ack bool, delay t
 	}
 	if refused {
 		q.counts.refusedSettles++
-		if m.holder == p && sent.Sub(m.heldAt) < q.ackTimeout/2 {
+		if (m.holder == p || !ack && m.holder == nil && m.heldBy == p) && sent.Sub(m.heldAt) < q.ackTimeout/2 {
 			q.violate("puller %d's %s of m%d refused as unknown_id %s after it was received, well within the ack timeout %s",
 				p.id, verb, m.n, sent.Sub(m.heldAt).Round(time.Millisecond), q.ackTimeout)
 		}
@@ -241,7 +265,7 @@ func (q *queueModel) settleResult(p *modelPuller, m *modelMsg, ack bool, delay t
 		}
 		return
 	}
-	if m.holder != nil && m.holder != p {
+	if ack && m.holder != nil && m.holder != p {
 		q.violate("puller %d's %s of m%d accepted, but it was redelivered to puller %d since", p.id, verb, m.n, m.holder.id)
 	}
 	q.release(m)
@@ -406,6 +430,33 @@ func (q *queueModel) finish(dead []deadLetterEntry) {
 			}
 		}
 	}
+}
+
+// violationKind is a violation without its numbers: the promise broken.
+var violationNumbers = regexp.MustCompile(`[0-9]+(\.[0-9]+)?(ms|µs|s)?`)
+
+func violationKind(v string) string { return violationNumbers.ReplaceAllString(v, "#") }
+
+// firstKind returns the kind of the first violation, "" when none.
+func (q *queueModel) firstKind() string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.violations) == 0 {
+		return ""
+	}
+	return violationKind(q.violations[0])
+}
+
+// broke reports whether a violation of kind happened.
+func (q *queueModel) broke(kind string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, v := range q.violations {
+		if violationKind(v) == kind {
+			return true
+		}
+	}
+	return false
 }
 
 // report returns the violations, one a line.

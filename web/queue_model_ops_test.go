@@ -96,37 +96,37 @@ func genOps(seed uint64, n int) []op {
 	for len(ops) < n {
 		var o op
 		switch x := r.IntN(100); {
-		case x < 22:
+		case x < 20:
 			large := 0
-			if r.IntN(25) == 0 {
+			if r.IntN(10) == 0 {
 				large = 1
 			}
 			o = op{kind: opPush, args: []int{1 + r.IntN(4), large}}
-		case x < 34:
+		case x < 31:
 			excl := 0
 			if r.IntN(8) == 0 {
 				excl = 1
 			}
 			o = op{kind: opPull, mode: mode(), args: []int{prefetch(), excl}}
-		case x < 38:
+		case x < 35:
 			o = op{kind: opTakeover, mode: mode(), args: []int{prefetch()}}
-		case x < 56:
+		case x < 50:
 			o = op{kind: opAck, args: []int{r.IntN(4), 1 + r.IntN(4)}}
-		case x < 66:
+		case x < 63:
 			delay := 0
-			if r.IntN(2) == 0 {
+			if r.IntN(3) > 0 {
 				delay = 100 + r.IntN(500)
 			}
 			o = op{kind: opNack, args: []int{r.IntN(4), 1 + r.IntN(2), delay}}
-		case x < 76:
-			o = op{kind: opSleep, args: []int{50 + r.IntN(500)}}
-		case x < 84:
+		case x < 72:
+			o = op{kind: opSleep, args: []int{50 + r.IntN(900)}}
+		case x < 79:
 			o = op{kind: opClose, args: []int{r.IntN(4)}}
-		case x < 91:
+		case x < 87:
 			o = op{kind: opKill, args: []int{r.IntN(4)}}
-		case x < 96:
+		case x < 95:
 			o = op{kind: opRestart}
-		case x < 98:
+		case x < 97:
 			o = op{kind: opExpire}
 		default:
 			o = op{kind: opEdge}

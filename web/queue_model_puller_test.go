@@ -19,6 +19,7 @@ type modelConn struct {
 	model *queueModel
 	conn  *client.Conn
 
+	node        int           // the broker it is connected to
 	exclusive   bool          // connected with ?exclusive=1 or ?takeover=1
 	expectClose atomic.Bool   // we close it, or expect the broker to
 	errs        chan uint64   // ids answered unknown_id; 0 is the barrier
@@ -195,6 +196,7 @@ func (mc *modelConn) settle(ms []*modelMsg, ack bool, delay time.Duration) {
 	for i, m := range ms {
 		frame := fmt.Sprintf(`{"ack":%d}`, m.seq)
 		if !ack {
+			mc.model.nackSending(mc.mp, m)
 			frame = fmt.Sprintf(`{"nack":%d,"delay":"%s","error":"model nack"}`, m.seq, delay)
 		}
 		sent[i] = time.Now()

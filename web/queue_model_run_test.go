@@ -28,7 +28,7 @@ func modelPolicies() (*broker.Policies, error) {
 
 // modelRun runs one list of operations against a fresh system and model.
 type modelRun struct {
-	sys     *modelSystem
+	sys     queueSystem
 	model   *queueModel
 	rng     *rand.Rand
 	pullers []*modelConn // connected, oldest first
@@ -36,13 +36,10 @@ type modelRun struct {
 	nextID  int
 }
 
-// runModel runs ops in dir and returns the model with its verdict.
-func runModel(dir string, seed uint64, ops []op) (*queueModel, error) {
-	policies, err := modelPolicies()
-	if err != nil {
-		return nil, err
-	}
-	sys, err := startModelSystem(dir, policies)
+// runModel runs ops on the system start makes and returns the model with
+// its verdict.
+func runModel(start func() (queueSystem, error), seed uint64, ops []op) (*queueModel, error) {
+	sys, err := start()
 	if err != nil {
 		return nil, err
 	}
@@ -117,13 +114,20 @@ func (r *modelRun) do(o op) error {
 		// next operation meets the pullers the model expects.
 		return r.waitPullers(len(r.pullers))
 	case opRestart:
+		// Every puller may be on the broker that restarts: the model
+		// cannot tell them apart before.
 		for _, p := range r.pullers {
 			p.leaving()
 		}
-		if err := r.sys.restart(); err != nil {
+		node, err := r.sys.restart()
+		if err != nil {
 			return err
 		}
+		r.tracef("broker %d restarted", node)
 		for _, p := range r.pullers {
+			if p.node != node {
+				p.conn.CloseNow()
+			}
 			p.wait()
 		}
 		r.pullers = nil
@@ -178,7 +182,7 @@ func (r *modelRun) push(large bool) error {
 		body = fmt.Sprintf(`{"m":%d,"pad":"%s"}`, n, strings.Repeat("x", 200<<10+r.rng.IntN(500<<10)))
 	}
 	r.model.pushStarted(n)
-	seq, err := r.sys.push(modelTopic, []byte(body))
+	seq, err := modelPush(r.sys.httpBase(), modelTopic, []byte(body))
 	if err != nil {
 		r.model.mu.Lock()
 		r.model.violate("push of m%d refused: %v", n, err)
@@ -205,24 +209,29 @@ func (r *modelRun) pull(env bool, prefetch int, exclusive, takeover bool) error 
 	if takeover {
 		q.Set("takeover", "1")
 		for _, p := range r.pullers {
+			r.model.mu.Lock()
+			p.mp.evicted = true
+			r.model.mu.Unlock()
 			p.leaving()
 		}
 		r.model.mu.Lock()
 		r.model.counts.takeovers++
 		r.model.mu.Unlock()
 	}
-	stats, _, err := r.sys.queueStats(modelTopic)
+	stats, _, err := modelQueueStats(r.sys.httpBase(), modelTopic)
 	if err != nil {
 		return err
 	}
 	refuse := !takeover && (r.exclusiveHeld() || exclusive && stats.Pullers > 0)
 	r.nextID++
 	mp := &modelPuller{id: r.nextID, env: env}
-	mc, err := dialModelConn(r.model, mp, r.sys.wsURL("pull", modelTopic, q))
+	u, node := r.sys.wsURL("pull", modelTopic, q)
+	mc, err := dialModelConn(r.model, mp, u)
 	if err != nil {
 		return fmt.Errorf("failed to connect a puller: %w", err)
 	}
-	r.tracef("puller %d connects: %s", mp.id, q.Encode())
+	mc.node = node
+	r.tracef("puller %d connects to broker %d: %s", mp.id, node, q.Encode())
 	if refuse {
 		mc.expectClose.Store(true)
 		mc.wait()
@@ -257,7 +266,7 @@ func (r *modelRun) exclusiveHeld() bool {
 func (r *modelRun) waitPullers(n int) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		stats, _, err := r.sys.queueStats(modelTopic)
+		stats, _, err := modelQueueStats(r.sys.httpBase(), modelTopic)
 		if err != nil {
 			return err
 		}
@@ -294,7 +303,7 @@ func (r *modelRun) idle(edge bool) error {
 	}
 	time.Sleep(modelTTL + 200*time.Millisecond)
 	for {
-		_, exists, err := r.sys.queueStats(modelTopic)
+		_, exists, err := modelQueueStats(r.sys.httpBase(), modelTopic)
 		if err != nil {
 			return err
 		}
@@ -343,7 +352,7 @@ func (r *modelRun) drain() error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	dead, err := r.sys.deadLetters(modelTopic)
+	dead, err := modelDeadLetters(r.sys.httpBase(), modelTopic)
 	if err != nil {
 		return err
 	}

@@ -17,10 +17,23 @@ import (
 	"github.com/mercury-broker/mercury/web/client"
 )
 
-// modelSystem is the system under test of the queue model: a real server
-// on a loopback port over a broker with a durable Pebble store in dir. A
-// restart shuts it down as `mercury serve` does and opens a new broker on
-// the same directory.
+// queueSystem is what the queue model runs against: one broker or
+// several, reached over the wire only.
+type queueSystem interface {
+	// wsURL is a WebSocket URL on one of the brokers, and which.
+	wsURL(pattern, topic string, q url.Values) (string, int)
+	// httpBase is the HTTP base URL of one of the brokers.
+	httpBase() string
+	// restart stops one of the brokers (gracefully, or killed) and starts
+	// it again on the same data; it says which.
+	restart() (int, error)
+	close() error
+}
+
+// modelSystem is the in-process system under test of the queue model: a
+// real server on a loopback port over a broker with a durable Pebble
+// store in dir. A restart shuts it down as `mercury serve` does and opens
+// a new broker on the same directory.
 type modelSystem struct {
 	dir      string
 	policies *broker.Policies
@@ -71,22 +84,24 @@ func (sys *modelSystem) close() error {
 	return sys.store.Close()
 }
 
-func (sys *modelSystem) restart() error {
+func (sys *modelSystem) restart() (int, error) {
 	if err := sys.close(); err != nil {
-		return fmt.Errorf("failed to close the store: %w", err)
+		return 0, fmt.Errorf("failed to close the store: %w", err)
 	}
-	return sys.open()
+	return 0, sys.open()
 }
 
-func (sys *modelSystem) wsURL(pattern, topic string, q url.Values) string {
-	return client.URL("ws"+strings.TrimPrefix(sys.base, "http"), pattern, topic, q)
+func (sys *modelSystem) wsURL(pattern, topic string, q url.Values) (string, int) {
+	return client.URL("ws"+strings.TrimPrefix(sys.base, "http"), pattern, topic, q), 0
 }
 
-// push sends one message over HTTP and returns its id once confirmed.
-func (sys *modelSystem) push(topic string, body []byte) (uint64, error) {
+func (sys *modelSystem) httpBase() string { return sys.base }
+
+// modelPush sends one message over HTTP and returns its id once confirmed.
+func modelPush(base, topic string, body []byte) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := client.Post(ctx, nil, client.URL(sys.base, "push", topic, nil), "application/json", body,
+	resp, err := client.Post(ctx, nil, client.URL(base, "push", topic, nil), "application/json", body,
 		http.Header{"Accept": {"application/json"}})
 	if err != nil {
 		return 0, err
@@ -101,15 +116,15 @@ func (sys *modelSystem) push(topic string, body []byte) (uint64, error) {
 	return answer.Seq, nil
 }
 
-// queueStats returns topic's entry of GET /api/queues; ok is false when the
-// queue does not exist.
-func (sys *modelSystem) queueStats(topic string) (stats broker.QueueStats, ok bool, err error) {
+// modelQueueStats returns topic's entry of GET /api/queues; ok is false
+// when the queue does not exist.
+func modelQueueStats(base, topic string) (stats broker.QueueStats, ok bool, err error) {
 	var all []struct {
 		Topic   string `json:"topic"`
 		Pullers int    `json:"pullers"`
 		Waiting int    `json:"waiting"`
 	}
-	if err := sys.getJSON("/api/queues", &all); err != nil {
+	if err := getJSON(base+"/api/queues", &all); err != nil {
 		return stats, false, err
 	}
 	for _, q := range all {
@@ -120,11 +135,11 @@ func (sys *modelSystem) queueStats(topic string) (stats broker.QueueStats, ok bo
 	return stats, false, nil
 }
 
-// deadLetters returns GET /api/queues/dead for topic; none when the queue
-// does not exist.
-func (sys *modelSystem) deadLetters(topic string) ([]deadLetterEntry, error) {
+// modelDeadLetters returns GET /api/queues/dead for topic; none when the
+// queue does not exist.
+func modelDeadLetters(base, topic string) ([]deadLetterEntry, error) {
 	var dead []deadLetterEntry
-	err := sys.getJSON("/api/queues/dead?topic="+url.QueryEscape(topic), &dead)
+	err := getJSON(base+"/api/queues/dead?topic="+url.QueryEscape(topic), &dead)
 	if se, ok := err.(statusError); ok && se == http.StatusNotFound {
 		return nil, nil
 	}
@@ -135,10 +150,10 @@ type statusError int
 
 func (e statusError) Error() string { return fmt.Sprintf("HTTP status %d", int(e)) }
 
-func (sys *modelSystem) getJSON(path string, v any) error {
+func getJSON(url string, v any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, sys.base+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}

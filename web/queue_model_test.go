@@ -39,6 +39,9 @@ var modelCISeeds = []uint64{1, 2, 3, 4}
 var modelFailingSeeds = map[uint64]string{}
 
 func TestQueueModel(t *testing.T) {
+	if *modelBinaryFlag || *modelClusterFlag > 0 {
+		buildModelBinary(t)
+	}
 	switch {
 	case *modelOpsFlag != "":
 		ops, err := parseOps(*modelOpsFlag)
@@ -80,7 +83,7 @@ func runModelCase(t *testing.T, seed uint64, ops []op) (modelCounts, bool) {
 	}
 	t.Errorf("%s", failureReport(seed, ops, model, err))
 	if *modelShrinkFlag {
-		small := shrinkOps(t, seed, ops)
+		small := shrinkOps(t, seed, ops, model.firstKind())
 		t.Logf("shrunk to %d operations:\n  go test -race -run TestQueueModel ./web/ -model.ops='%s'", len(small), formatOps(small))
 	}
 	return modelCounts{}, false
@@ -92,7 +95,7 @@ func runModelOnce(t *testing.T, seed uint64, ops []op) (model *queueModel, faile
 		t.Fatal(derr)
 	}
 	defer os.RemoveAll(dir)
-	model, err = runModel(dir, seed, ops)
+	model, err = runModel(func() (queueSystem, error) { return startQueueSystem(dir, seed) }, seed, ops)
 	if model == nil {
 		t.Fatal(err)
 	}
@@ -117,14 +120,15 @@ func failureReport(seed uint64, ops []op, model *queueModel, err error) string {
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
 
 // shrinkOps removes chunks of ops, halving their size, for as long as what
-// is left still fails: timing makes a failure flaky, so this is a best
-// effort, bounded to a few minutes.
-func shrinkOps(t *testing.T, seed uint64, ops []op) []op {
+// is left still breaks the same promise as the first violation: timing
+// makes a failure flaky, so this is a best effort, bounded to a few
+// minutes.
+func shrinkOps(t *testing.T, seed uint64, ops []op, want string) []op {
 	deadline := time.Now().Add(5 * time.Minute)
 	for chunk := len(ops) / 2; chunk >= 1 && time.Now().Before(deadline); chunk /= 2 {
 		for i := 0; i+chunk <= len(ops) && time.Now().Before(deadline); {
 			candidate := append(append([]op(nil), ops[:i]...), ops[i+chunk:]...)
-			if _, failed, _ := runModelOnce(t, seed, candidate); failed {
+			if model, _, _ := runModelOnce(t, seed, candidate); model.broke(want) {
 				ops = candidate
 				continue
 			}
