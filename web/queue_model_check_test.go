@@ -45,12 +45,12 @@ type queueModel struct {
 type modelCounts struct {
 	ops, pushes, deliveries, rawDeliveries, acks, nacks, refusedSettles int
 	restarts, expiries, takeovers, kills                                int
-	deadLetters, expired, rawLost                                       int
+	deadLetters, expired, rawLost, lateFrames                           int
 }
 
 func (c modelCounts) String() string {
-	return fmt.Sprintf("%d operations: %d pushes, %d deliveries (%d raw), %d acks, %d nacks (%d settles refused), %d takeovers, %d kills, %d restarts, %d expiries; end: %d dead letters, %d expired, %d lost to raw pullers at a disconnect (allowed)",
-		c.ops, c.pushes, c.deliveries, c.rawDeliveries, c.acks, c.nacks, c.refusedSettles, c.takeovers, c.kills, c.restarts, c.expiries, c.deadLetters, c.expired, c.rawLost)
+	return fmt.Sprintf("%d operations: %d pushes, %d deliveries (%d raw), %d acks, %d nacks (%d settles refused), %d takeovers, %d kills, %d restarts, %d expiries; end: %d dead letters, %d expired, %d lost to raw pullers at a disconnect (allowed), %d frames to leaving envelope pullers after their message went to another (allowed)",
+		c.ops, c.pushes, c.deliveries, c.rawDeliveries, c.acks, c.nacks, c.refusedSettles, c.takeovers, c.kills, c.restarts, c.expiries, c.deadLetters, c.expired, c.rawLost, c.lateFrames)
 }
 
 // modelMsg is one pushed message as the model sees it.
@@ -69,18 +69,23 @@ type modelMsg struct {
 	notBefore time.Time // a successful nack's delay ends
 	lastTry   int       // the last attempt seen, in life lastLife
 	lastLife  int
-	received  []time.Time // every delivery, to check ones after an ack or a nack
+	received  []delivery // every delivery, to check ones after an ack or a nack
 
-	expectDead   bool // nacked or left at max_attempts: it must be a dead letter
-	expired      bool // its queue expired: gone for good
-	maybeExpired bool // its queue may have expired
-	rawAtRisk    bool // a raw puller left while it waited: it may be lost
-	unseenTry    bool // an envelope puller left while it waited: an attempt may be unseen
-	settleLost   bool // a settle whose answer was lost with its connection
+	expectDead   bool         // nacked or left at max_attempts: it must be a dead letter
+	expired      bool         // its queue expired: gone for good
+	maybeExpired bool         // its queue may have expired
+	rawAtRisk    *modelPuller // the last raw puller that left while it waited: it may be lost
+	unseenTry    bool         // an envelope puller left while it waited: an attempt may be unseen
+	settleLost   bool         // a settle whose answer was lost with its connection
 }
 
 func (m *modelMsg) resolved() bool {
 	return m.acked > 0 || m.rawRecv > 0 || m.expectDead || m.expired
+}
+
+type delivery struct {
+	at time.Time
+	to *modelPuller
 }
 
 // modelPuller is one puller connection as the model sees it.
@@ -158,6 +163,14 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int) {
 	if p.env && m.confirmed && seq != m.seq {
 		q.violate("%s with id %d, but its push was answered with id %d", who, seq, m.seq)
 	}
+	if p.env && p.closed && (m.acked > 0 || m.rawRecv > 0 || m.expectDead || m.holder != nil && m.holder != p) {
+		// A frame to an envelope puller that is leaving or was taken
+		// over, written after its message went to another: the puller
+		// can no longer settle it, and at-least-once allows it. Counted.
+		q.counts.lateFrames++
+		m.received = append(m.received, delivery{now, p})
+		return
+	}
 	switch {
 	case m.acked > 0:
 		q.violate("%s again after it was acked (at-least-once must stop at the ack)", who)
@@ -169,24 +182,13 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int) {
 		q.violate("%s after it became a dead letter (max_attempts %d)", who, q.maxAttempts)
 	}
 	if h := m.holder; h != nil && h != p && !h.closed && now.Sub(m.heldAt) < q.ackTimeout/2 {
-		switch {
-		case !p.closed || !p.env:
-			q.violate("%s while puller %d holds it (received %s ago, ack timeout %s)", who, h.id, now.Sub(m.heldAt).Round(time.Millisecond), q.ackTimeout)
-		case p.evicted:
-			q.violate("%s (attempt %d) after it was taken over: puller %d got it %s before (attempt %d); a frame queued before the takeover was still written",
-				who, attempt, h.id, now.Sub(m.heldAt).Round(time.Millisecond), m.lastTry)
-		}
-		if p.env && p.closed {
-			// A frame to a closing puller, written late: it cannot settle it.
-			m.received = append(m.received, now)
-			return
-		}
+		q.violate("%s while puller %d holds it (received %s ago, ack timeout %s)", who, h.id, now.Sub(m.heldAt).Round(time.Millisecond), q.ackTimeout)
 	}
 	if !m.notBefore.IsZero() && now.Before(m.notBefore) {
 		q.violate("%s %s before its nack delay ended", who, m.notBefore.Sub(now).Round(time.Millisecond))
 	}
 	m.notBefore = time.Time{}
-	m.received = append(m.received, now)
+	m.received = append(m.received, delivery{now, p})
 	if !p.env {
 		q.counts.rawDeliveries++
 		m.rawRecv++
@@ -279,9 +281,11 @@ func (q *queueModel) settleResult(p *modelPuller, m *modelMsg, ack bool, delay t
 			q.violate("m%d acked by puller %d after a raw puller had it", m.n, p.id)
 		}
 		m.ackedAt = sent
-		for _, at := range m.received {
-			if at.After(sent) {
-				q.violate("m%d delivered again %s after puller %d's ack, which the broker accepted", m.n, at.Sub(sent).Round(time.Millisecond), p.id)
+		for _, d := range m.received {
+			// A redelivery to p itself before the ack arrived is what
+			// the ack settled: the id is the same.
+			if d.at.After(sent) && d.to != p {
+				q.violate("m%d delivered again to puller %d %s after puller %d's ack, which the broker accepted", m.n, d.to.id, d.at.Sub(sent).Round(time.Millisecond), p.id)
 			}
 		}
 		return
@@ -293,9 +297,9 @@ func (q *queueModel) settleResult(p *modelPuller, m *modelMsg, ack bool, delay t
 	}
 	if delay > 0 {
 		m.notBefore = sent.Add(delay)
-		for _, at := range m.received {
-			if at.After(sent) && at.Before(m.notBefore) {
-				q.violate("m%d delivered again %s after puller %d's nack with delay %s", m.n, at.Sub(sent).Round(time.Millisecond), p.id, delay)
+		for _, d := range m.received {
+			if d.at.After(sent) && d.at.Before(m.notBefore) {
+				q.violate("m%d delivered again %s after puller %d's nack with delay %s", m.n, d.at.Sub(sent).Round(time.Millisecond), p.id, delay)
 			}
 		}
 	}
@@ -303,7 +307,12 @@ func (q *queueModel) settleResult(p *modelPuller, m *modelMsg, ack bool, delay t
 
 // pullerClosed records that p's connection ended. What it held goes back;
 // raw: what waited may have been written to it unread.
-func (q *queueModel) pullerClosed(p *modelPuller) {
+func (q *queueModel) pullerClosed(p *modelPuller) { q.pullerLeft(p, false) }
+
+// pullerLeft is pullerClosed; quiet says the broker had nothing in
+// flight and nothing ready when p left: only a delayed message may have
+// become ready and been written to it.
+func (q *queueModel) pullerLeft(p *modelPuller, quiet bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if p.closed {
@@ -320,13 +329,13 @@ func (q *queueModel) pullerClosed(p *modelPuller) {
 	}
 	p.held = nil
 	for _, m := range q.msgs {
-		if m.resolved() || m.holder != nil && now.Sub(m.heldAt) < q.ackTimeout/2 {
+		if m.resolved() || m.holder != nil && now.Sub(m.heldAt) < q.ackTimeout/2 || quiet && m.notBefore.IsZero() {
 			continue
 		}
 		if p.env {
 			m.unseenTry = true
 		} else {
-			m.rawAtRisk = true
+			m.rawAtRisk = p
 		}
 	}
 }
@@ -355,6 +364,33 @@ func (q *queueModel) queueExpired(sure bool) {
 			m.maybeExpired = true
 		}
 	}
+}
+
+// delayedCount counts the messages nacked with a delay not yet over:
+// they wait in the queue, but no puller can have them.
+func (q *queueModel) delayedCount() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n, now := 0, q.now()
+	for _, m := range q.msgs {
+		if !m.notBefore.IsZero() && m.notBefore.After(now) && !m.resolved() && !m.expired {
+			n++
+		}
+	}
+	return n
+}
+
+// heldCount counts the messages live envelope pullers hold.
+func (q *queueModel) heldCount() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, m := range q.msgs {
+		if m.holder != nil && !m.holder.closed {
+			n++
+		}
+	}
+	return n
 }
 
 // unresolved counts the confirmed messages a final drain should still
@@ -423,8 +459,9 @@ func (q *queueModel) finish(dead []deadLetterEntry) {
 				q.violate("m%d left at max_attempts but is no dead letter", m.n)
 			}
 		case m.acked == 0 && m.rawRecv == 0 && !inDLQ[m] && !m.expectDead:
-			if m.rawAtRisk || m.settleLost {
+			if m.rawAtRisk != nil || m.settleLost {
 				q.counts.rawLost++
+				q.tracef("m%d never came back: raw puller %d may have had it when it left (answer to a settle lost: %v)", m.n, m.rawAtRisk.id, m.settleLost)
 			} else {
 				q.violate("m%d (id %d) was confirmed and is lost: never acked, not a dead letter, its queue did not expire", m.n, m.seq)
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,9 +17,11 @@ import (
 // reads every frame as soon as it arrives (unless paused, to stop reading
 // mid-batch) and tells the model.
 type modelConn struct {
-	mp    *modelPuller
-	model *queueModel
-	conn  *client.Conn
+	mp     *modelPuller
+	model  *queueModel
+	conn   *client.Conn
+	local  string        // its address, as the broker sees it
+	frames atomic.Uint64 // frames read
 
 	node        int           // the broker it is connected to
 	exclusive   bool          // connected with ?exclusive=1 or ?takeover=1
@@ -33,11 +37,21 @@ type modelConn struct {
 func dialModelConn(model *queueModel, mp *modelPuller, url string) (*modelConn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, url, nil)
+	// The connection's own address names it in GET /api/connections.
+	var local string
+	transport := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			local = c.LocalAddr().String()
+		}
+		return c, err
+	}}
+	defer transport.CloseIdleConnections()
+	c, err := client.Dial(ctx, url, &client.Options{HTTPClient: &http.Client{Transport: transport}})
 	if err != nil {
 		return nil, err
 	}
-	mc := &modelConn{mp: mp, model: model, conn: c, errs: make(chan uint64, 1024), done: make(chan struct{})}
+	mc := &modelConn{mp: mp, model: model, conn: c, local: local, errs: make(chan uint64, 1024), done: make(chan struct{})}
 	go mc.pump()
 	return mc, nil
 }
@@ -58,6 +72,7 @@ func (mc *modelConn) pump() {
 			}
 			return
 		}
+		mc.frames.Add(1)
 		mc.frame(f.Data)
 	}
 }
@@ -147,9 +162,11 @@ func (mc *modelConn) leaving() {
 	mc.model.pullerClosed(mc.mp)
 }
 
-// closeNormally closes with a close handshake and waits for the pump.
-func (mc *modelConn) closeNormally() {
-	mc.leaving()
+// closeNormally closes with a close handshake and waits for the pump;
+// quiet: the broker had nothing in flight to it (see pullerLeft).
+func (mc *modelConn) closeNormally(quiet bool) {
+	mc.expectClose.Store(true)
+	mc.model.pullerLeft(mc.mp, quiet)
 	mc.conn.Close()
 	mc.wait()
 }

@@ -103,7 +103,9 @@ func (r *modelRun) do(o op) error {
 		}
 		r.forget(p)
 		if o.kind == opClose {
-			p.closeNormally()
+			quiet := !p.mp.env && r.quiet(p)
+			r.tracef("puller %d leaves, quiet %v", p.mp.id, quiet)
+			p.closeNormally(quiet)
 		} else {
 			r.model.mu.Lock()
 			r.model.counts.kills++
@@ -284,12 +286,42 @@ func (r *modelRun) waitPullers(n int) error {
 	}
 }
 
+// quiet waits, a second at most, until p has read every frame the broker
+// wrote to it, and the broker has nothing in flight but what envelope
+// pullers hold, and nothing ready: then a raw puller that leaves loses
+// nothing.
+func (r *modelRun) quiet(p *modelConn) bool {
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		base := r.sys.httpBase()
+		stats, _, err := modelQueueStats(base, modelTopic)
+		if err != nil {
+			return false
+		}
+		var conns []struct {
+			Remote      string `json:"remote"`
+			MessagesOut uint64 `json:"messages_out"`
+		}
+		if err := getJSON(base+"/api/connections", &conns); err != nil {
+			return false
+		}
+		for _, c := range conns {
+			if c.Remote == p.local && c.MessagesOut == p.frames.Load() &&
+				stats.InFlight == r.model.heldCount() && stats.Waiting == r.model.delayedCount() {
+				return true
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
 // idle makes the queue unused: every puller leaves. expire waits out the
 // TTL, after which the queue must be gone (README "Queue lifetime");
 // edge pushes just before the TTL ends, a push that must not be lost.
 func (r *modelRun) idle(edge bool) error {
 	for _, p := range r.pullers {
-		p.closeNormally()
+		p.closeNormally(false)
 	}
 	r.pullers = nil
 	if err := r.waitPullers(0); err != nil {

@@ -120,16 +120,17 @@ func modelPush(base, topic string, body []byte) (uint64, error) {
 // when the queue does not exist.
 func modelQueueStats(base, topic string) (stats broker.QueueStats, ok bool, err error) {
 	var all []struct {
-		Topic   string `json:"topic"`
-		Pullers int    `json:"pullers"`
-		Waiting int    `json:"waiting"`
+		Topic    string `json:"topic"`
+		Pullers  int    `json:"pullers"`
+		Waiting  int    `json:"waiting"`
+		InFlight int    `json:"in_flight"`
 	}
 	if err := getJSON(base+"/api/queues", &all); err != nil {
 		return stats, false, err
 	}
 	for _, q := range all {
 		if q.Topic == topic {
-			return broker.QueueStats{Topic: broker.Topic(q.Topic), Pullers: q.Pullers, Waiting: q.Waiting}, true, nil
+			return broker.QueueStats{Topic: broker.Topic(q.Topic), Pullers: q.Pullers, Waiting: q.Waiting, InFlight: q.InFlight}, true, nil
 		}
 	}
 	return stats, false, nil

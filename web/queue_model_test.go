@@ -28,6 +28,7 @@ var (
 	modelDurationFlag = flag.String("model.duration", os.Getenv("MERCURY_MODEL_DURATION"), "run the queue model with random seeds for this long")
 	modelOpsFlag      = flag.String("model.ops", os.Getenv("MERCURY_MODEL_OPS"), "run the queue model on this operation list")
 	modelLenFlag      = flag.Int("model.len", 60, "operations per seed")
+	modelTraceFlag    = flag.Bool("model.trace", false, "print the trace of a passing run too")
 	modelShrinkFlag   = flag.Bool("model.shrink", os.Getenv("MERCURY_MODEL_SHRINK") != "", "shrink a failing operation list")
 )
 
@@ -79,6 +80,9 @@ func runModelCase(t *testing.T, seed uint64, ops []op) (modelCounts, bool) {
 	model, failed, err := runModelOnce(t, seed, ops)
 	if !failed {
 		t.Logf("seed %d: %s", seed, model.counts)
+		if *modelTraceFlag {
+			t.Logf("trace:\n%s", indent(model.traceAround(1<<20)))
+		}
 		return model.counts, true
 	}
 	t.Errorf("%s", failureReport(seed, ops, model, err))
@@ -171,5 +175,6 @@ func addCounts(a, b modelCounts) modelCounts {
 	a.deadLetters += b.deadLetters
 	a.expired += b.expired
 	a.rawLost += b.rawLost
+	a.lateFrames += b.lateFrames
 	return a
 }
