@@ -163,10 +163,11 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int) {
 	if p.env && m.confirmed && seq != m.seq {
 		q.violate("%s with id %d, but its push was answered with id %d", who, seq, m.seq)
 	}
-	if p.env && p.closed && (m.acked > 0 || m.rawRecv > 0 || m.expectDead || m.holder != nil && m.holder != p) {
+	if p.env && p.closed && (m.acked > 0 || m.expectDead || m.holder != nil && m.holder != p) {
 		// A frame to an envelope puller that is leaving or was taken
-		// over, written after its message went to another: the puller
-		// can no longer settle it, and at-least-once allows it. Counted.
+		// over, written after its message went to another envelope
+		// puller: it can no longer settle it, and at-least-once allows
+		// it. Counted. (After a raw puller had it, it is a violation.)
 		q.counts.lateFrames++
 		m.received = append(m.received, delivery{now, p})
 		return

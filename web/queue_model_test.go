@@ -32,12 +32,19 @@ var (
 	modelShrinkFlag   = flag.Bool("model.shrink", os.Getenv("MERCURY_MODEL_SHRINK") != "", "shrink a failing operation list")
 )
 
-// modelCISeeds run in CI: short, and free of the known failures below.
-var modelCISeeds = []uint64{1, 2, 3, 4}
+// modelCISeeds run in CI: about 20 s with -race, and free of the known
+// failures below.
+var modelCISeeds = []uint64{7, 9, 11}
 
-// modelFailingSeeds fail today, each for a known defect (issue 22); add
-// them back to modelCISeeds once it is fixed.
-var modelFailingSeeds = map[uint64]string{}
+// modelFailingSeeds fail today, each for a defect of issue 22; run them
+// with -model.seed=N, and add them to modelCISeeds once it is fixed.
+// Timing makes some fail only most of the time.
+var modelFailingSeeds = map[uint64]string{
+	730897119: "defect 10: a nack's delay is lost across a restart (redelivered at once)",
+	16386771:  "defect 10: a nack's delay is lost across a restart",
+	401728890: "defect 10: a nack's delay is lost across a restart",
+	12:        "defect 1: a raw puller reading as fast as it can is closed 1008 slow consumer (large messages, prefetch 16)",
+}
 
 func TestQueueModel(t *testing.T) {
 	if *modelBinaryFlag || *modelClusterFlag > 0 {
