@@ -77,6 +77,9 @@ func TestQueueModel(t *testing.T) {
 			}
 		}
 		t.Logf("queue model, seeds %v: %s", modelCISeeds, total)
+		for seed, defect := range modelFailingSeeds {
+			t.Logf("left out, fails today: -model.seed=%d (%s)", seed, defect)
+		}
 	}
 }
 
