@@ -134,6 +134,9 @@ func (r *modelRun) do(o op) error {
 		}
 		r.pullers = nil
 		r.model.restarted()
+		// In a cluster, a killed broker's pullers stay registered until
+		// their lease ends (15 s).
+		return r.waitPullers(0)
 	case opExpire, opEdge:
 		return r.idle(o.kind == opEdge)
 	default:
@@ -266,7 +269,11 @@ func (r *modelRun) exclusiveHeld() bool {
 // waitPullers waits until the broker counts n pullers on the queue, so the
 // operations that follow meet them there.
 func (r *modelRun) waitPullers(n int) error {
-	deadline := time.Now().Add(10 * time.Second)
+	wait := 10 * time.Second
+	if *modelClusterFlag > 0 {
+		wait = 25 * time.Second // outlasts a killed broker's puller lease
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		stats, _, err := modelQueueStats(r.sys.httpBase(), modelTopic)
 		if err != nil {
@@ -278,7 +285,7 @@ func (r *modelRun) waitPullers(n int) error {
 		}
 		if time.Now().After(deadline) {
 			r.model.mu.Lock()
-			r.model.violate("the broker counts %d pullers after 10s, %d are connected", stats.Pullers, len(r.pullers))
+			r.model.violate("the broker counts %d pullers after %s, %d are connected", stats.Pullers, wait, len(r.pullers))
 			r.model.mu.Unlock()
 			return nil
 		}
