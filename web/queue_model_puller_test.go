@@ -34,7 +34,9 @@ type modelConn struct {
 	paused  chan struct{} // non-nil while paused; closed to resume
 }
 
-func dialModelConn(model *queueModel, mp *modelPuller, url string) (*modelConn, error) {
+// dialModelConn connects a puller; refused: the broker is expected to
+// close it at once.
+func dialModelConn(model *queueModel, mp *modelPuller, url string, refused bool) (*modelConn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// The connection's own address names it in GET /api/connections.
@@ -52,6 +54,7 @@ func dialModelConn(model *queueModel, mp *modelPuller, url string) (*modelConn, 
 		return nil, err
 	}
 	mc := &modelConn{mp: mp, model: model, conn: c, local: local, errs: make(chan uint64, 1024), done: make(chan struct{})}
+	mc.expectClose.Store(refused)
 	go mc.pump()
 	return mc, nil
 }

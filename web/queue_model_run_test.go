@@ -231,14 +231,13 @@ func (r *modelRun) pull(env bool, prefetch int, exclusive, takeover bool) error 
 	r.nextID++
 	mp := &modelPuller{id: r.nextID, env: env}
 	u, node := r.sys.wsURL("pull", modelTopic, q)
-	mc, err := dialModelConn(r.model, mp, u)
+	mc, err := dialModelConn(r.model, mp, u, refuse)
 	if err != nil {
 		return fmt.Errorf("failed to connect a puller: %w", err)
 	}
 	mc.node = node
 	r.tracef("puller %d connects to broker %d: %s", mp.id, node, q.Encode())
 	if refuse {
-		mc.expectClose.Store(true)
 		mc.wait()
 		if code := client.CloseStatus(mc.err); code != 4409 {
 			mc.violate("puller %d on a queue with an exclusive puller: closed with %d %v, want 4409", mp.id, code, mc.err)
