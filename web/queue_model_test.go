@@ -49,7 +49,7 @@ var modelFailingSeeds = map[uint64]string{
 }
 
 var modelFailingOps = map[string]string{
-	"pull:e:1:0 push:1:0 sleep:50 nack:0:1:500 restart pull:e:1:0":      "defect 10: delivered at once after the restart, before the nack's delay",
+	"pull:e:1:0 push:1:0 sleep:50 nack:0:1:500 restart pull:e:1:0":       "defect 10: delivered at once after the restart, before the nack's delay",
 	"push:1:1 push:1:1 push:1:1 push:1:1 push:1:1 pull:r:16:0 sleep:500": "defect 1: each new raw puller is closed 1008 slow consumer",
 }
 
