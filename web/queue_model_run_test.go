@@ -374,6 +374,10 @@ func (r *modelRun) drain() error {
 			if err := r.pull(true, 4, false, true); err != nil {
 				return err
 			}
+			if len(r.pullers) == 0 { // the broker closed it already
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
 			p = r.pullers[len(r.pullers)-1]
 		}
 		if ms := r.model.heldBy(p.mp, 1<<20); len(ms) > 0 {
