@@ -354,7 +354,9 @@ func (q *queueModel) restarted() {
 func (q *queueModel) queueExpired(sure bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.counts.expiries++
+	if sure {
+		q.counts.expiries++
+	}
 	for _, m := range q.msgs {
 		if m.acked > 0 || m.rawRecv > 0 || m.expired {
 			continue

@@ -34,6 +34,7 @@ type modelRun struct {
 	pullers []*modelConn // connected, oldest first
 	nextN   int
 	nextID  int
+	lastUse time.Time // when the test last pushed, pulled, settled or restarted
 }
 
 // runModel runs ops on the system start makes and returns the model with
@@ -53,8 +54,10 @@ func runModel(start func() (queueSystem, error), seed uint64, ops []op) (*queueM
 		}
 		sys.close()
 	}()
+	r.lastUse = time.Now()
 	for i, o := range ops {
 		r.tracef("#%d %s", i, o)
+		r.checkIdle()
 		if err := r.do(o); err != nil {
 			return r.model, fmt.Errorf("operation #%d %s: %w", i, o, err)
 		}
@@ -62,6 +65,7 @@ func runModel(start func() (queueSystem, error), seed uint64, ops []op) (*queueM
 		r.model.counts.ops++
 		r.model.mu.Unlock()
 	}
+	r.checkIdle()
 	if err := r.drain(); err != nil {
 		return r.model, fmt.Errorf("final drain: %w", err)
 	}
@@ -74,7 +78,26 @@ func (r *modelRun) tracef(format string, args ...any) {
 	r.model.tracef(format, args...)
 }
 
+// checkIdle tells the model the queue may have expired when nobody used
+// it for about its TTL (sleeps add up). The expire operation checks that
+// it does.
+func (r *modelRun) checkIdle() {
+	if r.puller(0) != nil {
+		r.lastUse = time.Now()
+		return
+	}
+	if time.Since(r.lastUse) > modelTTL-300*time.Millisecond {
+		r.tracef("unused for %s: the queue may have expired", time.Since(r.lastUse).Round(time.Millisecond))
+		r.model.queueExpired(false)
+	}
+}
+
 func (r *modelRun) do(o op) error {
+	switch o.kind {
+	case opPush, opPull, opTakeover, opClose, opKill, opRestart:
+		// What uses the queue; acks need a puller (checkIdle).
+		defer func() { r.lastUse = time.Now() }()
+	}
 	switch o.kind {
 	case opPush:
 		for i := range o.arg(0) {

@@ -45,6 +45,7 @@ var modelFailingSeeds = map[uint64]string{
 	16386771:  "defect 10: a nack's delay is lost across a restart",
 	401728890: "defect 10: a nack's delay is lost across a restart",
 	135540817: "defect 10: a nack's delay is lost across a restart",
+	624154634: "defect 2: frames queued to an envelope puller before a takeover are written a second later, after the new raw puller consumed them",
 	12:        "defect 1: a raw puller reading as fast as it can is closed 1008 slow consumer (large messages, prefetch 16)",
 }
 
