@@ -163,11 +163,12 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int) {
 	if p.env && m.confirmed && seq != m.seq {
 		q.violate("%s with id %d, but its push was answered with id %d", who, seq, m.seq)
 	}
-	if p.env && p.closed && (m.acked > 0 || m.expectDead || m.holder != nil && m.holder != p) {
+	if p.env && p.closed && (m.acked > 0 || m.expectDead || m.holder != nil && m.holder != p || m.rawRecv > 0 && !p.evicted) {
 		// A frame to an envelope puller that is leaving or was taken
-		// over, written after its message went to another envelope
-		// puller: it can no longer settle it, and at-least-once allows
-		// it. Counted. (After a raw puller had it, it is a violation.)
+		// over, written after its message went to another: it can no
+		// longer settle it, and at-least-once allows it. Counted. But a
+		// puller taken over (not one that said goodbye) getting what a
+		// raw puller had: the broker wrote it twice.
 		q.counts.lateFrames++
 		m.received = append(m.received, delivery{now, p})
 		return
