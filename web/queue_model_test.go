@@ -46,6 +46,7 @@ var modelFailingSeeds = map[uint64]string{
 	401728890: "defect 10: a nack's delay is lost across a restart",
 	135540817: "defect 10: a nack's delay is lost across a restart",
 	624154634: "defect 2: frames queued to an envelope puller before a takeover are written a second later, after the new raw puller consumed them",
+	619870699: "defect 2: raw puller A taken over by raw B: A's queued frames are written 250 ms later, and B gets them too",
 	12:        "defect 1: a raw puller reading as fast as it can is closed 1008 slow consumer (large messages, prefetch 16)",
 }
 
