@@ -121,3 +121,37 @@ func TestTakeoverOfAnAckingPullerLeavesNothingToWrite(t *testing.T) {
 		}
 	}
 }
+
+// What an acking puller is writing when it is taken over stays with it
+// until the write ends (Sent): the taker gets it then, never while the old
+// connection may still be writing it.
+func TestTakeoverWaitsForAnAckingPullersWrite(t *testing.T) {
+	b := New(Options{})
+	old, taker := &inbox{hold: true}, &inbox{hold: true}
+	if _, err := b.Pull("/q", old, PullOptions{Ack: true}); err != nil {
+		t.Fatal(err)
+	}
+	b.Push(msg("/q", "m1"), PushOptions{})
+	b.Push(msg("/q", "m2"), PushOptions{})
+	ds := old.heldNow()
+	if !ds[0].Claim() { // m1's frame is being written
+		t.Fatal("claim of a held delivery refused")
+	}
+	leave, err := b.Pull("/q", taker, PullOptions{Ack: true, Takeover: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leave()
+	if got := taker.payloads(); !slices.Equal(got, []string{"m2"}) {
+		t.Fatalf("taker got %v while m1 was being written to the old puller, want [m2]", got)
+	}
+	ds[0].Sent()
+	if got := taker.payloads(); !slices.Equal(got, []string{"m2", "m1"}) {
+		t.Fatalf("taker got %v once the write ended, want [m2 m1]", got)
+	}
+	for _, d := range taker.heldNow() {
+		if d.Message.Payload[1] == '1' && d.Attempt != 2 {
+			t.Fatalf("m1 on attempt %d, want 2: the old puller may have started on it", d.Attempt)
+		}
+	}
+}

@@ -77,7 +77,7 @@ type Delivery struct {
 	settler   Settler     // on a QueueBackplane: settles it there
 	remote    int         // on a QueueBackplane: the attempt it was handed over for
 	holder    *pullerSlot // nil while waiting, settled, or handed to another
-	claimed   bool        // a raw puller is writing it: it stays with that puller
+	claimed   bool        // its puller is writing it: it stays with that puller
 	deadline  time.Time   // ack mode: redelivered after this
 	notBefore time.Time   // nacked with a delay: not offered before this
 }
@@ -88,9 +88,9 @@ func (d *Delivery) ID() uint64 { return d.Message.Seq }
 
 // Claim reports whether a puller may write d: false once d was handed to
 // another puller (its puller left, or was taken over), when writing it
-// would deliver the message twice. A raw puller's claimed delivery stays
-// with it, even when it leaves, until Done or Release; an acking puller's
-// goes back when it leaves, as the ack it waits for can no longer come.
+// would deliver the message twice. A claimed delivery stays with its
+// puller, even when it leaves, until its write ends: Done or Release for
+// a raw puller, Sent for an acking one.
 func (d *Delivery) Claim() bool {
 	q := d.q
 	q.mu.Lock()
@@ -134,6 +134,40 @@ func (d *Delivery) Release() {
 	q.scheduleLocked()
 }
 
+// Sent tells that an acking puller's frame of d was written, or failed
+// to be: d now waits for its ack. When its puller left meanwhile (taken
+// over, or gone), the ack can no longer come and d goes back to the queue
+// with its attempt spent, as the puller may have started on it: at least
+// once, but never beside another puller's copy while it is written.
+func (d *Delivery) Sent() {
+	q := d.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := d.holder
+	if s == nil || !d.claimed {
+		return
+	}
+	d.claimed = false
+	if !s.left {
+		return
+	}
+	q.unhold(s, d)
+	q.giveBack(d.handBack())
+	q.dispatch()
+	q.scheduleLocked()
+}
+
+// giveBack returns an acking puller's delivery to the queue, or to the
+// dead letters when it has had its attempts; q.mu is held.
+func (q *queue) giveBack(d *Delivery) {
+	if d.Attempt >= q.policy.MaxAttempts {
+		q.retry(d, 0, "puller disconnected")
+		return
+	}
+	d.LastError = "puller disconnected"
+	q.pushFront(d)
+}
+
 // handBack returns d's message as a new delivery for the queue, leaving d
 // with nothing: a frame of d still queued for its old puller can then be
 // neither written (Claim) nor settle the new holder's delivery (Done).
@@ -164,6 +198,7 @@ type pullerSlot struct {
 	heldBytes int
 	held      []*Delivery // in the order offered, so deadlines ascend
 	stopped   bool        // it released a delivery: its connection is going
+	left      bool        // removed from the queue; it keeps only what it is writing
 }
 
 // fits tells whether s may take a message of size bytes now.
@@ -346,8 +381,8 @@ func (q *queue) retry(d *Delivery, delay time.Duration, reason string) {
 // removePuller takes s out of the rotation, keeping the turn where it was,
 // and gives back what s held: a raw puller never wrote it (no attempt
 // spent); an acking puller may have started on it (an attempt spent).
-// What a raw puller is writing (claimed) stays with it until its writer
-// settles or releases it.
+// What a puller is writing (claimed) stays with it until the write ends
+// (Done, Release, Sent).
 func (q *queue) removePuller(s *pullerSlot) {
 	for i, x := range q.pullers {
 		if x != s {
@@ -362,11 +397,12 @@ func (q *queue) removePuller(s *pullerSlot) {
 	if len(q.pullers) == 0 {
 		q.exclusive = false
 	}
+	s.left = true
 	held := s.held
 	s.held, s.heldBytes = nil, 0
 	var back []*Delivery
 	for _, d := range held {
-		if !s.ack && d.claimed {
+		if d.claimed {
 			s.held = append(s.held, d)
 			s.heldBytes += d.size()
 			continue

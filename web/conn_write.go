@@ -334,6 +334,9 @@ func (c *conn) done(batch []outFrame, written int, err error) {
 			counted += frameCost(f)
 		}
 		offset += frameLen(f)
+		if f.delivery != nil && f.acked {
+			f.delivery.Sent() // written or not, it waits for its ack
+		}
 		if offset > written {
 			if f.delivery != nil && !f.acked {
 				f.delivery.Release()
