@@ -323,7 +323,9 @@ func (q *queue) settle(s *pullerSlot, d *Delivery) {
 		d.settler.Ack()
 		return
 	}
-	q.drop(heldSize(d.Message))
+	if !q.deleted { // an expired queue gave back all it held
+		q.drop(heldSize(d.Message))
+	}
 	if q.durable {
 		q.b.storeErr("delete a settled queue message", q.b.opts.Store.DeleteQueued(q.topic, d.ID()))
 	}
