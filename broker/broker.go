@@ -37,6 +37,10 @@ type Options struct {
 	// QueueLimit caps the messages waiting in one push/pull queue, unless
 	// the bus's policy says otherwise. Default 10,000.
 	QueueLimit int
+	// MaxMemory bounds the message bytes the broker holds for clients:
+	// queued messages and in-memory history (see budget.go). Past it, a
+	// push is refused with ErrQueueFull. Default DefaultMaxMemory().
+	MaxMemory int64
 	// Policies holds the bus settings; SetPolicies replaces them.
 	Policies *Policies
 	// Store keeps durable buses on disk; nil keeps nothing (a durable bus
@@ -85,6 +89,7 @@ type Broker struct {
 
 	queuesMu sync.Mutex
 	queues   map[Topic]*queue
+	mem      memBudget // the bytes held for clients, against MaxMemory
 
 	bp      Backplane      // nil for a single broker
 	qbp     QueueBackplane // nil unless bp shares queues
@@ -112,6 +117,9 @@ func Open(opts Options) (*Broker, error) {
 	if opts.QueueLimit <= 0 {
 		opts.QueueLimit = DefaultQueueLimit
 	}
+	if opts.MaxMemory <= 0 {
+		opts.MaxMemory = DefaultMaxMemory()
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -125,6 +133,7 @@ func Open(opts Options) (*Broker, error) {
 		queues:      make(map[Topic]*queue),
 		bp:          opts.Backplane,
 	}
+	b.mem.limit = opts.MaxMemory
 	if b.bp != nil {
 		b.qbp, _ = b.bp.(QueueBackplane)
 		b.abp, _ = b.bp.(AsyncPublisher)

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -283,7 +284,7 @@ func TestPrefetchLimitsWhatAPullerHolds(t *testing.T) {
 func TestQueueLimit(t *testing.T) {
 	b := New(Options{QueueLimit: 2})
 	pushAll(t, b, "/jobs", 1, 2)
-	if err := b.Push(msg("/jobs", "m3"), PushOptions{}); err != ErrQueueFull {
+	if err := b.Push(msg("/jobs", "m3"), PushOptions{}); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("third push err = %v, want ErrQueueFull", err)
 	}
 	if err := b.Push(msg("/other", "m1"), PushOptions{}); err != nil {

@@ -18,6 +18,9 @@ func (qp QueuePolicy) WithDefaults(limit int) QueuePolicy {
 	if qp.Limit <= 0 {
 		qp.Limit = limit
 	}
+	if qp.MaxBytes <= 0 {
+		qp.MaxBytes = DefaultQueueMaxBytes
+	}
 	if qp.MaxAttempts <= 0 {
 		qp.MaxAttempts = DefaultMaxAttempts
 	}

@@ -10,15 +10,23 @@ import (
 type ring struct {
 	msgs    []*Message // from head
 	head    int
-	dropped uint64 // the highest sequence number evicted, 0 if none
+	dropped uint64     // the highest sequence number evicted, 0 if none
+	mem     *memBudget // what the ring holds is charged to it
 }
 
 func (r *ring) len() int { return len(r.msgs) - r.head }
 
 // add appends m and evicts what the policy no longer keeps.
 func (r *ring) add(m *Message, h History) {
-	r.msgs = append(r.msgs, m)
+	r.keep(m)
 	r.trim(h, m.Time)
+}
+
+// keep appends m, charging it to the budget: history is bounded by its
+// count and age, and what it holds leaves less room for queues.
+func (r *ring) keep(m *Message) {
+	r.msgs = append(r.msgs, m)
+	r.mem.charge(heldSize(m))
 }
 
 // trim evicts messages beyond h's count, or older than h's age at now.
@@ -31,6 +39,7 @@ func (r *ring) trim(h History, now time.Time) {
 			break
 		}
 		r.dropped = oldest.Seq
+		r.mem.release(heldSize(oldest))
 		r.msgs[r.head] = nil
 		r.head++
 	}
@@ -91,7 +100,7 @@ func (b *Broker) record(pol *Policy, m *Message) {
 	r := b.rings[pol.Bus]
 	if r == nil {
 		// What came before the ring under this bus was not kept.
-		r = &ring{dropped: b.historyFrom}
+		r = &ring{dropped: b.historyFrom, mem: &b.mem}
 		b.rings[pol.Bus] = r
 	}
 	before := r.dropped

@@ -26,7 +26,7 @@ func (b *Broker) load() error {
 	ringOf := func(bus Topic) *ring {
 		r := b.rings[bus]
 		if r == nil {
-			r = &ring{dropped: trims[bus]}
+			r = &ring{dropped: trims[bus], mem: &b.mem}
 			b.rings[bus] = r
 		}
 		return r
@@ -45,8 +45,7 @@ func (b *Broker) load() error {
 			return fmt.Errorf("message %d of bus %s is above the sequence lease %d", m.Seq, bus, lease)
 		}
 		m.Epoch = b.epoch // the store's sequence numbers are all of its epoch
-		r := ringOf(bus)
-		r.msgs = append(r.msgs, m)
+		ringOf(bus).keep(m)
 		return nil
 	})
 	if err != nil {
@@ -64,7 +63,11 @@ func (b *Broker) load() error {
 		}
 		defer q.mu.Unlock()
 		q.durable = true
+		size := heldSize(rec.Message)
+		q.bytes += size
+		b.mem.charge(size)
 		if rec.Dead {
+			q.deadBytes += size
 			q.dead = append(q.dead, &DeadLetter{ID: rec.Message.Seq, Message: rec.Message,
 				Attempts: rec.Attempts, LastError: rec.LastError, Died: rec.Died})
 			return nil

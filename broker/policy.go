@@ -30,6 +30,7 @@ type History struct {
 // mean the defaults.
 type QueuePolicy struct {
 	Limit       int           // messages waiting; default Options.QueueLimit
+	MaxBytes    int64         // bytes waiting (payload + a small overhead each); default DefaultQueueMaxBytes
 	MaxAttempts int           // deliveries before a message is dead; default 5
 	AckTimeout  time.Duration // before an unacked message is redelivered; default 30s
 	TTL         time.Duration // unused queue lifetime; default 48h

@@ -230,6 +230,14 @@ type queue struct {
 	deleted   bool // removed from the broker: look the queue up again
 	reserved  int  // pushes counted against the limit while being stored
 
+	// Bytes held in memory (heldSize), charged to the broker's budget:
+	// every message pushed here until it is settled, or as a dead letter
+	// until it is removed. Deliveries a QueueBackplane hands over are the
+	// cluster's and not counted.
+	bytes         int64
+	deadBytes     int64 // of bytes, the dead letters'
+	reservedBytes int64 // of pushes being stored, not yet in bytes
+
 	// remote is this broker's hold on the queue a QueueBackplane shares,
 	// while it has pullers; pending then holds only what is being
 	// dispatched, and the backplane keeps the rest.
@@ -238,6 +246,16 @@ type queue struct {
 }
 
 func (q *queue) waiting() int { return len(q.pending) - q.head + len(q.delayed) }
+
+// waitingBytes is what counts against the queue's MaxBytes: the bytes of
+// the messages no puller holds.
+func (q *queue) waitingBytes() int64 {
+	n := q.bytes - q.deadBytes + q.reservedBytes
+	for _, s := range q.pullers {
+		n -= int64(s.heldBytes) + int64(len(s.held))*messageOverhead
+	}
+	return max(n, 0)
+}
 
 func (q *queue) inFlight() int {
 	n := 0
@@ -275,12 +293,19 @@ func (q *queue) pushFront(ds ...*Delivery) {
 // dispatch hands ready messages to pullers with credit, round-robin;
 // q.mu must be held.
 func (q *queue) dispatch() {
+	taken := false
+	defer func() {
+		if taken {
+			q.b.mem.wake() // the queue is below its limits again
+		}
+	}()
 	for len(q.pending) > q.head {
 		s := q.pick(q.pending[q.head].size())
 		if s == nil {
 			break
 		}
 		d := q.popFront()
+		taken = true
 		d.Attempt++
 		d.holder = s
 		if s.ack {
@@ -333,6 +358,9 @@ func (q *queue) settle(s *pullerSlot, d *Delivery) {
 		d.settler.Ack()
 		return
 	}
+	if !q.deleted { // an expired queue gave back all it held
+		q.drop(heldSize(d.Message))
+	}
 	if q.durable {
 		q.b.storeErr("delete a settled queue message", q.b.opts.Store.DeleteQueued(q.topic, d.ID()))
 	}
@@ -351,6 +379,7 @@ func (q *queue) retry(d *Delivery, delay time.Duration, reason string) {
 	if d.Attempt >= q.policy.MaxAttempts {
 		dl := &DeadLetter{ID: d.ID(), Message: d.Message, Attempts: d.Attempt, LastError: d.LastError, Died: q.b.opts.Now()}
 		q.dead = append(q.dead, dl)
+		q.deadBytes += heldSize(d.Message)
 		if q.durable {
 			q.b.storeErr("record a dead letter", q.b.opts.Store.PutQueued(q.topic, queuedRecord(dl), false))
 		}
@@ -485,6 +514,8 @@ func (q *queue) tick() {
 	if len(q.pullers) == 0 && q.reserved == 0 && q.b.qbp == nil && !q.lastUsed.Add(q.policy.TTL).After(now) {
 		dropped := q.waiting() + len(q.dead)
 		q.deleted = true
+		q.drop(q.bytes)
+		q.deadBytes = 0
 		if q.timer != nil {
 			q.timer.Stop()
 		}
@@ -515,23 +546,16 @@ func (b *Broker) expireQueue(q *queue, dropped int, upTo uint64) {
 	b.opts.Logger.Info("queue expired", "topic", q.topic, "ttl", q.policy.TTL, "dropped", dropped)
 }
 
+// drop gives back n of the bytes q holds.
+func (q *queue) drop(n int64) {
+	q.bytes -= n
+	q.b.mem.release(n)
+}
+
 // queuePolicy returns the queue settings for topic, defaults filled in.
 func (b *Broker) queuePolicy(topic Topic) (QueuePolicy, bool) {
 	pol := b.policies().Lookup(topic)
-	qp := pol.Queue
-	if qp.Limit <= 0 {
-		qp.Limit = b.opts.QueueLimit
-	}
-	if qp.MaxAttempts <= 0 {
-		qp.MaxAttempts = DefaultMaxAttempts
-	}
-	if qp.AckTimeout <= 0 {
-		qp.AckTimeout = DefaultAckTimeout
-	}
-	if qp.TTL <= 0 {
-		qp.TTL = DefaultQueueTTL
-	}
-	return qp, pol.Durable
+	return pol.Queue.WithDefaults(b.opts.QueueLimit), pol.Durable
 }
 
 // lockQueue returns topic's queue with its lock held, creating it with ttl
@@ -563,8 +587,10 @@ func (b *Broker) lockQueue(topic Topic, mustExist bool, ttl time.Duration) (*que
 
 // Push accepts m on the push/pull namespace. It waits in m.Topic's queue
 // until a puller takes it; exactly one puller gets it. On a durable bus it
-// is on disk when Push returns. A queue holding its limit refuses more with
-// ErrQueueFull.
+// is on disk when Push returns. A queue holding its limit of messages or
+// bytes, or a broker holding its memory budget, refuses more with a
+// *QueueFullError (ErrQueueFull) naming the limit: wait on Room, then try
+// again.
 func (b *Broker) Push(m *Message, opts PushOptions) error {
 	if b.qbp != nil {
 		qp, _ := b.queuePolicy(m.Topic)
@@ -577,9 +603,10 @@ func (b *Broker) Push(m *Message, opts PushOptions) error {
 	if err != nil {
 		return err
 	}
-	if q.waiting()+q.reserved >= q.policy.Limit {
+	size := heldSize(m)
+	if err := q.admit(size); err != nil {
 		q.mu.Unlock()
-		return ErrQueueFull
+		return err
 	}
 	b.pubMu.Lock()
 	err = b.stamp(m)
@@ -589,6 +616,7 @@ func (b *Broker) Push(m *Message, opts PushOptions) error {
 	b.pubMu.Unlock()
 	if err != nil {
 		q.mu.Unlock()
+		b.mem.release(size)
 		return err
 	}
 	q.lastUsed = b.opts.Now()
@@ -599,18 +627,38 @@ func (b *Broker) Push(m *Message, opts PushOptions) error {
 		// reserved meanwhile so that the limit holds, and given back if
 		// the write fails.
 		q.reserved++
+		q.reservedBytes += size
 		q.mu.Unlock()
 		err := b.opts.Store.PutQueued(m.Topic, QueuedMessage{Message: m}, true)
 		q.mu.Lock()
 		q.reserved--
+		q.reservedBytes -= size
 		if err != nil {
+			b.mem.release(size)
 			q.scheduleLocked()
 			return fmt.Errorf("failed to store the message: %w", err)
 		}
 	}
+	q.bytes += size
 	q.pending = append(q.pending, &Delivery{Message: m, q: q})
 	q.dispatch()
 	q.scheduleLocked()
+	return nil
+}
+
+// admit checks a push of size bytes against the queue's limits and
+// charges it to the broker's budget; q.mu is held. A queue with nothing
+// waiting takes a message of any size, so none is refused forever.
+func (q *queue) admit(size int64) error {
+	waiting := q.waiting() + q.reserved
+	switch {
+	case waiting >= q.policy.Limit:
+		return &QueueFullError{Limit: "queue_limit", Value: int64(q.policy.Limit)}
+	case waiting > 0 && q.waitingBytes()+size > q.policy.MaxBytes:
+		return &QueueFullError{Limit: "queue.max_bytes", Value: q.policy.MaxBytes}
+	case !q.b.mem.tryCharge(size):
+		return &QueueFullError{Limit: "max_memory", Value: q.b.mem.limit}
+	}
 	return nil
 }
 

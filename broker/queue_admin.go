@@ -16,6 +16,13 @@ type QueueStats struct {
 	Durable   bool      `json:"durable"`
 	LastUsed  time.Time `json:"last_used"`
 	TTL       Duration  `json:"ttl"`
+	// Bytes is what the queue holds in memory (waiting, in flight and
+	// dead letters; payload plus a small overhead each), counted against
+	// the broker's max_memory; WaitingBytes, of it, what counts against
+	// MaxBytes. On a cluster, where JetStream holds the queue, both are 0.
+	Bytes        int64 `json:"bytes"`
+	WaitingBytes int64 `json:"waiting_bytes"`
+	MaxBytes     int64 `json:"max_bytes"`
 }
 
 // Duration marshals as a Go duration string ("48h0m0s").
@@ -47,6 +54,7 @@ func (b *Broker) Queues() []QueueStats {
 			Topic: q.topic, Waiting: q.waiting(), InFlight: q.inFlight(), Dead: len(q.dead),
 			Pullers: len(q.pullers), Exclusive: q.exclusive, Durable: q.durable,
 			LastUsed: q.lastUsed, TTL: Duration(q.policy.TTL),
+			Bytes: q.bytes + q.reservedBytes, WaitingBytes: q.waitingBytes(), MaxBytes: q.policy.MaxBytes,
 		})
 		q.mu.Unlock()
 	}
@@ -99,6 +107,7 @@ func (b *Broker) Requeue(topic Topic, id uint64) (int, error) {
 				continue
 			}
 			back = append(back, &Delivery{Message: dl.Message, q: q, LastError: dl.LastError})
+			q.deadBytes -= heldSize(dl.Message)
 			if q.durable {
 				b.storeErr("requeue a dead letter", b.opts.Store.PutQueued(q.topic, QueuedMessage{Message: dl.Message, LastError: dl.LastError}, false))
 			}
@@ -128,6 +137,8 @@ func (b *Broker) PopDead(topic Topic) (*DeadLetter, error) {
 		}
 		dl = q.dead[0]
 		q.dead = q.dead[1:]
+		q.deadBytes -= heldSize(dl.Message)
+		q.drop(heldSize(dl.Message))
 		if q.durable {
 			b.storeErr("delete a popped dead letter", b.opts.Store.DeleteQueued(q.topic, dl.ID))
 		}
@@ -151,6 +162,8 @@ func (b *Broker) PurgeDead(topic Topic) (int, error) {
 			}
 		}
 		q.dead = nil
+		q.drop(q.deadBytes)
+		q.deadBytes = 0
 		return nil
 	})
 	return n, err

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -85,13 +86,32 @@ func TestCLIPubWaitsForConfirms(t *testing.T) {
 		}
 	}
 
-	// A refused line is named, the others are confirmed, and the command
-	// fails: the third push finds the queue full.
-	stdout, stderr, code = runCLI(t, "j1\nj2\nj3\n", "push", "/jobs", "--json", "--server", b.WS)
-	expectExit(t, stderr, code, 1, "line 3 refused: /jobs: queue is full", "the broker refused 1 of 3 messages")
-	if n := strings.Count(stdout, `{"seq":`); n != 2 {
-		t.Fatalf("%d confirmations printed, want 2:\n%s", n, stdout)
+	// The third push finds the queue full: the pusher is paused, not
+	// refused, and its last confirm comes once a puller makes room.
+	push := startCLI(t, nil, "push", "/jobs", "--json", "--server", b.WS)
+	push.send(t, "j1", "j2", "j3")
+	for range 2 {
+		if l := push.line(t); !strings.HasPrefix(l, `{"seq":`) {
+			t.Fatalf("printed %q, want a confirm", l)
+		}
 	}
+	waitFor(t, "two jobs to wait", func() bool { waiting, _, _ := queueStats(t, b, "/jobs"); return waiting == 2 })
+	select {
+	case l := <-push.lines:
+		t.Fatalf("a push to a full queue printed %q", l)
+	case <-time.After(500 * time.Millisecond):
+	}
+	puller := dial(t, b.WS+"/pull/jobs", nil)
+	for _, want := range []string{"j1", "j2", "j3"} {
+		if got := readText(t, puller); got != want {
+			t.Fatalf("puller got %q, want %q", got, want)
+		}
+	}
+	if l := push.line(t); !strings.HasPrefix(l, `{"seq":`) {
+		t.Fatalf("printed %q, want the third confirm", l)
+	}
+	push.stdin.Close()
+	push.expectExit(t, 0)
 }
 
 // queueStats returns the broker's view of a queue.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -144,24 +143,26 @@ func TestThirdPartyPullersRoundRobin(t *testing.T) {
 	}
 }
 
-func TestThirdPartyClientSeesErrorFramesAndStaysConnected(t *testing.T) {
+func TestThirdPartyPusherIsPausedByAFullQueue(t *testing.T) {
 	b := startBroker(t, "--queue-limit", "1")
 	pusher := startNodeClient(t, b.WS+"/push/full")
 	pusher.waitOpen(t)
 	pusher.send(t, "fits")
 	pusher.send(t, "overflows")
-	var frame struct {
-		Error struct{ Code, Topic, Message string }
-	}
-	if err := json.Unmarshal([]byte(pusher.nextText(t)), &frame); err != nil || frame.Error.Code != "queue_full" || frame.Error.Topic != "/full" {
-		t.Fatalf("error frame = %+v (%v)", frame, err)
+	// Paused, not refused: no error frame, no close.
+	select {
+	case ev := <-pusher.events:
+		t.Fatalf("pusher of a full queue got %+v", ev)
+	case <-time.After(500 * time.Millisecond):
 	}
 	puller := dial(t, b.WS+"/pull/full", nil)
-	if got := readText(t, puller); got != "fits" {
-		t.Fatalf("puller got %q", got)
+	for _, want := range []string{"fits", "overflows"} {
+		if got := readText(t, puller); got != want {
+			t.Fatalf("puller got %q, want %q", got, want)
+		}
 	}
-	pusher.send(t, "after the error") // the connection is still open
-	if got := readText(t, puller); got != "after the error" {
+	pusher.send(t, "after the pause") // the connection is still open
+	if got := readText(t, puller); got != "after the pause" {
 		t.Fatalf("puller got %q", got)
 	}
 }

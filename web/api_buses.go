@@ -38,6 +38,7 @@ type historyInfo struct {
 
 type queueInfo struct {
 	Limit       int    `json:"limit,omitempty"`
+	MaxBytes    int64  `json:"max_bytes,omitempty"`
 	MaxAttempts int    `json:"max_attempts,omitempty"`
 	AckTimeout  string `json:"ack_timeout,omitempty"`
 	TTL         string `json:"ttl,omitempty"`
@@ -67,7 +68,7 @@ func describeBuses(b *Buses, queueLimit int) []busInfo {
 		}
 		if p.Queue != (broker.QueuePolicy{}) {
 			q := p.Queue.WithDefaults(queueLimit)
-			info.Queue = &queueInfo{Limit: q.Limit, MaxAttempts: q.MaxAttempts, AckTimeout: durationText(q.AckTimeout), TTL: durationText(q.TTL)}
+			info.Queue = &queueInfo{Limit: q.Limit, MaxBytes: q.MaxBytes, MaxAttempts: q.MaxAttempts, AckTimeout: durationText(q.AckTimeout), TTL: durationText(q.TTL)}
 		}
 		out = append(out, info)
 	}

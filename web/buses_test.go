@@ -340,7 +340,7 @@ func TestBusesAPIShowsEffectiveDefaults(t *testing.T) {
 	for _, info := range describeBuses(&Buses{Policies: ps, Schemas: &schema.Registry{}}, 500) {
 		got[info.Bus] = info
 	}
-	if q := got["/jobs"].Queue; q == nil || *q != (queueInfo{Limit: 500, MaxAttempts: 3, AckTimeout: "30s", TTL: "48h0m0s"}) {
+	if q := got["/jobs"].Queue; q == nil || *q != (queueInfo{Limit: 500, MaxBytes: broker.DefaultQueueMaxBytes, MaxAttempts: 3, AckTimeout: "30s", TTL: "48h0m0s"}) {
 		t.Errorf("/jobs queue: %+v", q)
 	}
 	if h := got["/events"].History; h == nil || *h != (historyInfo{Messages: 10000, Age: "24h0m0s"}) {

@@ -39,6 +39,7 @@ type conn struct {
 	grant  atomic.Pointer[auth.Grant] // what the client may do; a token frame replaces it
 	expiry *deadlineTimer             // closes the connection when the grant expires; nil: none yet
 	rate   *rateGuard                 // publish rate; reader only
+	full   *pushPause                 // a pusher's wait for room in its queue; nil on other patterns
 	idle   *quietTimer                // nil: no idle limit
 
 	mu          sync.Mutex
@@ -96,7 +97,7 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 			s.refused(refusedOther, aerr, r.RemoteAddr, nil).write(w)
 			return
 		}
-		c := &conn{s: s, pattern: p, topic: topic, opts: opts, remote: r.RemoteAddr, opened: time.Now(), rate: newRateGuard(&s.opts)}
+		c := &conn{s: s, pattern: p, topic: topic, opts: opts, remote: r.RemoteAddr, opened: time.Now(), rate: newRateGuard(&s.opts), full: newPushPause(p)}
 		c.grant.Store(grant)
 		if aerr := s.register(c); aerr != nil {
 			reason := refusedLimits
@@ -261,6 +262,7 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	c.closing = true
 	c.closeCode, c.closeReason = code, reason
 	c.rate.interrupt() // a paused reader reads the close
+	c.full.interrupt()
 	ws := c.ws
 	if ws != nil && (len(c.out) > 0 || c.scheduled || c.slow) {
 		// Frames wait (an error frame that says why, maybe): the close
@@ -330,8 +332,9 @@ func (c *conn) ping() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.PongTimeout)
 	err := c.ws.Ping(ctx)
 	cancel()
-	if errors.Is(err, context.DeadlineExceeded) && c.rate.pausedWithin(c.s.opts.PongTimeout) {
-		// A paced publisher: its pong waits behind frames not read yet.
+	if errors.Is(err, context.DeadlineExceeded) && (c.rate.pausedWithin(c.s.opts.PongTimeout) || c.full.pausedWithin(c.s.opts.PongTimeout)) {
+		// A paced publisher or a paused pusher: its pong waits behind
+		// frames not read yet.
 		err = nil
 	}
 	if err != nil {

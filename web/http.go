@@ -150,6 +150,11 @@ func apiErrorFor(err error, topic broker.Topic) *apiError {
 	case errors.Is(err, broker.ErrQueueFull):
 		e.Status, e.Code = http.StatusServiceUnavailable, "queue_full"
 		e.Message = "queue is full: no puller has taken the waiting messages; retry later"
+		var full *broker.QueueFullError
+		if errors.As(err, &full) {
+			// Name the limit: a queue's own, or the broker's memory.
+			e.Message = full.Error() + "; no puller has taken enough of what waits; retry later"
+		}
 	case errors.Is(err, broker.ErrNoQueue):
 		e.Status, e.Code = http.StatusNotFound, "no_queue"
 		e.Message = "queue does not exist (must_exist): it expired after its TTL, or was never created"

@@ -48,6 +48,8 @@ func (s *Server) MetricsSnapshot() metrics.Snapshot {
 		Queues:        s.broker.Queues(),
 		SlowConsumers: uint64(s.slowConsumers.Load()),
 		Refusals:      s.refusals.byName(),
+		MemoryHeld:    s.broker.MemoryUsed(),
+		MemoryLimit:   s.broker.MaxMemory(),
 	}
 }
 

@@ -34,7 +34,11 @@ type pubSlot struct {
 // publishFrame accepts a frame read from a publishing connection and
 // answers it, in order.
 func (c *conn) publishFrame(m *broker.Message) {
-	if c.pattern == patternPush || !c.s.broker.Clustered() {
+	if c.pattern == patternPush {
+		c.pushFrame(m)
+		return
+	}
+	if !c.s.broker.Clustered() {
 		if aerr := c.s.accept(c.pattern, m, c, c.opts, c.currentGrant()); aerr != nil {
 			c.sendError(aerr)
 		} else if c.opts.envelope {

@@ -109,7 +109,7 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 	reg := metrics.New()
 	web.Version = version
 	var ready func() error
-	bopts := broker.Options{QueueLimit: cfg.QueueLimit, Policies: buses.Policies, Logger: logger}
+	bopts := broker.Options{QueueLimit: cfg.QueueLimit, MaxMemory: cfg.MaxMemory, Policies: buses.Policies, Logger: logger}
 	if len(cfg.Cluster.URLs) > 0 {
 		// Clustered: durable buses, history and queues live in JetStream;
 		// nothing is kept on this broker's disk.

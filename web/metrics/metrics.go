@@ -86,6 +86,8 @@ type Snapshot struct {
 	Queues        []broker.QueueStats
 	SlowConsumers uint64
 	Refusals      map[string]uint64 // by reason: schema, rights, limits, other
+	MemoryHeld    int64             // bytes held for clients, against MemoryLimit
+	MemoryLimit   int64             // the broker's max_memory
 }
 
 // A Source reports the counts it keeps.
@@ -106,13 +108,18 @@ var (
 	descQueueInFlight = prometheus.NewDesc("mercury_queue_in_flight", "Messages offered to a puller and not yet settled.", []string{"queue"}, nil)
 	descQueueDead     = prometheus.NewDesc("mercury_queue_dead_letters", "Dead letters of a work queue.", []string{"queue"}, nil)
 	descQueuePullers  = prometheus.NewDesc("mercury_queue_pullers", "Pullers attached to a work queue.", []string{"queue"}, nil)
+	descQueueBytes    = prometheus.NewDesc("mercury_queue_bytes", "Bytes a work queue holds in memory (waiting, in flight and dead letters; payload plus a small overhead each).", []string{"queue"}, nil)
+	descQueueWaiting  = prometheus.NewDesc("mercury_queue_waiting_bytes", "Bytes of the messages waiting in a work queue, counted against its queue.max_bytes.", []string{"queue"}, nil)
+	descMemoryHeld    = prometheus.NewDesc("mercury_memory_held_bytes", "Bytes the broker holds for clients (queues and in-memory history), counted against max_memory.", nil, nil)
+	descMemoryLimit   = prometheus.NewDesc("mercury_memory_limit_bytes", "The broker's memory budget for what it holds for clients (max_memory).", nil, nil)
 )
 
 type sourceCollector struct{ src Source }
 
 func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descSubscriptions, descMessagesIn, descMessagesOut,
-		descBytesIn, descBytesOut, descSlow, descRefusals, descQueueDepth, descQueueInFlight, descQueueDead, descQueuePullers} {
+		descBytesIn, descBytesOut, descSlow, descRefusals, descQueueDepth, descQueueInFlight, descQueueDead, descQueuePullers,
+		descQueueBytes, descQueueWaiting, descMemoryHeld, descMemoryLimit} {
 		ch <- d
 	}
 }
@@ -140,5 +147,9 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descQueueInFlight, prometheus.GaugeValue, float64(q.InFlight), queue)
 		ch <- prometheus.MustNewConstMetric(descQueueDead, prometheus.GaugeValue, float64(q.Dead), queue)
 		ch <- prometheus.MustNewConstMetric(descQueuePullers, prometheus.GaugeValue, float64(q.Pullers), queue)
+		ch <- prometheus.MustNewConstMetric(descQueueBytes, prometheus.GaugeValue, float64(q.Bytes), queue)
+		ch <- prometheus.MustNewConstMetric(descQueueWaiting, prometheus.GaugeValue, float64(q.WaitingBytes), queue)
 	}
+	ch <- prometheus.MustNewConstMetric(descMemoryHeld, prometheus.GaugeValue, float64(s.MemoryHeld))
+	ch <- prometheus.MustNewConstMetric(descMemoryLimit, prometheus.GaugeValue, float64(s.MemoryLimit))
 }

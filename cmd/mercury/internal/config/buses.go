@@ -51,6 +51,7 @@ var busKeys = map[string]func(p *fileParser, v *yaml.Node, key string, b *Bus) e
 		q := &b.Queue
 		return p.section(v, key, map[string]func(*yaml.Node, string) error{
 			"limit":        func(v *yaml.Node, key string) error { return p.number(v, key, &q.Limit) },
+			"max_bytes":    func(v *yaml.Node, key string) error { return p.bytes(v, key, &q.MaxBytes) },
 			"max_attempts": func(v *yaml.Node, key string) error { return p.number(v, key, &q.MaxAttempts) },
 			"ack_timeout":  func(v *yaml.Node, key string) error { return p.duration(v, key, &q.AckTimeout) },
 			"ttl":          func(v *yaml.Node, key string) error { return p.duration(v, key, &q.TTL) },
@@ -130,6 +131,19 @@ func (p *fileParser) number(v *yaml.Node, key string, out *int) error {
 		}
 	}
 	return p.errorf(v, key, "want a whole number, got %s", describe(v))
+}
+
+// bytes reads a size: a number of bytes, or a string such as 64MiB.
+func (p *fileParser) bytes(v *yaml.Node, key string, out *int64) error {
+	if v.Kind == yaml.ScalarNode && (v.Tag == "!!int" || v.Tag == "!!str") {
+		n, err := parseBytes(v.Value)
+		if err != nil {
+			return p.errorf(v, key, "%v", err)
+		}
+		*out = n
+		return nil
+	}
+	return p.errorf(v, key, "want a size in bytes such as 1048576 or 64MiB, got %s", describe(v))
 }
 
 func (p *fileParser) duration(v *yaml.Node, key string, out *time.Duration) error {

@@ -285,3 +285,17 @@ func TestTrustedProxiesAreChecked(t *testing.T) {
 		t.Errorf("a name in trusted_proxies: %v", err)
 	}
 }
+
+func TestQueueMaxBytesAndMaxMemory(t *testing.T) {
+	c, err := load(t, "max_memory: 512MiB\nbuses:\n  /jobs:\n    queue: {max_bytes: 8MiB}\n  /small:\n    queue: {max_bytes: 4096}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxMemory != 512<<20 || c.Buses[0].Queue.MaxBytes != 8<<20 || c.Buses[1].Queue.MaxBytes != 4096 {
+		t.Fatalf("max_memory %d, buses %+v", c.MaxMemory, c.Buses)
+	}
+	_, err = load(t, "buses:\n  /jobs:\n    queue: {max_bytes: lots}\n")
+	if want := `mercury.yaml:3: buses./jobs.queue.max_bytes: want a size in bytes such as 1048576 or 1MiB, got "lots"`; err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %s", err, want)
+	}
+}

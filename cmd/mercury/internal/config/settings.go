@@ -23,6 +23,7 @@ type Config struct {
 	MaxConnections int
 	OutgoingQueue  int
 	QueueLimit     int
+	MaxMemory      int64
 	PingInterval   time.Duration
 	WriteCoalesce  time.Duration
 	LogLevel       string
@@ -82,6 +83,7 @@ var settings = []setting{
 	{"max_connections", itoa(web.DefaultMaxConnections), "most concurrent WebSocket connections (`N`)", count(func(c *Config) *int { return &c.MaxConnections })},
 	{"outgoing_queue", itoa(web.DefaultOutgoingQueue), "`BYTES` waiting for one connection before it is closed as a slow consumer (each message counts 64 bytes more than its size); also the bytes a puller is offered at once (suffixes KiB, MiB, GiB)", byteSizeInt(func(c *Config) *int { return &c.OutgoingQueue })},
 	{"queue_limit", itoa(broker.DefaultQueueLimit), "messages (`N`) waiting in one push/pull queue", count(func(c *Config) *int { return &c.QueueLimit })},
+	{"max_memory", "0", "`BYTES` of messages the broker holds for clients (queued messages, dead letters and in-memory history); past it a WebSocket pusher is paused and an HTTP push gets 503 queue_full (suffixes KiB, MiB, GiB); 0: a quarter of the machine's memory or 1GiB, whichever is less", byteSize(func(c *Config) *int64 { return &c.MaxMemory })},
 	{"write_coalesce", "5ms", "hold a subscriber's next write until this `DURATION` after its last one (or until 4 messages or 4 KiB wait), so that under sustained traffic messages share system calls: less CPU for at most this much latency (0: write at once)", duration(func(c *Config) *time.Duration { return &c.WriteCoalesce })},
 	{"ping_interval", web.DefaultPingInterval.String(), "how often each connection is pinged (`DURATION`)", duration(func(c *Config) *time.Duration { return &c.PingInterval })},
 	{"log_level", "info", "`LEVEL` of logging: debug, info, warn or error", oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
