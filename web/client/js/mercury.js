@@ -144,9 +144,12 @@ class Client {
     this.refreshTimer.unref?.();
   }
 
-  tokenExpiresSoon() {
+  // needsToken reports whether a connection should get a token first:
+  // there is none yet, or it is about to expire.
+  needsToken() {
+    if (!this.options.getToken) return false;
     const exp = jwtExpiry(this.token);
-    return exp !== 0 && exp - Date.now() < 1000;
+    return !this.token || (exp !== 0 && exp - Date.now() < 1000);
   }
 }
 
@@ -227,7 +230,7 @@ class Link {
 
   async open() {
     if (this.closed) return;
-    if (this.client.tokenExpiresSoon()) await this.client.freshToken();
+    if (this.client.needsToken()) await this.client.freshToken();
     if (this.closed) return;
     const WS = this.client.WebSocket;
     if (!WS) return this.failed(new Error("no WebSocket: use Node 22, node --experimental-websocket, or options.WebSocket"));
@@ -262,8 +265,10 @@ class Link {
       if (f.error && /^token/.test(f.error.code || "")) return this.client.reportError(new MercuryError(f.error));
       this.frame(f, gen);
     };
-    ws.onerror = () => {}; // onclose follows and says what matters
-    ws.onclose = (ev) => {
+    let ended = false;
+    const end = (ev) => {
+      if (ended) return;
+      ended = true;
       if (this.ws === ws) this.ws = null;
       this.disconnected(gen, ev);
       if (this.closed) return;
@@ -280,6 +285,9 @@ class Link {
       if (!opened) return this.failed(new Error(`WebSocket to ${this.url()} failed (${ev.code})`));
       this.retry();
     };
+    // A refused handshake: some WebSockets (Node 20's) never fire close.
+    ws.onerror = () => opened || end({ code: 1006, reason: "handshake failed" });
+    ws.onclose = end;
   }
 
   // failed is a connection that never opened.
@@ -491,7 +499,8 @@ class Subscription extends Link {
 
   async openSSE() {
     if (this.closed) return;
-    if (this.client.tokenExpiresSoon()) await this.client.freshToken();
+    if (this.client.needsToken()) await this.client.freshToken();
+    if (this.closed) return;
     const q = this.query();
     q.set("envelope", "1");
     const url = `${this.client.httpBase}/sub/${this.topic.replace(/^\/+/, "")}?${q}`;
