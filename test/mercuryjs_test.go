@@ -184,24 +184,7 @@ func TestMercuryJSDurableRestarts(t *testing.T) {
 		t.Errorf("%d reconnections: the broker was restarted twice", res.Reconnects)
 	}
 	// What the subscriber got is exactly what the broker keeps.
-	sub := dial(t, b.WS+"/sub/durable?since=0&envelope=1", nil)
-	last := res.Confirmed[len(res.Confirmed)-1]
-	var kept [][2]uint64
-	for len(kept) == 0 || kept[len(kept)-1][0] < last {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		f, err := sub.Read(ctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("replay after %d: %v", len(kept), err)
-		}
-		in, err := client.ParseIncoming(f.Data)
-		if err != nil || in.Message == nil {
-			t.Fatalf("replay: %s %v", f.Data, err)
-		}
-		var d struct{ I uint64 }
-		json.Unmarshal(in.Message.Data, &d)
-		kept = append(kept, [2]uint64{in.Message.Seq, d.I})
-	}
+	kept := replayDurable(t, b, res.Confirmed[len(res.Confirmed)-1], nil)
 	if len(res.Got) != len(kept) {
 		t.Fatalf("received %d messages, the broker keeps %d (publish retries %d)", len(res.Got), len(kept), res.Retries)
 	}

@@ -1,0 +1,130 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/mercury-broker/mercury/web/client"
+)
+
+// mercuryjsPage is a page of another origin that loads mercury.js from the
+// broker, subscribes to a durable bus from its start, and publishes 2,000
+// messages, publishing again what was not confirmed.
+const mercuryjsPage = `<!doctype html><title>mercury.js</title><script type="module">
+import { connect } from "%s/mercury.js";
+window.got = []; window.published = 0; window.retries = 0; window.states = [];
+const m = connect(%q, { backoff: { initial: 100, max: 1000 }, onState: (s) => window.states.push(s) });
+m.subscribe("/durable", { since: 0, onMessage: (msg) => window.got.push([msg.seq, msg.data.i]) });
+const confirmed = [];
+for (let i = 0; i < 2000; i++) {
+  for (;;) {
+    try { confirmed.push(await m.publish("/durable/x", { i })); break; }
+    catch { window.retries++; await new Promise((r) => setTimeout(r, 50)); }
+  }
+  window.published = i + 1;
+}
+window.last = confirmed[confirmed.length - 1];
+</script>`
+
+// TestMercuryJSBrowserDurableRestarts: in headless Chromium, a page of
+// another origin loads /mercury.js from the broker; its subscriber on a
+// durable bus keeps every message, in order, once, while the broker is
+// killed and restarted on the same data dir twice during a 2,000-message
+// publish.
+func TestMercuryJSBrowserDurableRestarts(t *testing.T) {
+	requireChromium(t)
+	page := httptest.NewServer(nil) // its URL names the origin the broker allows
+	t.Cleanup(page.Close)
+	cfg := mercuryjsConfig(t, "")
+	data := t.TempDir()
+	args := []string{"--config", cfg, "--data-dir", data, "--allow-origin", page.URL}
+	b := startBroker(t, args...)
+	page.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, mercuryjsPage, b.HTTP, b.WS)
+	})
+
+	br := newBrowser(t, page.URL)
+	br.run("open the page", chromedp.Navigate(page.URL+"/"))
+	for _, at := range []int{600, 1300} {
+		br.waitJS(fmt.Sprint(at, " published"), fmt.Sprintf("window.published >= %d", at))
+		b.signal(syscall.SIGKILL)
+		<-b.done
+		b = startBrokerOn(t, b.Listen, args...)
+	}
+	br.waitJS("all published and received", `window.last > 0 && window.got.length > 0 && window.got[window.got.length-1][0] >= window.last`)
+
+	ctx, cancel := context.WithTimeout(br.ctx, 30*time.Second)
+	defer cancel()
+	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({got: window.got, last: window.last, retries: window.retries, states: window.states})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Got     [][2]uint64
+		Last    uint64
+		Retries int
+		States  []string
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(strings.Join(res.States, " "), "reconnecting"); n < 2 {
+		t.Errorf("states %v: the broker was restarted twice", res.States)
+	}
+	kept := replayDurable(t, b, res.Last, &client.Options{Header: http.Header{"Origin": {page.URL}}})
+	if len(res.Got) != len(kept) {
+		t.Fatalf("received %d messages, the broker keeps %d (publish retries %d)", len(res.Got), len(kept), res.Retries)
+	}
+	seen := map[uint64]bool{}
+	for i := range kept {
+		if res.Got[i] != kept[i] {
+			t.Fatalf("message %d: received %v, kept %v", i, res.Got[i], kept[i])
+		}
+		seen[kept[i][1]] = true
+	}
+	if len(seen) != 2000 {
+		t.Fatalf("%d of 2000 messages arrived", len(seen))
+	}
+	// The page took mercury.js from the broker, across origins.
+	loaded := false
+	for _, u := range br.allRequests() {
+		loaded = loaded || u == b.HTTP+"/mercury.js"
+	}
+	if !loaded {
+		t.Fatalf("mercury.js not loaded from the broker: %v", br.allRequests())
+	}
+}
+
+// replayDurable reads /durable from its start up to sequence number last,
+// as [seq, i] pairs.
+func replayDurable(t *testing.T, b *brokerProc, last uint64, opts *client.Options) [][2]uint64 {
+	t.Helper()
+	sub := dial(t, b.WS+"/sub/durable?since=0&envelope=1", opts)
+	var kept [][2]uint64
+	for len(kept) == 0 || kept[len(kept)-1][0] < last {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		f, err := sub.Read(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("replay after %d: %v", len(kept), err)
+		}
+		in, err := client.ParseIncoming(f.Data)
+		if err != nil || in.Message == nil {
+			t.Fatalf("replay: %s %v", f.Data, err)
+		}
+		var d struct{ I uint64 }
+		json.Unmarshal(in.Message.Data, &d)
+		kept = append(kept, [2]uint64{in.Message.Seq, d.I})
+	}
+	return kept
+}
