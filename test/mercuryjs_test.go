@@ -314,3 +314,40 @@ func TestMercuryJSServerSentEvents(t *testing.T) {
 		t.Fatalf("got %v; WebSockets refused %d times", res.Got, refused.Load())
 	}
 }
+
+// TestMercuryJSServed: the broker serves mercury.js as it is in the
+// repository, with an ETag (304 when it matches), to anyone: with auth
+// on, no credential is needed for it.
+func TestMercuryJSServed(t *testing.T) {
+	want, err := os.ReadFile("../web/client/js/mercury.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab := startAuthBroker(t)
+	resp, err := http.Get(ab.HTTP + "/mercury.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := new(strings.Builder)
+	bufio.NewReader(resp.Body).WriteTo(body)
+	resp.Body.Close()
+	etag := resp.Header.Get("ETag")
+	if resp.StatusCode != 200 || body.String() != string(want) || etag == "" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") || resp.Header.Get("Cache-Control") == "" {
+		t.Fatalf("GET /mercury.js: %d %v, %d bytes", resp.StatusCode, resp.Header, body.Len())
+	}
+	req, _ := http.NewRequest(http.MethodGet, ab.HTTP+"/mercury.js", nil)
+	req.Header.Set("If-None-Match", etag)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotModified {
+		t.Fatalf("with If-None-Match %s: %d", etag, resp.StatusCode)
+	}
+	// The data behind it still needs a credential.
+	if r := post(t, ab.HTTP+"/pub/livesys/1", "x"); r.Status != http.StatusUnauthorized {
+		t.Fatalf("POST without a credential: %d", r.Status)
+	}
+}
