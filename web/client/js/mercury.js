@@ -49,26 +49,31 @@ class Client {
 
   /** Receives every message on topic and below it. */
   subscribe(topic, options = {}) {
+    this.check();
     return new Subscription(this, topic, options);
   }
 
   /** Publishes data to topic; resolves with its sequence number once the broker accepted it. */
   publish(topic, data) {
+    if (this.closed) return Promise.reject(new Error("mercury: the client is closed"));
     return this.sender("pub", topic).send(data);
   }
 
   /** Queues data on topic for one puller; resolves with its sequence number. */
   push(topic, data) {
+    if (this.closed) return Promise.reject(new Error("mercury: the client is closed"));
     return this.sender("push", topic).send(data);
   }
 
   /** Joins a bus: send() reaches every other peer (and itself with echo: true). */
   bus(topic, options = {}) {
+    this.check();
     return new Bus(this, topic, options);
   }
 
   /** Pulls jobs from topic: handler resolves to ack, throws to nack. */
   pull(topic, handler, options = {}) {
+    this.check();
     return new Worker(this, topic, handler, options);
   }
 
@@ -80,7 +85,12 @@ class Client {
     this.setState("closed");
   }
 
+  check() {
+    if (this.closed) throw new Error("mercury: the client is closed");
+  }
+
   sender(pattern, topic) {
+    this.check();
     const key = pattern + " " + topic;
     let s = this.senders.get(key);
     if (!s) {
@@ -233,7 +243,13 @@ class Link {
     if (this.client.needsToken()) await this.client.freshToken();
     if (this.closed) return;
     const WS = this.client.WebSocket;
-    if (!WS) return this.failed(new Error("no WebSocket: use Node 22, node --experimental-websocket, or options.WebSocket"));
+    if (!WS) {
+      if (!this.client.warnedNoWebSocket) {
+        this.client.warnedNoWebSocket = true;
+        this.client.reportError(new Error("mercury: no WebSocket here: use Node 22, node --experimental-websocket, or options.WebSocket"));
+      }
+      return this.failed();
+    }
     const protocols = [ENVELOPE];
     if (this.client.token) protocols.push(TOKEN_PROTOCOL + this.client.token);
     let ws;
