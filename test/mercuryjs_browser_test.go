@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -127,4 +128,77 @@ func replayDurable(t *testing.T, b *brokerProc, last uint64, opts *client.Option
 		kept = append(kept, [2]uint64{in.Message.Seq, d.I})
 	}
 	return kept
+}
+
+// mercuryjsPullPage pushes 500 jobs and works them, refusing every tenth
+// once.
+const mercuryjsPullPage = `<!doctype html><title>mercury.js</title><script type="module">
+import { connect } from "%s/mercury.js";
+const m = connect(%q);
+window.done = {}; window.nacked = 0; window.count = 0;
+for (let i = 0; i < 500; i++) await m.push("/work", { i });
+m.pull("/work", async (job) => {
+  if (job.data.i %% 10 === 0 && job.attempt === 1) { window.nacked++; throw new Error("not now"); }
+  window.done[job.data.i] = (window.done[job.data.i] || 0) + 1;
+  window.count++;
+}, { prefetch: 4 });
+</script>`
+
+// TestMercuryJSBrowserPull: in headless Chromium, a worker pulls 500
+// jobs and nacks every tenth once; every job is done exactly once and the
+// queue ends empty.
+func TestMercuryJSBrowserPull(t *testing.T) {
+	requireChromium(t)
+	page := httptest.NewServer(nil)
+	t.Cleanup(page.Close)
+	b := startBroker(t, "--config", mercuryjsConfig(t, ""), "--data-dir", t.TempDir(), "--allow-origin", page.URL)
+	page.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, mercuryjsPullPage, b.HTTP, b.WS)
+	})
+	br := newBrowser(t, page.URL)
+	br.run("open the page", chromedp.Navigate(page.URL+"/"))
+	br.waitJS("500 jobs done", "window.count >= 500")
+	time.Sleep(300 * time.Millisecond) // a job done twice would show by now
+	ctx, cancel := context.WithTimeout(br.ctx, 30*time.Second)
+	defer cancel()
+	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({done: window.done, nacked: window.nacked})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Done   map[string]int
+		Nacked int
+	}
+	json.Unmarshal([]byte(out), &res)
+	if len(res.Done) != 500 || res.Nacked != 50 {
+		t.Fatalf("%d jobs done, %d nacked", len(res.Done), res.Nacked)
+	}
+	for i, n := range res.Done {
+		if n != 1 {
+			t.Fatalf("job %s done %d times", i, n)
+		}
+	}
+	var raw []byte
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// With allowed origins, a request must carry one.
+		req, _ := http.NewRequest(http.MethodGet, b.HTTP+"/api/queues", nil)
+		req.Header.Set("Origin", page.URL)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var qs []map[string]any
+		json.Unmarshal(raw, &qs)
+		if len(qs) == 1 && qs[0]["waiting"] == 0.0 && qs[0]["in_flight"] == 0.0 && qs[0]["dead"] == 0.0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queues after the run: %s", raw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
