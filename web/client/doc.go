@@ -2,6 +2,16 @@
 // CLI and the end-to-end tests use. docs/clients.md is the guide; the
 // examples show each task.
 //
+// The simplest way: Subscribe calls a function for each message and
+// reconnects by itself, resuming from the last message it gave, so a
+// broker restart with a durable bus loses nothing and repeats nothing
+// (ExampleSubscribe); Pull calls a function for each job, acking it when
+// the function returns nil and nacking it with the error otherwise
+// (ExamplePull); Publish sends one message and returns its sequence
+// number once the broker accepted it.
+//
+// Underneath, Dial opens one connection:
+//
 // Subscribe, in envelope mode, so each message carries its topic,
 // sequence number, epoch and time (Example):
 //
@@ -24,7 +34,7 @@
 // (Example_pull, Example_nack).
 //
 // Options.Token authenticates; TLSConfig and NewHTTPClient reach a broker
-// whose certificate the system does not know. The client does not
-// reconnect by itself: loop over Dial with a backoff, resuming from the
-// position you kept.
+// whose certificate the system does not know. A Conn from Dial does not
+// reconnect: loop over Dial with a backoff, resuming from the position you
+// kept, as Subscribe does.
 package client

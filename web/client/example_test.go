@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -249,4 +250,60 @@ func Example_nack() {
 	// Output:
 	// job 1, attempt 1
 	// job 1, attempt 2
+}
+
+// Subscribe reconnects by itself and resumes from the last message it
+// gave; here the handler stops it after two messages.
+func ExampleSubscribe() {
+	server, stop := runBroker()
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, cmd := range []string{`"reboot"`, `"halt"`} {
+		if _, err := client.Publish(ctx, client.URL(server, "pub", "/livesys/42", nil), []byte(cmd), false, nil); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	enough := errors.New("enough")
+	since := uint64(0) // replay what /livesys keeps, then live
+	n := 0
+	err := client.Subscribe(ctx, server, "/livesys", &client.SubscribeOptions{Since: &since}, func(m client.Envelope) error {
+		fmt.Println(m.Topic, m.Seq, string(m.Data))
+		if n++; n == 2 {
+			return enough
+		}
+		return nil
+	})
+	fmt.Println(err)
+	// Output:
+	// /livesys/42 1 "reboot"
+	// /livesys/42 2 "halt"
+	// enough
+}
+
+// Pull acks each job its handler finishes and nacks each it fails, and
+// reconnects by itself until its context ends.
+func ExamplePull() {
+	server, stop := runBroker()
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := client.Publish(ctx, client.URL(server, "push", "/jobs", nil), []byte(`{"task":"backup"}`), false, nil); err != nil {
+		fmt.Println(err)
+		return
+	}
+	err := client.Pull(ctx, server, "/jobs", nil, func(job client.Envelope) error {
+		fmt.Printf("job %s, attempt %d\n", job.Data, job.Attempt)
+		if job.Attempt == 1 {
+			return errors.New("database down") // nacked: it comes back
+		}
+		cancel() // ends Pull; a real worker runs until it shuts down
+		return nil
+	})
+	fmt.Println(err)
+	// Output:
+	// job {"task":"backup"}, attempt 1
+	// job {"task":"backup"}, attempt 2
+	// context canceled
 }
