@@ -7,13 +7,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/mercury-broker/mercury/web/auth/authtest"
 	"github.com/mercury-broker/mercury/web/client"
 )
 
@@ -201,4 +205,76 @@ func TestMercuryJSBrowserPull(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// mercuryjsTokenPage subscribes and publishes once a second with tokens
+// its backend (the test) mints for 5 s at a time.
+const mercuryjsTokenPage = `<!doctype html><title>mercury.js</title><script type="module">
+import { connect } from "%s/mercury.js";
+window.got = 0; window.published = 0; window.states = []; window.errors = [];
+const m = connect(%q, {
+  getToken: async () => (await fetch("/token")).text(),
+  onState: (s) => window.states.push(s), onError: (e) => window.errors.push(e.message),
+});
+m.subscribe("/tok", { onMessage: () => window.got++ });
+for (;;) {
+  await m.publish("/tok/x", window.published + 1);
+  window.published++;
+  await new Promise((r) => setTimeout(r, 1000));
+}
+</script>`
+
+// TestMercuryJSBrowserTokenRefresh: in headless Chromium, tokens that
+// expire every 5 s are refreshed in-band for a minute (12 s with -short)
+// without a reconnection.
+func TestMercuryJSBrowserTokenRefresh(t *testing.T) {
+	requireChromium(t)
+	k := authtest.NewKeys(t)
+	cfg := filepath.Join(t.TempDir(), "mercury.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("auth:\n  jwt:\n    secret_file: %s\n    issuer: %s\n    audience: %s\n",
+		k.Files.Secret, k.Issuer, k.Audience)), 0o600)
+	page := httptest.NewServer(nil)
+	t.Cleanup(page.Close)
+	b := startBroker(t, "--config", cfg, "--allow-origin", page.URL)
+	var minted atomic.Int64
+	page.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			minted.Add(1)
+			fmt.Fprint(w, k.Sign(t, "HS256", k.Claims("page", 5*time.Second, map[string]any{"sub": []any{"/tok"}, "pub": []any{"/tok"}}), ""))
+			return
+		}
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, mercuryjsTokenPage, b.HTTP, b.WS)
+	})
+	seconds := 60
+	if testing.Short() {
+		seconds = 12
+	}
+	br := newBrowser(t, page.URL)
+	br.run("open the page", chromedp.Navigate(page.URL+"/"))
+	br.waitJS("the first message", "window.got >= 1")
+	time.Sleep(time.Duration(seconds) * time.Second)
+	br.waitJS("every message received", "window.got === window.published")
+	ctx, cancel := context.WithTimeout(br.ctx, 30*time.Second)
+	defer cancel()
+	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({got: window.got, states: window.states, errors: window.errors})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Got    int
+		States []string
+		Errors []string
+	}
+	json.Unmarshal([]byte(out), &res)
+	if res.Got < seconds-2 || fmt.Sprint(res.States) != "[open]" || len(res.Errors) > 0 {
+		t.Fatalf("%d messages, states %v, errors %v", res.Got, res.States, res.Errors)
+	}
+	if n := minted.Load(); n < int64(seconds/5) {
+		t.Fatalf("%d tokens minted in %d s of 5 s tokens", n, seconds)
+	}
+	if strings.Contains(b.logs.String(), "token expired") {
+		t.Fatalf("a connection was closed for an expired token")
+	}
+	t.Logf("%d tokens minted, %d messages", minted.Load(), res.Got)
 }
