@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -277,4 +279,69 @@ func TestMercuryJSBrowserTokenRefresh(t *testing.T) {
 		t.Fatalf("a connection was closed for an expired token")
 	}
 	t.Logf("%d tokens minted, %d messages", minted.Load(), res.Got)
+}
+
+// TestMercuryJSBrowserServerSentEvents: in headless Chromium, behind a
+// reverse proxy that refuses WebSockets and serves the page, a
+// subscription works over Server-Sent Events.
+func TestMercuryJSBrowserServerSentEvents(t *testing.T) {
+	requireChromium(t)
+	b := startBroker(t)
+	target, _ := url.Parse(b.HTTP)
+	proxy := httputil.NewSingleHostReverseProxy(target) // keeps the Host: the page's origin is the broker's
+	var refused atomic.Int64
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.EqualFold(r.Header.Get("Upgrade"), "websocket"):
+			refused.Add(1)
+			http.Error(w, "no WebSockets here", http.StatusForbidden)
+		case r.URL.Path == "/page":
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprint(w, `<!doctype html><title>sse</title><script type="module">
+import { connect } from "/mercury.js";
+window.got = [];
+const m = connect(location.origin);
+m.subscribe("/sse", { onMessage: (msg) => window.got.push(msg.data) });
+</script>`)
+		default:
+			proxy.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(front.Close)
+	br := newBrowser(t, front.URL)
+	br.run("open the page", chromedp.Navigate(front.URL+"/page"))
+	// The stream's headers come with its first event: publish until the
+	// page has three.
+	stop := make(chan struct{})
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			client.Post(context.Background(), nil, b.HTTP+"/pub/sse/x", "", []byte(fmt.Sprint(i)), nil)
+		}
+	}()
+	br.waitJS("three messages", "window.got.length >= 3")
+	close(stop)
+	<-published
+	ctx, cancel := context.WithTimeout(br.ctx, 30*time.Second)
+	defer cancel()
+	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.got)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	json.Unmarshal([]byte(out), &got)
+	for i := 1; i < len(got); i++ {
+		if got[i] != got[i-1]+1 {
+			t.Fatalf("got %v", got)
+		}
+	}
+	if refused.Load() == 0 {
+		t.Fatal("no WebSocket was tried")
+	}
 }
