@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -228,6 +229,7 @@ func TestMercuryJSPull(t *testing.T) {
 	}
 }
 
+// get returns the body of GET u.
 func get(t *testing.T, u string) []byte {
 	t.Helper()
 	resp, err := http.Get(u)
@@ -235,9 +237,11 @@ func get(t *testing.T, u string) []byte {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var buf strings.Builder
-	bufio.NewReader(resp.Body).WriteTo(&buf)
-	return []byte(buf.String())
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
 }
 
 // TestMercuryJSTokenRefresh: tokens that expire every 5 s are refreshed
@@ -328,13 +332,12 @@ func TestMercuryJSServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := new(strings.Builder)
-	bufio.NewReader(resp.Body).WriteTo(body)
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	etag := resp.Header.Get("ETag")
-	if resp.StatusCode != 200 || body.String() != string(want) || etag == "" ||
+	if resp.StatusCode != 200 || string(body) != string(want) || etag == "" ||
 		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") || resp.Header.Get("Cache-Control") == "" {
-		t.Fatalf("GET /mercury.js: %d %v, %d bytes", resp.StatusCode, resp.Header, body.Len())
+		t.Fatalf("GET /mercury.js: %d %v, %d bytes", resp.StatusCode, resp.Header, len(body))
 	}
 	req, _ := http.NewRequest(http.MethodGet, ab.HTTP+"/mercury.js", nil)
 	req.Header.Set("If-None-Match", etag)
