@@ -134,7 +134,7 @@ func (r *jsRun) result(t *testing.T, v any, d time.Duration) {
 // rejected with the broker's error; a bus peer without echo does not get
 // its own frames.
 func TestMercuryJSBasics(t *testing.T) {
-	b := startBroker(t, "--config", mercuryjsConfig(t, ""))
+	b := startBroker(t, "--config", mercuryjsConfig(t, ""), "--data-dir", t.TempDir())
 	var res struct {
 		Seq     uint64
 		Refused struct{ Name, Code, Topic, Message string }
