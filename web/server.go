@@ -17,6 +17,7 @@ import (
 	"github.com/mercury-broker/mercury/broker"
 	"github.com/mercury-broker/mercury/schema"
 	"github.com/mercury-broker/mercury/web/auth"
+	mercuryjs "github.com/mercury-broker/mercury/web/client/js"
 	"github.com/mercury-broker/mercury/web/metrics"
 	"github.com/mercury-broker/mercury/web/ui"
 )
@@ -274,6 +275,8 @@ func (s *Server) routes() chi.Router {
 	dashboard := ui.Handler()
 	r.Get("/", dashboard.ServeHTTP)
 	r.Get("/ui/*", dashboard.ServeHTTP)
+	// The JavaScript client: public code, without auth, like the dashboard.
+	r.Get("/mercury.js", mercuryjs.Handler().ServeHTTP)
 	if !s.opts.AdminSeparate {
 		s.adminRoutes(r)
 	}

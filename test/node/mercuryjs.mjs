@@ -1,0 +1,142 @@
+// Scenarios of mercury.js against a real broker, driven by
+// test/mercuryjs_test.go: node --experimental-websocket mercuryjs.mjs
+// SCENARIO URL [ARG]. Each prints JSON lines: progress for the Go side
+// to act on, then {"result":…} or {"fail":"…"}.
+import { connect } from "../../web/client/js/mercury.js";
+
+const [scenario, url, arg] = process.argv.slice(2);
+const print = (v) => process.stdout.write(JSON.stringify(v) + "\n");
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const errors = [];
+const states = [];
+const m = connect(url, {
+  backoff: { initial: 100, max: 1000 },
+  onState: (s) => states.push(s),
+  onError: (e) => errors.push(e.message),
+  ...(scenario === "token" ? tokenOptions() : {}),
+});
+
+function tokenOptions() {
+  // The application's backend mints tokens; here the Go test does.
+  let minted = 0;
+  return {
+    getToken: async () => {
+      minted++;
+      const r = await fetch(arg);
+      const t = await r.text();
+      print({ minted });
+      return t;
+    },
+  };
+}
+
+async function until(what, cond, ms = 30_000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(20);
+  }
+}
+
+const scenarios = {
+  // publish confirms, the broker's refusal, a bus without echo.
+  async basics() {
+    const got = [];
+    m.subscribe("/typed", { onMessage: (msg) => got.push(msg) });
+    await until("subscribed", () => m.state === "open");
+    const seq = await m.publish("/typed/a", { n: 1 });
+    let refused = null;
+    try {
+      await m.publish("/typed/a", { no: 1 });
+    } catch (err) {
+      refused = { name: err.name, code: err.code, topic: err.topic, message: err.message };
+    }
+    const a = [],
+      b = [];
+    const busA = m.bus("/room", { echo: false, onMessage: (msg) => a.push(msg.data) });
+    const busB = m.bus("/room", { onMessage: (msg) => b.push(msg.data) });
+    await until("bus open", () => busA.state === "open" && busB.state === "open");
+    const busSeq = await busA.send({ from: "a" });
+    await until("bus delivered", () => b.length === 1);
+    await sleep(200); // a frame to A itself would have come by now
+    await until("message", () => got.length === 1);
+    return { seq, refused, got, busSeq, a, b };
+  },
+
+  // Subscribes from the start of a durable bus and publishes 2,000
+  // messages while the Go side kills and restarts the broker.
+  async durable() {
+    const got = [];
+    const sub = m.subscribe("/durable", { since: 0, onMessage: (msg) => got.push([msg.seq, msg.data.i]), onGap: (g) => print({ gap: g }) });
+    await until("subscribed", () => sub.state === "open");
+    const confirmed = [];
+    let retries = 0;
+    for (let i = 0; i < 2000; i++) {
+      for (;;) {
+        try {
+          confirmed.push(await m.publish("/durable/x", { i }));
+          break;
+        } catch (err) {
+          retries++; // not confirmed: publish again (it may be there twice)
+          await sleep(50);
+        }
+      }
+      if (i % 100 === 99) print({ published: i + 1 });
+    }
+    const last = confirmed[confirmed.length - 1];
+    await until("all received", () => got.length && got[got.length - 1][0] >= last);
+    return { got, confirmed, retries, reconnects: states.filter((s) => s === "reconnecting").length };
+  },
+
+  // 500 jobs; every tenth is refused once; each must be done once.
+  async pull() {
+    const done = new Map();
+    let nacked = 0;
+    for (let i = 0; i < 500; i++) await m.push("/work", { i });
+    m.pull(
+      "/work",
+      async (job) => {
+        if (job.data.i % 10 === 0 && job.attempt === 1) {
+          nacked++;
+          throw new Error("not now");
+        }
+        done.set(job.data.i, (done.get(job.data.i) || 0) + 1);
+      },
+      { prefetch: 4 },
+    );
+    await until("all done", () => done.size === 500);
+    await sleep(300);
+    return { done: [...done.values()], nacked };
+  },
+
+  // Subscribes and publishes for a minute with tokens that live 5 s.
+  async token() {
+    const got = [];
+    const sub = m.subscribe("/tok", { onMessage: (msg) => got.push(msg.data) });
+    await until("subscribed", () => sub.state === "open");
+    const published = [];
+    const end = Date.now() + Number(process.env.TOKEN_SECONDS || 60) * 1000;
+    for (let i = 0; Date.now() < end; i++) {
+      published.push(await m.publish("/tok/x", i));
+      await sleep(500);
+    }
+    await until("all received", () => got.length === published.length);
+    return { published: published.length, got: got.length };
+  },
+
+  // WebSockets refused on the way: the subscription goes by SSE.
+  async sse() {
+    const got = [];
+    m.subscribe("/sse", { onMessage: (msg) => got.push(msg.data) });
+    await until("messages", () => got.length === 3);
+    return { got };
+  },
+};
+
+try {
+  const result = await scenarios[scenario]();
+  print({ result, states, errors });
+} catch (err) {
+  print({ fail: String(err.stack || err), states, errors });
+}
+m.close();

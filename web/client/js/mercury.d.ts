@@ -1,0 +1,114 @@
+// Type declarations of mercury.js.
+
+/** A connection's state, or the client's: reconnecting when one of its connections is. */
+export type State = "connecting" | "open" | "reconnecting" | "closed";
+
+/** A message: data is the parsed JSON, a string for other text, bytes for binary. */
+export interface Message<T = unknown> {
+  topic: string;
+  seq: number;
+  /** The life of the broker's sequence numbers seq belongs to. */
+  epoch?: string;
+  /** RFC 3339 with nanoseconds. */
+  time: string;
+  data: T;
+}
+
+/** A pulled job: id stays the same across redeliveries; attempt counts them. */
+export interface Job<T = unknown> extends Message<T> {
+  id: number;
+  attempt: number;
+}
+
+/** Messages from..to are no longer kept; with reset, the broker started a new epoch. */
+export interface Gap {
+  from: number;
+  to: number;
+  reset?: boolean;
+  epoch?: string;
+}
+
+/** Strings are sent as they are, bytes as a binary frame, anything else as JSON. */
+export type Data = string | ArrayBuffer | ArrayBufferView | unknown;
+
+export interface Options {
+  /** A JWT or API key, sent at the handshake (subprotocol mercury.token.…, or Authorization for SSE). */
+  token?: string;
+  /** Called for a first token, before a JWT expires (refreshed in-band), and after a 4401 close. */
+  getToken?: () => Promise<string> | string;
+  onState?: (state: State) => void;
+  /** Errors no promise reports: a refused token, a closed worker, a refused subscription. */
+  onError?: (err: Error) => void;
+  /** Reconnection delays in ms, doubled per failure, with jitter (default 250 to 30000). */
+  backoff?: { initial?: number; max?: number };
+  /** A WebSocket constructor where there is no global one. */
+  WebSocket?: unknown;
+}
+
+export interface Handle {
+  readonly state: State;
+  close(): void;
+}
+
+export interface SubscribeOptions<T = unknown> {
+  /** Replay what came after this position: a sequence number or "EPOCH:SEQ". */
+  since?: number | string;
+  epoch?: string;
+  onMessage?: (msg: Message<T>) => void;
+  onGap?: (gap: Gap) => void;
+  onState?: (state: State) => void;
+  /** "auto" (default): WebSocket, Server-Sent Events when it is refused. */
+  transport?: "auto" | "websocket" | "sse";
+}
+
+export interface Subscription extends Handle {
+  /** Where the subscription would resume: "EPOCH:SEQ", or null before its first message. */
+  readonly position: string | null;
+}
+
+export interface BusOptions<T = unknown> {
+  /** Also receive what this peer sends (default false). */
+  echo?: boolean;
+  onMessage?: (msg: Message<T>) => void;
+  onState?: (state: State) => void;
+}
+
+export interface Bus extends Handle {
+  /** Resolves with the message's sequence number once the broker accepted it. */
+  send(data: Data): Promise<number>;
+}
+
+export interface PullOptions {
+  /** Jobs held at once (default 16). */
+  prefetch?: number;
+  /** Delay before a nacked job comes back: ms or a duration such as "10s". An error's own delay wins. */
+  nackDelay?: number | string;
+  ttl?: string;
+  exclusive?: boolean;
+  takeover?: boolean;
+  mustExist?: boolean;
+  onState?: (state: State) => void;
+}
+
+export interface Client {
+  readonly state: State;
+  subscribe<T = unknown>(topic: string, options?: SubscribeOptions<T>): Subscription;
+  /** Resolves with the sequence number once confirmed; rejects with a MercuryError. */
+  publish(topic: string, data: Data): Promise<number>;
+  push(topic: string, data: Data): Promise<number>;
+  bus<T = unknown>(topic: string, options?: BusOptions<T>): Bus;
+  /** The handler resolving acks the job; throwing nacks it with the error's message. */
+  pull<T = unknown>(topic: string, handler: (job: Job<T>) => Promise<void> | void, options?: PullOptions): Handle;
+  close(): void;
+}
+
+/** The broker's refusal, {"error":{code,topic,message,…}}. */
+export class MercuryError extends Error {
+  code: string;
+  topic?: string;
+  action?: string;
+  status?: number;
+  detail: Record<string, unknown>;
+}
+
+export function connect(url: string, options?: Options): Client;
