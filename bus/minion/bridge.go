@@ -114,9 +114,9 @@ type Stats struct {
 type Bridge struct {
 	dsn    string
 	sqlite string // the SQLite database's path, when it is one
-	pub  Publisher
-	opts Options
-	log  *slog.Logger
+	pub    Publisher
+	opts   Options
+	log    *slog.Logger
 
 	mu    sync.Mutex
 	stats Stats

@@ -3,14 +3,20 @@ package minion_test
 import (
 	"context"
 	"encoding/json"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mercury-broker/mercury/broker"
 	"github.com/mercury-broker/mercury/bus/minion"
 	"github.com/mercury-broker/mercury/bus/minion/miniontest"
+	"github.com/mercury-broker/mercury/web"
 )
 
 // sqliteInstalled is Minion's SQLite database with the bridge installed.
@@ -163,4 +169,113 @@ func keys(m map[string]minion.FieldChange) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// startBrokerOn runs the broker (as startBroker) on a listener made for
+// addr, which must be free.
+func startBrokerOn(t testing.TB, addr string, history int) {
+	t.Helper()
+	pol, err := broker.NewPolicies([]broker.Policy{{Bus: "/audit/minion", History: broker.History{Messages: history}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := web.New(broker.New(broker.Options{Policies: pol, Logger: quiet}), web.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(srv)
+	ts.Listener.Close()
+	ts.Listener = ln
+	ts.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		ts.Close()
+	})
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestSQLiteOutageWithWorkers runs 200 jobs on two real Minion workers on
+// SQLite while the bridge runs and the broker is down: no worker sees
+// "database is locked", and once the broker is up every event reaches the
+// audit log kept in another SQLite file, once.
+func TestSQLiteOutageWithWorkers(t *testing.T) {
+	path := sqliteInstalled(t)
+	addr := freeAddr(t)
+	brokerURL := "http://" + addr
+	startSQLiteBridge(t, path, &minion.HTTPPublisher{Broker: brokerURL}, minion.Options{RetryMax: 200 * time.Millisecond})
+	auditPath := filepath.Join(t.TempDir(), "audit.db")
+	a, err := minion.NewSQLiteAuditor(auditPath, minion.AuditOptions{Broker: "ws://" + addr, Logger: quiet, RetryMax: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stopAudit := context.WithCancel(context.Background())
+	audited := make(chan error, 1)
+	go func() { audited <- a.Run(actx) }()
+	defer func() { stopAudit(); <-audited }()
+
+	dsn := miniontest.SQLiteDSN(path)
+	var enq struct{ IDs []int64 }
+	miniontest.Perl(t, dsn, &enq, "enqueue", "200", "2")
+	w1 := miniontest.Start(t, dsn, "work", "4")
+	w2 := miniontest.Start(t, dsn, "work", "4")
+	w1.Wait(t, 3*time.Minute)
+	w2.Wait(t, 3*time.Minute)
+	for _, w := range []*miniontest.Process{w1, w2} {
+		if s := w.Stderr.String() + w.Stdout.String(); strings.Contains(s, "locked") || strings.Contains(s, "busy") {
+			t.Errorf("a worker saw a lock error:\n%s", s)
+		}
+	}
+	if d := sqliteDepth(t, path); d < 600 {
+		t.Errorf("outbox holds %d rows while the broker is down, want at least 600", d)
+	}
+
+	startBrokerOn(t, addr, 10000)
+	db, err := minion.OpenSQLite(auditPath, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	count := func(q string) int64 {
+		var n int64
+		if err := db.QueryRowContext(ctxT(t), q).Scan(&n); err != nil {
+			return -1
+		}
+		return n
+	}
+	miniontest.WaitFor(t, "every job finished in the audit log", func() bool {
+		return count(`SELECT count(*) FROM mercury_audit_events WHERE type = 'finished'`) == 200
+	})
+	for _, typ := range []string{"enqueued", "started", "finished"} {
+		if n := count(`SELECT count(DISTINCT job_id) FROM mercury_audit_events WHERE type = '` + typ + `'`); n != 200 {
+			t.Errorf("%s: %d jobs, want 200", typ, n)
+		}
+	}
+	if n := count(`SELECT count(*) FROM mercury_audit_events`); n != 600 {
+		t.Errorf("%d events in the audit log, want 600", n)
+	}
+	var buf strings.Builder
+	n, err := minion.SQLiteAuditLog{DB: db}.Export(ctxT(t), minion.ExportFilter{JobID: &enq.IDs[0]}, &buf)
+	if err != nil || n != 3 {
+		t.Errorf("export of job %d: %d events, %v", enq.IDs[0], n, err)
+	}
+	evs, err := minion.SQLiteAuditLog{DB: db}.JobEvents(ctxT(t), enq.IDs[0])
+	if err != nil || len(evs) != 3 || evs[0].Type != "enqueued" || evs[2].Type != "finished" {
+		t.Errorf("timeline of job %d: %v, %v", enq.IDs[0], evs, err)
+	}
+	miniontest.WaitFor(t, "the outbox drained", func() bool { return sqliteDepth(t, path) == 0 })
 }
