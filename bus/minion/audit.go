@@ -25,6 +25,8 @@ type AuditOptions struct {
 	Broker string
 	// Header is sent with the WebSocket handshake (say, Authorization).
 	Header http.Header
+	// HTTPClient makes the handshake; default http.DefaultClient.
+	HTTPClient *http.Client
 	// Topic is subscribed to, with everything under it; default
 	// DefaultTopic.
 	Topic string
@@ -180,7 +182,7 @@ func (a *Auditor) session(ctx context.Context, wait *backoff) error {
 		return err
 	}
 	u := SubscribeURL(a.opts.Broker, a.opts.Topic, since)
-	ws, err := client.Dial(ctx, u, &client.Options{Header: a.opts.Header})
+	ws, err := client.Dial(ctx, u, &client.Options{Header: a.opts.Header, HTTPClient: a.opts.HTTPClient})
 	if err != nil {
 		return fmt.Errorf("failed to subscribe to %s: %w", u, err)
 	}
