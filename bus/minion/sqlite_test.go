@@ -279,3 +279,38 @@ func TestSQLiteOutageWithWorkers(t *testing.T) {
 	}
 	miniontest.WaitFor(t, "the outbox drained", func() bool { return sqliteDepth(t, path) == 0 })
 }
+
+// TestSQLiteTakeoverFromAStalledBridge: a bridge stuck in a publish for
+// longer than its lease loses the lock; a standby takes over and publishes
+// everything, and the stalled one, when its publish returns, deletes
+// nothing and counts nothing as published.
+func TestSQLiteTakeoverFromAStalledBridge(t *testing.T) {
+	path := sqliteInstalled(t)
+	stalled := &collector{hold: make(chan struct{})}
+	a, _ := startSQLiteBridge(t, path, stalled, minion.Options{Instance: "a", LockLease: time.Second})
+	miniontest.WaitFor(t, "bridge a active", func() bool { return a.Stats().Active })
+	standby := &collector{}
+	b, _ := startSQLiteBridge(t, path, standby, minion.Options{Instance: "b", LockLease: time.Second})
+
+	var enq struct{ IDs []int64 }
+	miniontest.Perl(t, miniontest.SQLiteDSN(path), &enq, "enqueue", "10", "0")
+	miniontest.WaitFor(t, "bridge b took over", func() bool { return b.Stats().Active })
+	miniontest.WaitFor(t, "the outbox drained by b", func() bool { return sqliteDepth(t, path) == 0 })
+	close(stalled.hold)
+	miniontest.WaitFor(t, "bridge a gave up", func() bool { return !a.Stats().Active })
+	if got := a.Stats().Published; got != 0 {
+		t.Errorf("the stalled bridge counted %d events as published after losing the lock", got)
+	}
+	ids := map[string]bool{}
+	for _, e := range standby.events(t) {
+		ids[e.EventID] = true
+	}
+	if len(ids) != len(enq.IDs) || b.Stats().Published != uint64(len(enq.IDs)) {
+		t.Errorf("bridge b: %d events, %d published, want %d", len(ids), b.Stats().Published, len(enq.IDs))
+	}
+	for _, e := range stalled.events(t) {
+		if !ids[e.EventID] {
+			t.Errorf("event %s went only through the stalled bridge", e.EventID)
+		}
+	}
+}
