@@ -140,3 +140,42 @@ func TestMinionSQLiteBridgeKilled(t *testing.T) {
 		t.Errorf("the restarted bridge waited for the dead one's lease:\n%s", bridge.logs)
 	}
 }
+
+// TestMinionSQLiteCommandErrors: the --sqlite forms fail clearly.
+func TestMinionSQLiteCommandErrors(t *testing.T) {
+	missingFile := filepath.Join(t.TempDir(), "none.db")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"bridge", "minion", "status", "--pg", "postgres://x", "--sqlite", "m.db"}, 2, "give one database"},
+		{[]string{"bridge", "minion", "install", "--sqlite", "m.db", "--schema", "s"}, 2, "--schema is for PostgreSQL"},
+		{[]string{"bridge", "minion", "status", "--sqlite", missingFile}, 3, "no such file"},
+		{[]string{"audit", "export", "--sqlite", missingFile}, 3, "no such file"},
+	} {
+		_, errOut, code := runMercury(t, c.args...)
+		if code != c.code || !contains(errOut, c.want) {
+			t.Errorf("mercury %v: exit %d, %q; want exit %d and %q", c.args, code, errOut, c.code, c.want)
+		}
+	}
+	path := miniontest.NewSQLiteMinion(t)
+	if _, errOut, code := runMercury(t, "bridge", "minion", "--sqlite", path); code != 1 || !contains(errOut, "not installed") {
+		t.Errorf("bridge not installed: exit %d %q", code, errOut)
+	}
+	if out, _, code := runMercury(t, "bridge", "minion", "status", "--sqlite", path); code != 1 || !contains(out, "installed:  no") {
+		t.Errorf("status not installed: exit %d\n%s", code, out)
+	}
+	runMercury(t, "bridge", "minion", "install", "--sqlite", path)
+	miniontest.Perl(t, miniontest.SQLiteDSN(path), nil, "enqueue", "2", "0")
+	if _, errOut, code := runMercury(t, "bridge", "minion", "uninstall", "--sqlite", path); code != 1 || !contains(errOut, "still waiting") {
+		t.Errorf("uninstall with 2 events waiting: exit %d %q", code, errOut)
+	}
+	if out, errOut, code := runMercury(t, "bridge", "minion", "uninstall", "--sqlite", path, "--force"); code != 0 {
+		t.Errorf("uninstall --force: exit %d\n%s%s", code, out, errOut)
+	}
+	miniontest.Perl(t, miniontest.SQLiteDSN(path), nil, "enqueue", "1", "0") // Minion works on without the triggers
+	if out, _, code := runMercury(t, "bridge", "minion", "status", "--sqlite", path); code != 1 || !contains(out, "installed:  no") {
+		t.Errorf("status after uninstall: exit %d\n%s", code, out)
+	}
+}
