@@ -314,3 +314,38 @@ func TestSQLiteTakeoverFromAStalledBridge(t *testing.T) {
 		}
 	}
 }
+
+// TestSQLiteWorkersWhileBridgePublishes: two real Minion workers run 200
+// jobs on SQLite while the bridge reads, publishes and deletes outbox rows
+// all along; no worker sees "database is locked", and each job's events
+// arrive once, in order.
+func TestSQLiteWorkersWhileBridgePublishes(t *testing.T) {
+	path := sqliteInstalled(t)
+	c := &collector{}
+	startSQLiteBridge(t, path, c, minion.Options{Batch: 20})
+	dsn := miniontest.SQLiteDSN(path)
+	var enq struct{ IDs []int64 }
+	miniontest.Perl(t, dsn, &enq, "enqueue", "200", "0")
+	workers := []*miniontest.Process{miniontest.Start(t, dsn, "work", "4"), miniontest.Start(t, dsn, "work", "4")}
+	for _, w := range workers {
+		w.Wait(t, 3*time.Minute)
+		if s := w.Stderr.String() + w.Stdout.String(); strings.Contains(s, "locked") || strings.Contains(s, "busy") {
+			t.Errorf("a worker saw a lock error:\n%s", s)
+		}
+	}
+	miniontest.WaitFor(t, "the outbox drained", func() bool { return sqliteDepth(t, path) == 0 })
+	byJob := map[int64][]string{}
+	seen := map[string]bool{}
+	for _, e := range c.events(t) {
+		if seen[e.EventID] {
+			t.Errorf("event %s delivered twice", e.EventID)
+		}
+		seen[e.EventID] = true
+		byJob[*e.JobID] = append(byJob[*e.JobID], e.Type)
+	}
+	for _, id := range enq.IDs {
+		if w := []string{"enqueued", "started", "finished"}; !slices.Equal(byJob[id], w) {
+			t.Errorf("job %d: %v, want %v", id, byJob[id], w)
+		}
+	}
+}
