@@ -340,7 +340,7 @@ func runBridgeMinion(ctx context.Context, args []string, io command.Stdio) error
 	batch := fs.Int("batch", 500, "most `ROWS` read and published at once")
 	maxEvent := fs.Int("max-event-size", minion.DefaultMaxEventSize, "largest event in `BYTES`, the broker's --max-message-size; bigger events have their biggest values cut")
 	concurrency := fs.Int("concurrency", 8, "most publish requests in flight (one per job)")
-	poll := fs.Duration("poll-interval", 5*time.Second, "how long to wait for a NOTIFY before looking at the outbox anyway")
+	poll := fs.Duration("poll-interval", 5*time.Second, "how long to wait for a NOTIFY (on SQLite: a change) before looking at the outbox anyway")
 	lagEvery := fs.Duration("lag-interval", 10*time.Second, "how often the outbox lag is measured and logged")
 	var header command.HeaderList
 	fs.Var(&header, "header", "`NAME:VALUE` sent with every request to the broker, e.g. Authorization (repeatable); MERCURY_TOKEN sets a bearer token")
