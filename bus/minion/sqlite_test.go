@@ -278,6 +278,11 @@ func TestSQLiteOutageWithWorkers(t *testing.T) {
 		t.Errorf("timeline of job %d: %v, %v", enq.IDs[0], evs, err)
 	}
 	miniontest.WaitFor(t, "the outbox drained", func() bool { return sqliteDepth(t, path) == 0 })
+	for _, q := range []string{`DELETE FROM mercury_audit_events`, `UPDATE mercury_audit_events SET type = 'x'`} {
+		if _, err := db.ExecContext(ctxT(t), q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s on the audit log: %v, want it refused as append-only", q, err)
+		}
+	}
 }
 
 // TestSQLiteTakeoverFromAStalledBridge: a bridge stuck in a publish for
