@@ -25,6 +25,8 @@ type AuditOptions struct {
 	Broker string
 	// Header is sent with the WebSocket handshake (say, Authorization).
 	Header http.Header
+	// HTTPClient makes the handshake; default http.DefaultClient.
+	HTTPClient *http.Client
 	// Topic is subscribed to, with everything under it; default
 	// DefaultTopic.
 	Topic string
@@ -57,9 +59,8 @@ type AuditStats struct {
 // restart of the logger or of a broker with durable history loses nothing;
 // a range the broker no longer has is recorded in mercury_audit_gaps.
 type Auditor struct {
-	dsn  string
+	open func(context.Context) (auditDB, error)
 	opts AuditOptions
-	log  *AuditLog
 	lg   *slog.Logger
 
 	mu    sync.Mutex
@@ -68,6 +69,32 @@ type Auditor struct {
 
 // NewAuditor returns an auditor writing to the database at dsn.
 func NewAuditor(dsn string, opts AuditOptions) (*Auditor, error) {
+	l, err := NewAuditLog(opts.Schema)
+	if err != nil {
+		return nil, err
+	}
+	return newAuditor(opts, func(ctx context.Context) (auditDB, error) {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return nil, fmt.Errorf("failed to connect to PostgreSQL: %w", err)
+		}
+		return &pgAuditDB{conn: conn, log: l}, nil
+	})
+}
+
+// NewSQLiteAuditor returns an auditor writing to the SQLite database at
+// path, created when missing.
+func NewSQLiteAuditor(path string, opts AuditOptions) (*Auditor, error) {
+	return newAuditor(opts, func(ctx context.Context) (auditDB, error) {
+		db, err := OpenSQLite(path, false)
+		if err != nil {
+			return nil, err
+		}
+		return &sqliteAuditDB{db: db}, nil
+	})
+}
+
+func newAuditor(opts AuditOptions, open func(context.Context) (auditDB, error)) (*Auditor, error) {
 	if opts.Broker == "" {
 		return nil, errors.New("minion: the audit logger needs the broker's URL")
 	}
@@ -86,11 +113,7 @@ func NewAuditor(dsn string, opts AuditOptions) (*Auditor, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	l, err := NewAuditLog(opts.Schema)
-	if err != nil {
-		return nil, err
-	}
-	return &Auditor{dsn: dsn, opts: opts, log: l, lg: opts.Logger}, nil
+	return &Auditor{open: open, opts: opts, lg: opts.Logger}, nil
 }
 
 // Stats returns what the auditor has done so far.
@@ -146,20 +169,20 @@ func SubscribeURL(broker, topic string, since uint64) string {
 }
 
 func (a *Auditor) session(ctx context.Context, wait *backoff) error {
-	db, err := pgx.Connect(ctx, a.dsn)
+	db, err := a.open(ctx)
 	if err != nil {
-		return fmt.Errorf("failed to connect to PostgreSQL: %w", err)
-	}
-	defer db.Close(context.WithoutCancel(ctx))
-	if err := a.log.Install(ctx, db); err != nil {
 		return err
 	}
-	since, err := a.log.Cursor(ctx, db, a.opts.Topic)
+	defer db.close(context.WithoutCancel(ctx))
+	if err := db.install(ctx); err != nil {
+		return err
+	}
+	since, err := db.cursor(ctx, a.opts.Topic)
 	if err != nil {
 		return err
 	}
 	u := SubscribeURL(a.opts.Broker, a.opts.Topic, since)
-	ws, err := client.Dial(ctx, u, &client.Options{Header: a.opts.Header})
+	ws, err := client.Dial(ctx, u, &client.Options{Header: a.opts.Header, HTTPClient: a.opts.HTTPClient})
 	if err != nil {
 		return fmt.Errorf("failed to subscribe to %s: %w", u, err)
 	}
@@ -194,7 +217,7 @@ func (a *Auditor) session(ctx context.Context, wait *backoff) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		n, err := a.log.Store(ctx, db, a.opts.Topic, batch)
+		n, err := db.store(ctx, a.opts.Topic, batch)
 		if err != nil {
 			return err
 		}
@@ -238,7 +261,7 @@ func (a *Auditor) session(ctx context.Context, wait *backoff) error {
 				}
 				a.lg.Error("audit: the broker no longer has these messages; they are missing from the audit log",
 					"topic", a.opts.Topic, "from", env.Gap.From, "to", env.Gap.To)
-				if err := a.log.Gap(ctx, db, a.opts.Topic, env.Gap.From, env.Gap.To); err != nil {
+				if err := db.gap(ctx, a.opts.Topic, env.Gap.From, env.Gap.To); err != nil {
 					return err
 				}
 				a.update(func(s *AuditStats) { s.Gaps++ })

@@ -47,6 +47,14 @@ type Options struct {
 	WorkerMemory time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+
+	// WakeInterval is, on SQLite, how often the bridge looks whether the
+	// database changed (PRAGMA data_version); default 20ms.
+	WakeInterval time.Duration
+	// LockLease is, on SQLite, how long the active bridge's lock lasts
+	// unless renewed: a standby takes over that long after the active
+	// bridge hung or its host died; default 10s.
+	LockLease time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -79,6 +87,12 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.WakeInterval <= 0 {
+		o.WakeInterval = 20 * time.Millisecond
+	}
+	if o.LockLease <= 0 {
+		o.LockLease = 10 * time.Second
+	}
 }
 
 // Stats is what a running bridge has done; Bridge.Stats returns a copy.
@@ -98,10 +112,11 @@ type Stats struct {
 // rows the broker confirmed. Only one bridge per schema is active at a time
 // (a PostgreSQL advisory lock); others stand by.
 type Bridge struct {
-	dsn  string
-	pub  Publisher
-	opts Options
-	log  *slog.Logger
+	dsn    string
+	sqlite string // the SQLite database's path, when it is one
+	pub    Publisher
+	opts   Options
+	log    *slog.Logger
 
 	mu    sync.Mutex
 	stats Stats
@@ -134,7 +149,12 @@ func (b *Bridge) update(f func(*Stats)) {
 func (b *Bridge) Run(ctx context.Context) error {
 	wait := backoff{max: b.opts.RetryMax}
 	for {
-		err := b.session(ctx, &wait)
+		var err error
+		if b.sqlite != "" {
+			err = b.sqliteSession(ctx, &wait)
+		} else {
+			err = b.session(ctx, &wait)
+		}
 		b.update(func(s *Stats) { s.Active = false })
 		if ctx.Err() != nil {
 			return nil
@@ -212,7 +232,8 @@ func (b *Bridge) session(ctx context.Context, wait *backoff) error {
 
 	b.update(func(s *Stats) { s.Active = true })
 	b.log.Info("minion bridge: publishing", "schema", schema, "database", database, "topic", b.opts.Topic, "instance", b.opts.Instance)
-	s := &run{Bridge: b, conn: conn, outbox: NewOutbox(schema),
+	src := &pgSource{conn: conn, outbox: NewOutbox(schema), instance: b.opts.Instance}
+	s := &run{Bridge: b, src: src,
 		info: BuildInfo{Database: database, Schema: schema, Instance: b.opts.Instance}}
 	var lastPrune time.Time
 	for {
@@ -225,7 +246,7 @@ func (b *Bridge) session(ctx context.Context, wait *backoff) error {
 		}
 		if time.Since(lastPrune) >= time.Hour {
 			lastPrune = time.Now()
-			if err := s.pruneWorkers(ctx); err != nil {
+			if err := src.pruneWorkers(ctx, b.opts.WorkerMemory); err != nil {
 				return err
 			}
 		}
@@ -233,7 +254,7 @@ func (b *Bridge) session(ctx context.Context, wait *backoff) error {
 		// no more NOTIFY: look again soon.
 		delay := b.opts.PollInterval
 		var waiting bool
-		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+s.outbox.table+`)`).Scan(&waiting); err != nil {
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+src.outbox.table+`)`).Scan(&waiting); err != nil {
 			return fmt.Errorf("failed to look at the outbox: %w", err)
 		}
 		if waiting {
@@ -292,19 +313,29 @@ func (b *Bridge) hold(ctx context.Context, conn *pgx.Conn, schema string) error 
 	}
 }
 
+// source is one database's outbox as a session reads it.
+type source interface {
+	// Next returns up to limit readable rows in reading order.
+	Next(ctx context.Context, limit int) ([]Change, error)
+	// Ack deletes the delivered rows ids and records last (the latest of
+	// them, confirmed with seq) as the cursor, in one transaction.
+	Ack(ctx context.Context, ids []int64, last Change, seq uint64) error
+	// Lag measures the outbox.
+	Lag(ctx context.Context) (Lag, error)
+}
+
 // run is one session's state.
 type run struct {
 	*Bridge
-	conn   *pgx.Conn
-	outbox *Outbox
-	info   BuildInfo
-	lagAt  time.Time // when the lag was last measured
+	src   source
+	info  BuildInfo
+	lagAt time.Time // when the lag was last measured
 }
 
 // drain publishes every readable row, batch after batch.
 func (s *run) drain(ctx context.Context, wait *backoff) error {
 	for {
-		changes, err := s.outbox.Next(ctx, s.conn, s.opts.Batch)
+		changes, err := s.src.Next(ctx, s.opts.Batch)
 		if err != nil {
 			return err
 		}
@@ -416,26 +447,7 @@ func (s *run) ack(ctx context.Context, changes []Change, events []*Event, done [
 			lastSeq = seqs[j]
 		}
 	}
-	c := changes[last]
-	bridgeTable := pgx.Identifier{s.outbox.schema, "mercury_minion_bridge"}.Sanitize()
-	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
-		if err := s.outbox.Delete(ctx, tx, ids); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO `+bridgeTable+` AS b (name, instance, last_event_id, last_order_key,
-				last_outbox_id, last_seq, last_change_time, published, updated)
-			VALUES ('bridge', $1, $2::UUID, $3::TEXT::XID8, $4, $5, $6, $7, now())
-			ON CONFLICT (name) DO UPDATE SET instance = EXCLUDED.instance, last_event_id = EXCLUDED.last_event_id,
-				last_order_key = EXCLUDED.last_order_key, last_outbox_id = EXCLUDED.last_outbox_id,
-				last_seq = EXCLUDED.last_seq, last_change_time = EXCLUDED.last_change_time,
-				published = b.published + EXCLUDED.published, updated = now()`,
-			s.opts.Instance, c.EventID, strconv.FormatUint(c.OrderKey, 10), c.ID, int64(lastSeq), c.ClockTime, len(ids))
-		if err != nil {
-			return fmt.Errorf("failed to record the cursor: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.src.Ack(ctx, ids, changes[last], lastSeq); err != nil {
 		return fmt.Errorf("failed to acknowledge %d published events: %w", len(ids), err)
 	}
 	s.update(func(st *Stats) {
@@ -481,7 +493,7 @@ func (s *run) measure(ctx context.Context) error {
 		return nil
 	}
 	s.lagAt = time.Now()
-	lag, err := s.outbox.Lag(ctx, s.conn)
+	lag, err := s.src.Lag(ctx)
 	if err != nil {
 		return err
 	}
@@ -491,18 +503,6 @@ func (s *run) measure(ctx context.Context) error {
 		level = slog.LevelInfo
 	}
 	s.log.Log(ctx, level, "minion bridge: outbox lag", "depth", lag.Depth, "ready", lag.Ready, "oldest_age", lag.OldestAge.Round(time.Millisecond))
-	return nil
-}
-
-// pruneWorkers forgets workers gone for longer than WorkerMemory.
-func (s *run) pruneWorkers(ctx context.Context) error {
-	workers := pgx.Identifier{s.outbox.schema, "mercury_minion_workers"}.Sanitize()
-	minionWorkers := pgx.Identifier{s.outbox.schema, "minion_workers"}.Sanitize()
-	_, err := s.conn.Exec(ctx, `DELETE FROM `+workers+` AS c WHERE c.seen < now() - make_interval(secs => $1)
-		AND NOT EXISTS (SELECT 1 FROM `+minionWorkers+` AS w WHERE w.id = c.id)`, s.opts.WorkerMemory.Seconds())
-	if err != nil {
-		return fmt.Errorf("failed to prune remembered workers: %w", err)
-	}
 	return nil
 }
 

@@ -21,6 +21,12 @@
 //     in an append-only table, AuditLog; AuditLog also exports them, and
 //     WriteTimeline prints a job's history.
 //
+// Minion on SQLite (Minion::Backend::SQLite) has the same pieces in the
+// sqlite*.go files: InstallSQLite, NewSQLite (a bridge that polls PRAGMA
+// data_version instead of listening, and holds a lease instead of an
+// advisory lock), NewSQLiteAuditor and SQLiteAuditLog, over OpenSQLite and
+// the pure-Go driver modernc.org/sqlite.
+//
 // The command line is `mercury bridge minion` and `mercury audit`; the README
 // section "Minion audit bridge" documents the events and the topic scheme,
 // and event.schema.json (EventSchema) is the JSON Schema of an event. The

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -36,13 +37,55 @@ func addAuditPGFlags(fs *flag.FlagSet) pgFlags {
 	fs.Lookup("pg").Usage = "PostgreSQL `URL` of the audit log's database (default $MERCURY_PG)"
 	fs.Lookup("schema").Usage = "`SCHEMA` of the audit tables"
 	fs.Lookup("schema").DefValue = "public"
+	fs.Lookup("sqlite").Usage = "`PATH` of a SQLite file for the audit log, instead of --pg (created when missing)"
 	*p.schema = "public"
 	return p
 }
 
+// auditReader reads the audit log in PostgreSQL or SQLite.
+type auditReader struct {
+	export    func(minion.ExportFilter, io.Writer) (int, error)
+	jobEvents func(int64) ([]*minion.Event, error)
+	close     func()
+}
+
+// openAuditLog opens the audit log --pg or --sqlite names.
+func openAuditLog(ctx context.Context, fs *flag.FlagSet, pg pgFlags) (*auditReader, error) {
+	path, err := pg.sqlitePath(fs)
+	if err != nil {
+		return nil, err
+	}
+	if path != "" {
+		db, err := openSQLite(path)
+		if err != nil {
+			return nil, err
+		}
+		l := minion.SQLiteAuditLog{DB: db}
+		return &auditReader{
+			export:    func(f minion.ExportFilter, w io.Writer) (int, error) { return l.Export(ctx, f, w) },
+			jobEvents: func(id int64) ([]*minion.Event, error) { return l.JobEvents(ctx, id) },
+			close:     func() { db.Close() },
+		}, nil
+	}
+	l, err := minion.NewAuditLog(*pg.schema)
+	if err != nil {
+		return nil, command.UsageError("%v", err)
+	}
+	conn, err := pg.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &auditReader{
+		export:    func(f minion.ExportFilter, w io.Writer) (int, error) { return l.Export(ctx, conn, f, w) },
+		jobEvents: func(id int64) ([]*minion.Event, error) { return l.JobEvents(ctx, conn, id) },
+		close:     func() { conn.Close(context.Background()) },
+	}, nil
+}
+
 func runAuditLog(ctx context.Context, args []string, io command.Stdio) error {
-	fs := command.NewFlagSet("audit", "--pg URL [--broker URL] [--topic TOPIC] [flags]",
+	fs := command.NewFlagSet("audit", "--pg URL|--sqlite PATH [--broker URL] [--topic TOPIC] [flags]",
 		"mercury audit --pg postgres://audit@db/audit --broker ws://127.0.0.1:3000 --topic /audit/minion",
+		"mercury audit --sqlite /media/usb/audit.db --broker ws://127.0.0.1:3000",
 		"mercury audit export --pg $DB --since 24h > events.jsonl",
 		"mercury audit job --pg $DB 1234")
 	pg := addAuditPGFlags(fs)
@@ -60,8 +103,12 @@ func runAuditLog(ctx context.Context, args []string, io command.Stdio) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	if *pg.url == "" {
-		return command.UsageError("--pg is required: the PostgreSQL URL of the audit log's database")
+	path, err := pg.sqlitePath(fs)
+	if err != nil {
+		return err
+	}
+	if path == "" && *pg.url == "" {
+		return command.UsageError("--pg or --sqlite is required: the audit log's database")
 	}
 	if !strings.HasPrefix(*topic, "/") {
 		return command.UsageError("--topic %q: a topic starts with /", *topic)
@@ -70,9 +117,16 @@ func runAuditLog(ctx context.Context, args []string, io command.Stdio) error {
 	if err != nil {
 		return err
 	}
-	a, err := minion.NewAuditor(*pg.url, minion.AuditOptions{
+	opts := minion.AuditOptions{
 		Broker: *broker, Header: httpHeader(header), Topic: *topic, Schema: *pg.schema, Batch: *batch, Logger: logger,
-	})
+	}
+	var a *minion.Auditor
+	if path != "" {
+		opts.Schema = ""
+		a, err = minion.NewSQLiteAuditor(path, opts)
+	} else {
+		a, err = minion.NewAuditor(*pg.url, opts)
+	}
 	if err != nil {
 		return command.UsageError("%v", err)
 	}
@@ -101,7 +155,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 }
 
 func runAuditExport(ctx context.Context, args []string, io command.Stdio) error {
-	fs := command.NewFlagSet("audit export", "--pg URL [--since T] [--until T] [--job ID] [--task T] [--queue Q] [--type T] > events.jsonl",
+	fs := command.NewFlagSet("audit export", "--pg URL|--sqlite PATH [--since T] [--until T] [--job ID] [--task T] [--queue Q] [--type T] > events.jsonl",
 		"mercury audit export --pg $DB --since 24h > events.jsonl",
 		"mercury audit export --pg $DB --since 2026-11-01 --until 2026-12-01 --task email")
 	pg := addAuditPGFlags(fs)
@@ -133,16 +187,12 @@ func runAuditExport(ctx context.Context, args []string, io command.Stdio) error 
 	if *job != 0 {
 		f.JobID = job
 	}
-	l, err := minion.NewAuditLog(*pg.schema)
-	if err != nil {
-		return command.UsageError("%v", err)
-	}
-	conn, err := pg.connect(ctx)
+	l, err := openAuditLog(ctx, fs, pg)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
-	n, err := l.Export(ctx, conn, f, io.Out)
+	defer l.close()
+	n, err := l.export(f, io.Out)
 	if err != nil {
 		return err
 	}
@@ -151,8 +201,8 @@ func runAuditExport(ctx context.Context, args []string, io command.Stdio) error 
 }
 
 func runAuditJob(ctx context.Context, args []string, io command.Stdio) error {
-	fs := command.NewFlagSet("audit job", "--pg URL ID",
-		"mercury audit job --pg $DB 1234")
+	fs := command.NewFlagSet("audit job", "--pg URL|--sqlite PATH ID",
+		"mercury audit job --pg $DB 1234", "mercury audit job --sqlite /media/usb/audit.db 1234")
 	pg := addAuditPGFlags(fs)
 	asJSON := fs.Bool("json", false, "print the events as JSON lines instead of a timeline")
 	// The id may come before the flags: mercury audit job 1234 --pg URL.
@@ -178,23 +228,19 @@ func runAuditJob(ctx context.Context, args []string, io command.Stdio) error {
 	if err != nil {
 		return command.UsageError("job id %q: want a number", id)
 	}
-	l, err := minion.NewAuditLog(*pg.schema)
-	if err != nil {
-		return command.UsageError("%v", err)
-	}
-	conn, err := pg.connect(ctx)
+	l, err := openAuditLog(ctx, fs, pg)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
+	defer l.close()
 	if *asJSON {
-		n, err := l.Export(ctx, conn, minion.ExportFilter{JobID: &jobID}, io.Out)
+		n, err := l.export(minion.ExportFilter{JobID: &jobID}, io.Out)
 		if err == nil && n == 0 {
 			err = fmt.Errorf("%w for job %d", minion.ErrNoEvents, jobID)
 		}
 		return err
 	}
-	events, err := l.JobEvents(ctx, conn, jobID)
+	events, err := l.jobEvents(jobID)
 	if err != nil {
 		if errors.Is(err, minion.ErrNoEvents) {
 			return fmt.Errorf("no events for job %d in the audit log", jobID)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,19 +20,21 @@ import (
 	"github.com/mercury-broker/mercury/cmd/mercury/internal/command"
 )
 
-const bridgeUsage = `mercury bridge minion [install|uninstall|status] --pg URL [flags]
+const bridgeUsage = `mercury bridge minion [install|uninstall|status] --pg URL|--sqlite PATH [flags]
 
   mercury bridge minion install --pg URL     install the outbox and capture triggers (idempotent)
   mercury bridge minion uninstall --pg URL   remove everything install created
   mercury bridge minion status --pg URL      installation, outbox lag, running bridge, last event
   mercury bridge minion --pg URL --broker URL   publish every Minion job change as an event
+  (--sqlite PATH instead of --pg URL: Minion on SQLite, Minion::Backend::SQLite)
 
 Run 'mercury bridge minion ACTION --help' for an action's flags.
 
 Examples:
   mercury bridge minion install --pg postgres://minion@db/app
   mercury bridge minion --pg postgres://minion@db/app --broker http://127.0.0.1:3000
-  mercury bridge minion status --pg postgres://minion@db/app`
+  mercury bridge minion status --pg postgres://minion@db/app
+  mercury bridge minion --sqlite /media/usb/minion.db --broker http://127.0.0.1:3000`
 
 // runBridge runs `mercury bridge minion …`. Minion is the one kind of
 // bridge so far; the kind is a word of its own so others can follow.
@@ -68,13 +71,40 @@ func runBridge(ctx context.Context, args []string, io command.Stdio) error {
 type pgFlags struct {
 	url    *string
 	schema *string
+	sqlite *string
 }
 
 func addPGFlags(fs *flag.FlagSet) pgFlags {
 	return pgFlags{
 		url:    fs.String("pg", os.Getenv("MERCURY_PG"), "PostgreSQL `URL` of Minion's database, e.g. postgres://user@host/db (default $MERCURY_PG)"),
 		schema: fs.String("schema", "", "`SCHEMA` of Minion's tables (default: where the search path finds minion_jobs)"),
+		sqlite: fs.String("sqlite", "", "`PATH` of Minion's SQLite database, instead of --pg"),
 	}
+}
+
+// sqlitePath returns --sqlite, or "" when PostgreSQL is meant; both at once
+// is a usage error.
+func (p pgFlags) sqlitePath(fs *flag.FlagSet) (string, error) {
+	if *p.sqlite == "" {
+		return "", nil
+	}
+	if command.Given(fs, "pg") {
+		return "", command.UsageError("--pg and --sqlite: give one database")
+	}
+	if command.Given(fs, "schema") {
+		return "", command.UsageError("--schema is for PostgreSQL; a SQLite database has one")
+	}
+	return *p.sqlite, nil
+}
+
+// openSQLite opens the --sqlite database, which must exist; a failure is
+// exit code 3.
+func openSQLite(path string) (*sql.DB, error) {
+	db, err := minion.OpenSQLite(path, true)
+	if err != nil {
+		return nil, &command.ExitError{Code: command.ExitConnect, Err: err}
+	}
+	return db, nil
 }
 
 // connect opens the --pg database; a failure is exit code 3.
@@ -102,14 +132,31 @@ func noArgs(fs *flag.FlagSet) error {
 }
 
 func runBridgeInstall(ctx context.Context, args []string, io command.Stdio) error {
-	fs := command.NewFlagSet("bridge minion install", "--pg URL [--schema SCHEMA]",
-		"mercury bridge minion install --pg postgres://minion@db/app")
+	fs := command.NewFlagSet("bridge minion install", "--pg URL [--schema SCHEMA] | --sqlite PATH",
+		"mercury bridge minion install --pg postgres://minion@db/app",
+		"mercury bridge minion install --sqlite /media/usb/minion.db")
 	pg := addPGFlags(fs)
 	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
 		return err
+	}
+	path, err := pg.sqlitePath(fs)
+	if err != nil {
+		return err
+	}
+	if path != "" {
+		db, err := openSQLite(path)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if _, err := minion.InstallSQLite(ctx, db); err != nil {
+			return err
+		}
+		fmt.Fprintf(io.Out, "installed in %s: outbox mercury_minion_outbox, triggers on minion_jobs and minion_workers\n", path)
+		return nil
 	}
 	conn, err := pg.connect(ctx)
 	if err != nil {
@@ -129,7 +176,7 @@ func runBridgeInstall(ctx context.Context, args []string, io command.Stdio) erro
 }
 
 func runBridgeUninstall(ctx context.Context, args []string, io command.Stdio) error {
-	fs := command.NewFlagSet("bridge minion uninstall", "--pg URL [--schema SCHEMA] [--force]",
+	fs := command.NewFlagSet("bridge minion uninstall", "--pg URL [--schema SCHEMA] | --sqlite PATH [--force]",
 		"mercury bridge minion uninstall --pg postgres://minion@db/app")
 	pg := addPGFlags(fs)
 	force := fs.Bool("force", false, "uninstall even with events still waiting in the outbox (they are lost)")
@@ -139,12 +186,27 @@ func runBridgeUninstall(ctx context.Context, args []string, io command.Stdio) er
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	conn, err := pg.connect(ctx)
+	path, err := pg.sqlitePath(fs)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
-	if err := minion.Uninstall(ctx, conn, *pg.schema, *force); err != nil {
+	uninstall := func() error { return nil }
+	if path != "" {
+		db, err := openSQLite(path)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		uninstall = func() error { return minion.UninstallSQLite(ctx, db, *force) }
+	} else {
+		conn, err := pg.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		uninstall = func() error { return minion.Uninstall(ctx, conn, *pg.schema, *force) }
+	}
+	if err := uninstall(); err != nil {
 		if errors.Is(err, minion.ErrPending) {
 			return fmt.Errorf("%w (add --force to drop them)", err)
 		}
@@ -155,7 +217,7 @@ func runBridgeUninstall(ctx context.Context, args []string, io command.Stdio) er
 }
 
 func runBridgeStatus(ctx context.Context, args []string, io command.Stdio) error {
-	fs := command.NewFlagSet("bridge minion status", "--pg URL [--schema SCHEMA] [--json]",
+	fs := command.NewFlagSet("bridge minion status", "--pg URL [--schema SCHEMA] | --sqlite PATH [--json]",
 		"mercury bridge minion status --pg postgres://minion@db/app")
 	pg := addPGFlags(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
@@ -165,14 +227,29 @@ func runBridgeStatus(ctx context.Context, args []string, io command.Stdio) error
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	conn, err := pg.connect(ctx)
+	path, err := pg.sqlitePath(fs)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
-	st, err := minion.ReadStatus(ctx, conn, *pg.schema)
-	if err != nil {
-		return err
+	var st *minion.Status
+	if path != "" {
+		db, err := openSQLite(path)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if st, err = minion.ReadSQLiteStatus(ctx, db); err != nil {
+			return err
+		}
+	} else {
+		conn, err := pg.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		if st, err = minion.ReadStatus(ctx, conn, *pg.schema); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(io.Out)
@@ -254,8 +331,9 @@ func httpHeader(h command.HeaderList) http.Header {
 }
 
 func runBridgeMinion(ctx context.Context, args []string, io command.Stdio) error {
-	fs := command.NewFlagSet("bridge minion", "--pg URL --broker URL [flags]",
+	fs := command.NewFlagSet("bridge minion", "--pg URL|--sqlite PATH --broker URL [flags]",
 		"mercury bridge minion --pg postgres://minion@db/app --broker http://127.0.0.1:3000",
+		"mercury bridge minion --sqlite /media/usb/minion.db --broker http://127.0.0.1:3000",
 		"mercury bridge minion --pg $DB --broker http://mercury:3000 --compat-bus /jobs   # also the old notifier's frames")
 	pg := addPGFlags(fs)
 	broker := fs.String("broker", "http://127.0.0.1:3000", "the broker's `URL` (http:// or ws://); default from MERCURY_URL")
@@ -265,7 +343,7 @@ func runBridgeMinion(ctx context.Context, args []string, io command.Stdio) error
 	batch := fs.Int("batch", 500, "most `ROWS` read and published at once")
 	maxEvent := fs.Int("max-event-size", minion.DefaultMaxEventSize, "largest event in `BYTES`, the broker's --max-message-size; bigger events have their biggest values cut")
 	concurrency := fs.Int("concurrency", 8, "most publish requests in flight (one per job)")
-	poll := fs.Duration("poll-interval", 5*time.Second, "how long to wait for a NOTIFY before looking at the outbox anyway")
+	poll := fs.Duration("poll-interval", 5*time.Second, "how long to wait for a NOTIFY (on SQLite: a change) before looking at the outbox anyway")
 	lagEvery := fs.Duration("lag-interval", 10*time.Second, "how often the outbox lag is measured and logged")
 	var header command.HeaderList
 	fs.Var(&header, "header", "`NAME:VALUE` sent with every request to the broker, e.g. Authorization (repeatable); MERCURY_TOKEN sets a bearer token")
@@ -278,11 +356,17 @@ func runBridgeMinion(ctx context.Context, args []string, io command.Stdio) error
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	if *pg.url == "" {
-		return command.UsageError("--pg is required: the PostgreSQL URL of Minion's database")
+	path, err := pg.sqlitePath(fs)
+	if err != nil {
+		return err
 	}
-	if _, err := pgx.ParseConfig(*pg.url); err != nil {
-		return command.UsageError("--pg: %v", err)
+	if path == "" && *pg.url == "" {
+		return command.UsageError("--pg or --sqlite is required: Minion's database")
+	}
+	if path == "" {
+		if _, err := pgx.ParseConfig(*pg.url); err != nil {
+			return command.UsageError("--pg: %v", err)
+		}
 	}
 	if !strings.HasPrefix(*topic, "/") {
 		return command.UsageError("--topic %q: a topic starts with /", *topic)
@@ -309,6 +393,9 @@ func runBridgeMinion(ctx context.Context, args []string, io command.Stdio) error
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	b := minion.New(*pg.url, pub, opts)
+	if path != "" {
+		b = minion.NewSQLite(path, pub, opts)
+	}
 	if err := b.Run(ctx); err != nil {
 		return err
 	}

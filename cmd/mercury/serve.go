@@ -73,7 +73,10 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 	}
 	setGCTarget()
 	var self *selfAccess // the in-process bridge's credential
-	if cfg.MinionPG != "" {
+	if cfg.MinionPG != "" && cfg.MinionSQLite != "" {
+		return fmt.Errorf("minion.pg and minion.sqlite: configure one database for the bridge")
+	}
+	if cfg.MinionPG != "" || cfg.MinionSQLite != "" || cfg.AuditSQLite != "" {
 		if self, err = newSelfAccess(); err != nil {
 			return err
 		}
@@ -216,12 +219,21 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 			auth += " (--allow-anonymous)"
 		}
 	}
-	if cfg.MinionPG != "" {
+	if cfg.MinionPG != "" || cfg.MinionSQLite != "" {
 		// The bridge stops as the server starts shutting down: what it had
 		// not seen confirmed stays in the outbox for the next start.
 		bridgeCtx, stopBridge := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 		done := runMinionBridge(bridgeCtx, cfg, self.publisher(ln, certs), logger, reg)
 		defer func() { stopBridge(); <-done }()
+	}
+	if cfg.AuditSQLite != "" {
+		auditCtx, stopAudit := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+		done, err := runAuditLogger(auditCtx, cfg, self.publisher(ln, certs), logger)
+		if err != nil {
+			stopAudit()
+			return err
+		}
+		defer func() { stopAudit(); <-done }()
 	}
 	return serveUntilSignal(ctx, listeners{main: ln, admin: adminLn, handshake: cfg.HandshakeTimeout, onHUP: onHUP, auth: auth}, srv, logger)
 }
@@ -288,7 +300,11 @@ func runMinionBridge(ctx context.Context, cfg *config.Config, self selfPublisher
 		opts.Compat = &minion.HTTPPublisher{Broker: self.url, Pattern: "bus", Header: self.header, Client: self.client}
 		opts.CompatTopic = cfg.MinionCompatBus
 	}
-	bridge := minion.New(cfg.MinionPG, &minion.HTTPPublisher{Broker: self.url, Concurrency: 8, Header: self.header, Client: self.client}, opts)
+	pub := &minion.HTTPPublisher{Broker: self.url, Concurrency: 8, Header: self.header, Client: self.client}
+	bridge := minion.New(cfg.MinionPG, pub, opts)
+	if cfg.MinionSQLite != "" {
+		bridge = minion.NewSQLite(cfg.MinionSQLite, pub, opts)
+	}
 	reg.Gauge("mercury_bridge_lag_seconds", "Age of the oldest Minion change waiting in the bridge's outbox, at the last measure (0: none waits).",
 		func() float64 { return bridge.Stats().Lag.OldestAge.Seconds() })
 	reg.Gauge("mercury_bridge_outbox_depth", "Minion changes waiting in the bridge's outbox, at the last measure.",

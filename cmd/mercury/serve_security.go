@@ -100,7 +100,7 @@ func newSelfAccess() (*selfAccess, error) {
 	if err != nil {
 		return nil, err
 	}
-	spec, err := auth.ParseSpec(map[string]any{"pub": true, "bus": true})
+	spec, err := auth.ParseSpec(map[string]any{"pub": true, "bus": true, "sub": true}) // sub: the in-process audit logger
 	if err != nil {
 		return nil, err
 	}

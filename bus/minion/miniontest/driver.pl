@@ -1,6 +1,7 @@
 #!/usr/bin/env perl
 # Drives a real Minion (the PostgreSQL backend, as Debian's libminion-perl
-# ships it) for Mercury's bridge tests. Usage:
+# ships it; the SQLite one, libminion-backend-sqlite-perl, when DSN starts
+# with sqlite:) for Mercury's bridge tests. Usage:
 #
 #   driver.pl DSN migrate             create Minion's tables; print the migration version
 #   driver.pl DSN scenario            the audit scenario below; print the job ids as JSON
@@ -9,6 +10,7 @@
 #   driver.pl DSN perform             perform every waiting job in this process, one after
 #                                     the other (Minion's perform_jobs_in_foreground: no fork
 #                                     per job, so hundreds of jobs take seconds, not minutes)
+#   driver.pl DSN lite                the SQLite scenario (no repair, no reset); print the job ids
 #   driver.pl DSN check               enqueue one job, perform it, print its final state
 use Mojo::Base -strict, -signatures;
 
@@ -20,7 +22,8 @@ use Time::HiRes qw(usleep);
 my ($dsn, $cmd, @args) = @ARGV;
 die "usage: driver.pl DSN migrate|scenario|enqueue|work|check\n" unless $dsn && $cmd;
 
-my $minion = Minion->new(Pg => $dsn);
+my $sqlite = $dsn =~ /^sqlite:/;
+my $minion = $sqlite ? Minion->new(SQLite => $dsn) : Minion->new(Pg => $dsn);
 $minion->backoff(sub ($retries) {0});    # retry at once: the tests do not wait for backoff
 $minion->add_task(add      => sub ($job, $x, $y) { $job->finish({sum => $x + $y}) });
 $minion->add_task(fail     => sub ($job, @args)  { die "boom\n" });
@@ -31,7 +34,8 @@ sub out ($data) { print encode_json($data), "\n" }
 
 if ($cmd eq 'migrate') {
   $minion->stats;    # the first query runs Minion's migrations
-  out {version => $minion->backend->pg->migrations->active, minion => $Minion::VERSION};
+  my $db = $sqlite ? $minion->backend->sqlite : $minion->backend->pg;
+  out {version => $db->migrations->active, minion => $Minion::VERSION};
 }
 
 elsif ($cmd eq 'check') {
@@ -114,6 +118,21 @@ elsif ($cmd eq 'scenario') {
   # Reset everything.
   $minion->reset({all => 1});
 
+  out {ids => \%id, host => hostname, pid => $$};
+}
+
+elsif ($cmd eq 'lite') {
+  my %id;
+  $id{add}      = $minion->enqueue(add => [2, 3] => {priority => 5, notes => {origin => 'scenario'}});
+  $id{child}    = $minion->enqueue(add => [1, 1] => {parents => [$id{add}], priority => 1});
+  $id{flaky}    = $minion->enqueue(fail => ['x'] => {attempts => 2});
+  $id{delayed}  = $minion->enqueue(add => [0, 0] => {delay => 3600});
+  $id{progress} = $minion->enqueue(progress => []);
+  $minion->perform_jobs({queues => ['default']});
+  $minion->job($id{flaky})->retry({queue => 'important'});
+  $minion->perform_jobs({queues => ['important']});
+  $minion->job($id{delayed})->remove;
+  $minion->job($id{flaky})->note(checked => 'yes');
   out {ids => \%id, host => hostname, pid => $$};
 }
 

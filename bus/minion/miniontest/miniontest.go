@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,6 +122,9 @@ func RequireMinion(t testing.TB) {
 
 // MinionDSN returns dbURL in the form Mojo::Pg takes.
 func MinionDSN(dbURL string) string {
+	if strings.HasPrefix(dbURL, "sqlite:") {
+		return dbURL
+	}
 	u, err := url.Parse(dbURL)
 	if err != nil {
 		return dbURL
@@ -143,7 +147,7 @@ func driverPath(t testing.TB) string {
 // prints into v (when v is not nil).
 func Perl(t testing.TB, dbURL string, v any, args ...string) {
 	t.Helper()
-	RequireMinion(t)
+	requireFor(t, dbURL)
 	cmd := exec.Command("perl", append([]string{driverPath(t), MinionDSN(dbURL)}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -172,7 +176,7 @@ type Process struct {
 // killed when t ends if still running.
 func Start(t testing.TB, dbURL string, args ...string) *Process {
 	t.Helper()
-	RequireMinion(t)
+	requireFor(t, dbURL)
 	p := &Process{done: make(chan struct{})}
 	p.Cmd = exec.Command("perl", append([]string{driverPath(t), MinionDSN(dbURL)}, args...)...)
 	p.Cmd.Stdout, p.Cmd.Stderr = &p.Stdout, &p.Stderr
@@ -221,3 +225,47 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+var (
+	sqliteOnce sync.Once
+	sqliteErr  string
+)
+
+// RequireMinionSQLite skips t (fails it in CI) unless perl with Minion's
+// SQLite backend is installed.
+func RequireMinionSQLite(t testing.TB) {
+	t.Helper()
+	sqliteOnce.Do(func() {
+		out, err := exec.Command("perl", "-MMinion", "-MMinion::Backend::SQLite", "-e", "print $Minion::VERSION").CombinedOutput()
+		if err != nil {
+			sqliteErr = "Perl's Minion and its SQLite backend are needed (apt-get install libminion-perl libminion-backend-sqlite-perl): " +
+				err.Error() + ": " + string(bytes.TrimSpace(out))
+		}
+	})
+	if sqliteErr != "" {
+		missing(t, sqliteErr)
+	}
+}
+
+func requireFor(t testing.TB, dbURL string) {
+	t.Helper()
+	if strings.HasPrefix(dbURL, "sqlite:") {
+		RequireMinionSQLite(t)
+	} else {
+		RequireMinion(t)
+	}
+}
+
+// NewSQLiteMinion creates a SQLite database in a temporary directory, lets
+// Minion create its tables in it, and returns its path. driver.pl takes it
+// as "sqlite:" + path (see SQLiteDSN).
+func NewSQLiteMinion(t testing.TB) string {
+	t.Helper()
+	RequireMinionSQLite(t)
+	path := filepath.Join(t.TempDir(), "minion.db")
+	Perl(t, SQLiteDSN(path), nil, "migrate")
+	return path
+}
+
+// SQLiteDSN is the database name driver.pl takes for a SQLite file.
+func SQLiteDSN(path string) string { return "sqlite:" + path }

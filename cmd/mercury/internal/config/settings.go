@@ -37,6 +37,10 @@ type Config struct {
 	MinionSchema    string
 	MinionTopic     string
 	MinionCompatBus string
+	// On SQLite instead (Minion::Backend::SQLite): the bridge, and the audit
+	// log kept in a SQLite file, both run inside the broker.
+	MinionSQLite string
+	AuditSQLite  string
 
 	// Security and limits (see SECURITY.md).
 	AllowAnonymous      bool
@@ -91,6 +95,8 @@ var settings = []setting{
 	{"log_bodies", "false", "add the message body to the log line of a refused message (off: bodies never reach the logs)", boolean(func(c *Config) *bool { return &c.LogBodies })},
 	{"data_dir", "./mercury-data", "`DIR` where durable buses keep their messages and queues; created only when a bus is durable", text(func(c *Config) *string { return &c.DataDir })},
 	{"minion.pg", "", "run the Minion audit bridge inside the broker: PostgreSQL `URL` of Minion's database (see 'mercury bridge minion')", text(func(c *Config) *string { return &c.MinionPG })},
+	{"minion.sqlite", "", "run the Minion audit bridge inside the broker on Minion's SQLite database at `PATH` (Minion::Backend::SQLite), instead of minion.pg", text(func(c *Config) *string { return &c.MinionSQLite })},
+	{"audit.sqlite", "", "run the audit logger inside the broker, keeping the bridge's events in the SQLite file at `PATH` (created when missing; see 'mercury audit')", text(func(c *Config) *string { return &c.AuditSQLite })},
 	{"minion.schema", "", "`SCHEMA` of Minion's tables (default: where the search path finds minion_jobs)", text(func(c *Config) *string { return &c.MinionSchema })},
 	{"minion.topic", "/audit/minion", "base `TOPIC` of the bridge's events", text(func(c *Config) *string { return &c.MinionTopic })},
 	{"minion.compat_bus", "", "also send the old notifier's [id,\"enqueue\"…] frames to this bus `TOPIC`, e.g. /jobs", text(func(c *Config) *string { return &c.MinionCompatBus })},
