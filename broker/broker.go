@@ -51,6 +51,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now stamps messages and times deadlines. Default time.Now.
 	Now func() time.Time
+	// MaxPendingRequests caps the requests waiting for answers at once
+	// (see Request). Default 10,000.
+	MaxPendingRequests int
 }
 
 // DefaultQueueLimit is the default of Options.QueueLimit.
@@ -90,6 +93,9 @@ type Broker struct {
 	qbp     QueueBackplane // nil unless bp shares queues
 	abp     AsyncPublisher // nil unless bp publishes without waiting
 	peerIDs atomic.Uint64  // numbers bus peers, for a backplane's Origin
+
+	presence presence // who is subscribed, for presence (presence.go)
+	requests requests // requests waiting for answers (request.go)
 }
 
 // New returns a broker without a store: nothing survives a restart. Use
@@ -114,6 +120,9 @@ func Open(opts Options) (*Broker, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxPendingRequests <= 0 {
+		opts.MaxPendingRequests = DefaultMaxPendingRequests
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -24,6 +24,7 @@ type connOptions struct {
 	mustExist bool            // push/pull: refuse when the queue does not exist
 	exclusive bool            // pull: single consumer
 	takeover  bool            // pull: evict the current pullers
+	presence  bool            // sub: receive join and leave events
 }
 
 func parseConnOptions(r *http.Request, topic broker.Topic) (connOptions, *apiError) {
@@ -38,7 +39,7 @@ func parseConnOptions(r *http.Request, topic broker.Topic) (connOptions, *apiErr
 		dst  *bool
 	}{
 		{"envelope", &o.envelope}, {"echo", &o.echo}, {"must_exist", &o.mustExist},
-		{"exclusive", &o.exclusive}, {"takeover", &o.takeover},
+		{"exclusive", &o.exclusive}, {"takeover", &o.takeover}, {"presence", &o.presence},
 	}
 	for _, f := range flags {
 		switch v := q.Get(f.name); v {
