@@ -15,10 +15,10 @@ import (
 // nor replayed. Receivers that can answer (Responder) get it with an id;
 // their answers come back through Reply to the one waiting for them.
 
-// Responder is the capability of a Receiver that can answer requests (a
-// WebSocket subscriber in envelope mode). DeliverRequest queues the
-// request under id and reports true, or reports false when this receiver
-// does not answer requests: it then gets it as an ordinary message.
+// Responder is the capability of a Receiver that takes requests (a
+// WebSocket subscriber). DeliverRequest queues the request under id and
+// reports whether this receiver may answer it; one that may not (a raw
+// subscriber) takes it as an ordinary message, and is not waited for.
 type Responder interface {
 	DeliverRequest(m *Message, id string) bool
 }
@@ -61,9 +61,9 @@ type requests struct {
 	late    atomic.Uint64 // answers that came after their request ended
 }
 
-// Request sends m to the subscribers of its topic and of the topics above
-// it. Responders get it with an id to answer; other subscribers get it as
-// an ordinary message. It fails with ErrNoResponders when no responder
+// Request sends m to the subscribers of its topic and of the topics below
+// it that are Responders (a request addresses one agent, a rack or a
+// fleet); other receivers do not get it. It fails with ErrNoResponders when no responder
 // got it, with ErrTooManyRequests when MaxPendingRequests wait already.
 // The caller must Close the returned Pending.
 func (b *Broker) Request(m *Message) (*Pending, error) {
@@ -82,16 +82,11 @@ func (b *Broker) Request(m *Message) (*Pending, error) {
 	rq.pending[p.id] = p
 	rq.mu.Unlock()
 
-	var buf [8][]Receiver
-	var plain []Receiver
+	// Downwards: a request to /livesys reaches every agent below it.
 	var responders []Responder
-	for _, level := range b.subs.Match(string(m.Topic), buf[:0]) {
-		for _, r := range level {
-			if rs, ok := r.(Responder); ok {
-				responders = append(responders, rs)
-			} else {
-				plain = append(plain, r)
-			}
+	for _, r := range b.subs.Below(string(m.Topic), nil) {
+		if rs, ok := r.(Responder); ok {
+			responders = append(responders, rs)
 		}
 	}
 	// The channel is sized before anyone can answer.
@@ -99,12 +94,7 @@ func (b *Broker) Request(m *Message) (*Pending, error) {
 	for _, rs := range responders {
 		if rs.DeliverRequest(m, p.id) {
 			p.responders++
-		} else {
-			rs.(Receiver).Deliver(m)
 		}
-	}
-	for _, r := range plain {
-		r.Deliver(m)
 	}
 	if p.responders == 0 {
 		p.Close()

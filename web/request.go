@@ -191,11 +191,15 @@ func appendJSONString(s string) json.RawMessage {
 	return b
 }
 
-// DeliverRequest queues a request for an envelope-mode subscriber, which
-// may answer it (broker.Responder); other connections take it as a
-// message.
+// DeliverRequest queues a request for a subscriber (broker.Responder):
+// in envelope mode with its id, to be answered; a raw subscriber takes it
+// as a message, and cannot answer.
 func (c *conn) DeliverRequest(m *broker.Message, id string) bool {
-	if c.pattern != patternSub || !c.opts.envelope {
+	if c.pattern != patternSub {
+		return false
+	}
+	if !c.opts.envelope {
+		c.enqueue(outFrame{typ: frameType(m), data: m.Payload, accepted: m.Time.UnixNano()})
 		return false
 	}
 	c.replies.add(id, c.s.broker)
