@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -128,4 +129,65 @@ func presenceNeedsEnvelope(p pattern, o connOptions, topic broker.Topic) *apiErr
 	}
 	return &apiError{Status: http.StatusBadRequest, Code: "query", Topic: string(topic),
 		Message: "presence=1 needs a subscriber in envelope mode (/sub/… with envelope=1 or the mercury.v1 subprotocol)"}
+}
+
+// PresenceEvent queues a join or leave event for an event stream
+// (broker.PresenceWatcher); it counts against the stream's queue.
+func (st *sseStream) PresenceEvent(e broker.PresenceEvent) {
+	f := presenceFrame(e)
+	st.mu.Lock()
+	if st.overflow {
+		st.mu.Unlock()
+		return
+	}
+	if st.bytes > 0 && st.bytes+len(f) > st.limit {
+		st.overflow = true
+		st.queue, st.presence, st.bytes = nil, nil, 0
+	} else {
+		st.presence = append(st.presence, f)
+		st.bytes += len(f)
+	}
+	st.mu.Unlock()
+	select {
+	case st.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takePresence returns the waiting presence events, and releases their
+// bytes: they are written with the messages taken with them.
+func (st *sseStream) takePresence() [][]byte {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	events := st.presence
+	st.presence = nil
+	for _, f := range events {
+		st.bytes = max(st.bytes-len(f), 0)
+	}
+	return events
+}
+
+// writePresence writes presence events, each named presence.
+func writePresence(bw *bufio.Writer, events [][]byte) {
+	for _, f := range events {
+		bw.WriteString("event: presence\ndata: ")
+		bw.Write(f)
+		bw.WriteString("\n\n")
+	}
+}
+
+// joinPresence announces an event stream's subscription, and with
+// ?presence=1 makes it watch the others; the returned function undoes both.
+func (st *sseStream) joinPresence(b *broker.Broker, watch bool) (leave func()) {
+	var stop func()
+	if watch {
+		stop = b.WatchPresence(st.topic, st)
+	}
+	left := b.Join(broker.Presence{Topic: st.topic, User: st.user, Since: st.opened, Conn: st.id, Remote: st.remote})
+	return func() {
+		left()
+		if stop != nil {
+			stop()
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,5 +135,27 @@ func TestPresenceNeedsEnvelope(t *testing.T) {
 		if !ok || he.Status != 400 || he.API() == nil || he.API().Code != "query" {
 			t.Errorf("%s: %v", u, err)
 		}
+	}
+}
+
+func TestPresenceOverServerSentEvents(t *testing.T) {
+	ts := startServer(t, Options{})
+	_, events := openEventStream(t, ts, "/sub/livesys?presence=1", nil)
+	ts.waitSubscribed(t, 1)
+	if ev := nextEvent(t, events); ev["event"] != "presence" || !strings.Contains(ev["data"], `"event":"join","topic":"/livesys"`) {
+		t.Fatalf("own join: %v", ev)
+	}
+	agent := ts.dial(t, "sub", "/livesys/42")
+	want := `{"presence":{"event":"join","topic":"/livesys/42","user":null,"since":`
+	if ev := nextEvent(t, events); ev["event"] != "presence" || !strings.HasPrefix(ev["data"], want) {
+		t.Fatalf("agent's join: %v", ev)
+	}
+	// An event stream is listed too.
+	if code, list := getPresence(t, ts, "/livesys", ""); code != 200 || len(list) != 2 {
+		t.Fatalf("%d %+v", code, list)
+	}
+	agent.CloseNow()
+	if ev := nextEvent(t, events); ev["event"] != "presence" || !strings.Contains(ev["data"], `"event":"leave","topic":"/livesys/42"`) {
+		t.Fatalf("agent's leave: %v", ev)
 	}
 }
