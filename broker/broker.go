@@ -94,8 +94,9 @@ type Broker struct {
 	abp     AsyncPublisher // nil unless bp publishes without waiting
 	peerIDs atomic.Uint64  // numbers bus peers, for a backplane's Origin
 
-	presence presence // who is subscribed, for presence (presence.go)
-	requests requests // requests waiting for answers (request.go)
+	agbp     AgentBackplane // nil unless bp shares presence and requests
+	presence presence       // who is subscribed, for presence (presence.go)
+	requests requests       // requests waiting for answers (request.go)
 }
 
 // New returns a broker without a store: nothing survives a restart. Use
@@ -137,7 +138,9 @@ func Open(opts Options) (*Broker, error) {
 	if b.bp != nil {
 		b.qbp, _ = b.bp.(QueueBackplane)
 		b.abp, _ = b.bp.(AsyncPublisher)
+		b.agbp, _ = b.bp.(AgentBackplane)
 	}
+	b.presence.peers = make(map[string]map[uint64]Presence)
 	if err := b.SetPolicies(opts.Policies); err != nil {
 		return nil, err
 	}
@@ -149,6 +152,11 @@ func Open(opts Options) (*Broker, error) {
 		b.seq = last
 		if e, ok := b.bp.(Epocher); ok {
 			b.epoch = e.Epoch()
+		}
+		if b.agbp != nil {
+			if err := b.agbp.StartAgents(agentFeed{b}); err != nil {
+				return nil, fmt.Errorf("failed to start presence and requests on the cluster: %w", err)
+			}
 		}
 		return b, nil
 	}

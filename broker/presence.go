@@ -38,7 +38,8 @@ type PresenceWatcher interface {
 // watchers of their comings and goings.
 type presence struct {
 	mu       sync.Mutex
-	present  map[*Presence]struct{}
+	present  map[*Presence]struct{}         // this broker's
+	peers    map[string]map[uint64]Presence // other brokers', by node and connection
 	watchers trie.Tree[PresenceWatcher]
 }
 
@@ -56,6 +57,9 @@ func (b *Broker) Join(p Presence) (leave func()) {
 	}
 	b.presence.present[entry] = struct{}{}
 	b.notifyLocked(PresenceEvent{Join: true, Presence: p})
+	if b.agbp != nil {
+		b.agbp.Announce(PresenceEvent{Join: true, Presence: p})
+	}
 	b.presence.mu.Unlock()
 	var once sync.Once
 	return func() {
@@ -63,6 +67,9 @@ func (b *Broker) Join(p Presence) (leave func()) {
 			b.presence.mu.Lock()
 			delete(b.presence.present, entry)
 			b.notifyLocked(PresenceEvent{Presence: p})
+			if b.agbp != nil {
+				b.agbp.Announce(PresenceEvent{Presence: p})
+			}
 			b.presence.mu.Unlock()
 		})
 	}
@@ -102,6 +109,13 @@ func (b *Broker) Present(topic Topic) []Presence {
 	for p := range b.presence.present {
 		if p.Topic.Under(topic) {
 			ps = append(ps, *p)
+		}
+	}
+	for _, node := range b.presence.peers {
+		for _, p := range node {
+			if p.Topic.Under(topic) {
+				ps = append(ps, p)
+			}
 		}
 	}
 	b.presence.mu.Unlock()

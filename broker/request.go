@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,27 +47,34 @@ var (
 
 // Pending is a request waiting for its answers.
 type Pending struct {
-	b          *Broker
-	id         string
+	b        *Broker
+	id       string
+	deadline time.Time // monotonic
+
+	mu         sync.Mutex
 	responders int
-	answers    chan Answer // room for every responder: Reply never blocks
+	got        []Answer
+	notify     chan struct{} // signalled when an answer comes
 }
 
 // requests holds the pending requests, bounded so that requesters cannot
-// grow the broker's memory without limit.
+// grow the broker's memory without limit, and, on a cluster, the ids of
+// other brokers' requests this broker delivered, until their deadline.
 type requests struct {
 	mu      sync.Mutex
 	pending map[string]*Pending
+	remote  map[string]time.Time // id → deadline (monotonic)
 	next    uint64
 	late    atomic.Uint64 // answers that came after their request ended
 }
 
 // Request sends m to the subscribers of its topic and of the topics below
 // it that are Responders (a request addresses one agent, a rack or a
-// fleet); other receivers do not get it. It fails with ErrNoResponders when no responder
-// got it, with ErrTooManyRequests when MaxPendingRequests wait already.
-// The caller must Close the returned Pending.
-func (b *Broker) Request(m *Message) (*Pending, error) {
+// fleet), on every broker of a cluster; other receivers do not get it. It
+// fails with ErrNoResponders when no responder got it, with
+// ErrTooManyRequests when MaxPendingRequests wait already. The request
+// waits for answers until timeout; the caller must Close it.
+func (b *Broker) Request(m *Message, timeout time.Duration) (*Pending, error) {
 	m.Time = b.opts.Now()
 	rq := &b.requests
 	rq.mu.Lock()
@@ -78,33 +86,45 @@ func (b *Broker) Request(m *Message) (*Pending, error) {
 		rq.pending = make(map[string]*Pending)
 	}
 	rq.next++
-	p := &Pending{b: b, id: b.requestPrefix() + strconv.FormatUint(rq.next, 36)}
+	p := &Pending{b: b, id: b.requestPrefix() + strconv.FormatUint(rq.next, 36), deadline: time.Now().Add(timeout),
+		notify: make(chan struct{}, 1)}
 	rq.pending[p.id] = p
 	rq.mu.Unlock()
 
-	// Downwards: a request to /livesys reaches every agent below it.
-	var responders []Responder
-	for _, r := range b.subs.Below(string(m.Topic), nil) {
-		if rs, ok := r.(Responder); ok {
-			responders = append(responders, rs)
+	n := b.deliverRequest(m, p.id)
+	if b.agbp != nil {
+		remote, err := b.agbp.SendRequest(m, p.id, timeout)
+		if err != nil && n == 0 {
+			p.Close()
+			return nil, err
 		}
+		n += remote
 	}
-	// The channel is sized before anyone can answer.
-	p.answers = make(chan Answer, len(responders))
-	for _, rs := range responders {
-		if rs.DeliverRequest(m, p.id) {
-			p.responders++
-		}
-	}
-	if p.responders == 0 {
+	p.mu.Lock()
+	p.responders += n
+	p.mu.Unlock()
+	if n == 0 {
 		p.Close()
 		return nil, ErrNoResponders
 	}
 	return p, nil
 }
 
+// deliverRequest hands m to this broker's responders at or below its
+// topic, and returns how many may answer.
+func (b *Broker) deliverRequest(m *Message, id string) int {
+	n := 0
+	for _, r := range b.subs.Below(string(m.Topic), nil) {
+		if rs, ok := r.(Responder); ok && rs.DeliverRequest(m, id) {
+			n++
+		}
+	}
+	return n
+}
+
 // requestPrefix makes request ids unique across the brokers of a cluster
-// and across restarts.
+// (the node comes first: answers find their way back by it) and across
+// restarts.
 func (b *Broker) requestPrefix() string {
 	if b.bp != nil {
 		return b.bp.Node() + "." + b.epoch + "."
@@ -116,33 +136,54 @@ func (b *Broker) requestPrefix() string {
 func (p *Pending) ID() string { return p.id }
 
 // Responders returns how many responders got the request.
-func (p *Pending) Responders() int { return p.responders }
+func (p *Pending) Responders() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.responders
+}
+
+func (p *Pending) add(a Answer) {
+	p.mu.Lock()
+	p.got = append(p.got, a)
+	p.mu.Unlock()
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+}
 
 // Wait returns the first answer, or with all every answer, once every
-// responder answered or timeout passed. It fails with ErrRequestTimeout
-// when none came, or with ctx's error when ctx ends first (the requester
-// left). The timer counts in the monotonic clock and is stopped on return.
-func (p *Pending) Wait(ctx context.Context, timeout time.Duration, all bool) ([]Answer, error) {
-	t := time.NewTimer(timeout)
+// responder answered or the request's timeout passed. It fails with
+// ErrRequestTimeout when none came, or with ctx's error when ctx ends
+// first (the requester left). The timer counts in the monotonic clock and
+// is stopped on return.
+func (p *Pending) Wait(ctx context.Context, all bool) ([]Answer, error) {
+	t := time.NewTimer(time.Until(p.deadline))
 	defer t.Stop()
-	var got []Answer
-	for len(got) < p.responders {
-		select {
-		case a := <-p.answers:
-			got = append(got, a)
+	for {
+		p.mu.Lock()
+		got, done := len(p.got), len(p.got) >= p.responders
+		answers := p.got
+		p.mu.Unlock()
+		if got > 0 && (!all || done) {
 			if !all {
-				return got, nil
+				answers = answers[:1]
 			}
+			return answers, nil
+		}
+		select {
+		case <-p.notify:
 		case <-t.C:
-			if len(got) == 0 {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if len(p.got) == 0 {
 				return nil, ErrRequestTimeout
 			}
-			return got, nil
+			return p.got, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
-	return got, nil
 }
 
 // Close ends the request: later answers are refused with ErrRequestEnded
@@ -157,22 +198,24 @@ func (p *Pending) Close() {
 // Reply hands a responder's answer to the request id. It fails with
 // ErrRequestEnded when the request is no longer waiting: the answer came
 // too late, and is counted. Only the web layer knows which connection got
-// which id; it checks that before calling Reply.
+// which id; it checks that before calling Reply. The answer to another
+// broker's request is sent to that broker.
 func (b *Broker) Reply(id string, a Answer) error {
 	rq := &b.requests
 	rq.mu.Lock()
 	p := rq.pending[id]
-	if p == nil {
-		rq.mu.Unlock()
-		rq.late.Add(1)
-		return ErrRequestEnded
-	}
-	select {
-	case p.answers <- a:
-	default: // a responder answered twice: the web layer prevents it
-	}
+	deadline, remote := rq.remote[id]
 	rq.mu.Unlock()
-	return nil
+	switch {
+	case p != nil:
+		p.add(a)
+		return nil
+	case remote && time.Now().Before(deadline) && b.agbp != nil:
+		node, _, _ := strings.Cut(id, ".")
+		return b.agbp.SendAnswer(node, id, a)
+	}
+	rq.late.Add(1)
+	return ErrRequestEnded
 }
 
 // PendingRequests returns how many requests wait for answers.
@@ -219,5 +262,9 @@ func (m *Message) RequestEnvelope(id string) []byte {
 func (b *Broker) Waiting(id string) bool {
 	b.requests.mu.Lock()
 	defer b.requests.mu.Unlock()
-	return b.requests.pending[id] != nil
+	if b.requests.pending[id] != nil {
+		return true
+	}
+	deadline, ok := b.requests.remote[id]
+	return ok && time.Now().Before(deadline)
 }

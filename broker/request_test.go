@@ -39,13 +39,13 @@ func TestRequestWaitTimesOutAtItsDeadline(t *testing.T) {
 		b := New(Options{})
 		a := &responder{}
 		defer b.Subscribe("/livesys/42", a)()
-		p, err := b.Request(&Message{Topic: "/livesys/42", Payload: []byte("x")})
+		p, err := b.Request(&Message{Topic: "/livesys/42", Payload: []byte("x")}, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer p.Close()
 		start := time.Now()
-		_, err = p.Wait(context.Background(), 5*time.Second, false)
+		_, err = p.Wait(context.Background(), false)
 		if !errors.Is(err, ErrRequestTimeout) {
 			t.Fatalf("err %v", err)
 		}
@@ -72,7 +72,7 @@ func TestRequestAllGathersUntilTimeoutOrEveryAnswer(t *testing.T) {
 		defer b.Subscribe("/", above)()
 
 		// Two of three answer: all of them come back at the timeout.
-		p, err := b.Request(&Message{Topic: "/livesys", Payload: []byte("x")})
+		p, err := b.Request(&Message{Topic: "/livesys", Payload: []byte("x")}, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,14 +85,14 @@ func TestRequestAllGathersUntilTimeoutOrEveryAnswer(t *testing.T) {
 			b.Reply(agents[1].ids[0], Answer{Payload: []byte("1")})
 		}()
 		start := time.Now()
-		got, err := p.Wait(context.Background(), 5*time.Second, true)
+		got, err := p.Wait(context.Background(), true)
 		if err != nil || len(got) != 2 || time.Since(start) != 5*time.Second {
 			t.Fatalf("%d answers, %v, after %v", len(got), err, time.Since(start))
 		}
 		p.Close()
 
 		// All three answer: no wait for the timeout.
-		p, _ = b.Request(&Message{Topic: "/livesys", Payload: []byte("x")})
+		p, _ = b.Request(&Message{Topic: "/livesys", Payload: []byte("x")}, 5*time.Second)
 		go func() {
 			time.Sleep(time.Second)
 			for _, a := range agents {
@@ -100,7 +100,7 @@ func TestRequestAllGathersUntilTimeoutOrEveryAnswer(t *testing.T) {
 			}
 		}()
 		start = time.Now()
-		got, err = p.Wait(context.Background(), 5*time.Second, true)
+		got, err = p.Wait(context.Background(), true)
 		if err != nil || len(got) != 3 || time.Since(start) != time.Second {
 			t.Fatalf("%d answers, %v, after %v", len(got), err, time.Since(start))
 		}
@@ -113,21 +113,21 @@ func TestRequestAllGathersUntilTimeoutOrEveryAnswer(t *testing.T) {
 
 func TestRequestLimits(t *testing.T) {
 	b := New(Options{MaxPendingRequests: 2})
-	if _, err := b.Request(&Message{Topic: "/a"}); !errors.Is(err, ErrNoResponders) {
+	if _, err := b.Request(&Message{Topic: "/a"}, 5*time.Second); !errors.Is(err, ErrNoResponders) {
 		t.Fatalf("no subscriber: %v", err)
 	}
 	defer b.Subscribe("/a", &responder{raw: true})()
-	if _, err := b.Request(&Message{Topic: "/a"}); !errors.Is(err, ErrNoResponders) {
+	if _, err := b.Request(&Message{Topic: "/a"}, 5*time.Second); !errors.Is(err, ErrNoResponders) {
 		t.Fatalf("raw subscriber only: %v", err)
 	}
 	defer b.Subscribe("/a", &responder{})()
-	p1, _ := b.Request(&Message{Topic: "/a"})
-	p2, _ := b.Request(&Message{Topic: "/a"})
-	if _, err := b.Request(&Message{Topic: "/a"}); !errors.Is(err, ErrTooManyRequests) {
+	p1, _ := b.Request(&Message{Topic: "/a"}, 5*time.Second)
+	p2, _ := b.Request(&Message{Topic: "/a"}, 5*time.Second)
+	if _, err := b.Request(&Message{Topic: "/a"}, 5*time.Second); !errors.Is(err, ErrTooManyRequests) {
 		t.Fatalf("over the limit: %v", err)
 	}
 	p1.Close()
-	p3, err := b.Request(&Message{Topic: "/a"})
+	p3, err := b.Request(&Message{Topic: "/a"}, 5*time.Second)
 	if err != nil {
 		t.Fatalf("after one ended: %v", err)
 	}

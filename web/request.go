@@ -63,7 +63,7 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request) {
 		s.refused(refusedSchema, aerr, r.RemoteAddr, m.Payload).write(w) // never delivered
 		return
 	}
-	p, err := s.broker.Request(m)
+	p, err := s.broker.Request(m, wait)
 	switch {
 	case errors.Is(err, broker.ErrNoResponders):
 		(&apiError{Status: http.StatusServiceUnavailable, Code: "no_responders", Topic: string(topic),
@@ -79,7 +79,7 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer p.Close()
-	answers, err := p.Wait(r.Context(), wait, all)
+	answers, err := p.Wait(r.Context(), all)
 	switch {
 	case errors.Is(err, broker.ErrRequestTimeout):
 		(&apiError{Status: http.StatusGatewayTimeout, Code: "timeout", Topic: string(topic),
