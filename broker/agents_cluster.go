@@ -30,6 +30,9 @@ type AgentFeed interface {
 	PeerSnapshot(node string, ps []Presence)
 	// PeerGone: node stopped answering; its subscriptions left.
 	PeerGone(node string)
+	// PeerCount returns how many subscriptions of node are known here: a
+	// heartbeat that says otherwise shows events were lost.
+	PeerCount(node string) int
 	// LocalPresence returns this broker's own subscriptions, for a peer
 	// that needs them all; announce is called under the same lock, so no
 	// event is lost or doubled between the list and later events.
@@ -92,6 +95,13 @@ func (f agentFeed) PeerGone(node string) {
 		f.b.notifyLocked(PresenceEvent{Presence: p})
 	}
 	delete(pr.peers, node)
+}
+
+func (f agentFeed) PeerCount(node string) int {
+	pr := &f.b.presence
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return len(pr.peers[node])
 }
 
 func (f agentFeed) LocalPresence(announce func([]Presence)) {

@@ -17,7 +17,8 @@ import (
 // on plain NATS subjects under <name>.ag: nothing here is stored.
 //
 //	.ev           a subscription joined or left (JSON broker.PresenceEvent)
-//	.hb           a broker's heartbeat; one not heard for three is gone
+//	.hb           a broker's heartbeat, with its subscription count; one
+//	              not heard for three is gone
 //	.bye          a broker that closes: its subscriptions left
 //	.snap.<node>  every subscription of a broker, for node, which does not
 //	              know it yet (and, when asked, answers with its own)
@@ -90,7 +91,14 @@ func (p *Backplane) heartbeats() {
 	}
 }
 
-func (p *Backplane) heartbeat() { p.agentPublish(p.ag.base+".hb", nil, nil) }
+// heartbeat says this broker is alive, and how many subscriptions it has:
+// a peer that counts otherwise lost events (NATS was cut for a moment),
+// and asks for them all.
+func (p *Backplane) heartbeat() {
+	p.ag.feed.LocalPresence(func(ps []broker.Presence) {
+		p.agentPublish(p.ag.base+".hb", nil, strconv.AppendInt(nil, int64(len(ps)), 10))
+	})
+}
 
 // forgetSilent reports as gone the brokers not heard within limit.
 func (p *Backplane) forgetSilent(now time.Time, limit time.Duration) {
@@ -169,6 +177,10 @@ func (p *Backplane) agentMsg(m *nats.Msg) {
 		p.sendSnapshot(from, true)
 	}
 	switch {
+	case kind == "hb":
+		if n, err := strconv.Atoi(string(m.Data)); err == nil && known && n != ag.feed.PeerCount(from) {
+			p.sendSnapshot(from, true)
+		}
 	case kind == "ev":
 		var e broker.PresenceEvent
 		if json.Unmarshal(m.Data, &e) == nil {

@@ -14,6 +14,7 @@ type goneFeed struct{ gone []string }
 func (f *goneFeed) PeerEvent(broker.PresenceEvent)                         {}
 func (f *goneFeed) PeerSnapshot(string, []broker.Presence)                 {}
 func (f *goneFeed) PeerGone(node string)                                   { f.gone = append(f.gone, node) }
+func (f *goneFeed) PeerCount(string) int                                   { return 0 }
 func (f *goneFeed) LocalPresence(func([]broker.Presence))                  {}
 func (f *goneFeed) PeerRequest(*broker.Message, string, time.Duration) int { return 0 }
 func (f *goneFeed) PeerAnswer(string, broker.Answer)                       {}

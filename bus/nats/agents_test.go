@@ -8,12 +8,18 @@ import (
 	"time"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/bus/nats/natstest"
 )
 
 // agentNode starts a broker of cluster name with a short heartbeat.
 func agentNode(t *testing.T, name string, urls []string) *node {
 	t.Helper()
-	bp, err := Connect(Options{URLs: urls, Name: name, Logger: testLogger(), Timeout: 3 * time.Second, Heartbeat: 100 * time.Millisecond})
+	return agentNodeBeat(t, name, urls, 100*time.Millisecond)
+}
+
+func agentNodeBeat(t *testing.T, name string, urls []string, beat time.Duration) *node {
+	t.Helper()
+	bp, err := Connect(Options{URLs: urls, Name: name, Logger: testLogger(), Timeout: 3 * time.Second, Heartbeat: beat})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,4 +168,30 @@ func TestPresenceOfADeadBroker(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("took %v to see the dead broker's agents leave", took)
 	}
+}
+
+// Events lost while a broker was cut off from NATS for less than three
+// heartbeats are made up for: its next heartbeat's count differs from what
+// its peers know, and they ask for all its subscriptions.
+func TestPresenceRepairedAfterACut(t *testing.T) {
+	c := cluster(t)
+	proxy := natstest.NewProxy(t, c.URL(0))
+	name := clusterName()
+	a := agentNodeBeat(t, name, []string{proxy.URL()}, 2*time.Second)
+	b := agentNodeBeat(t, name, c.URLs()[1:], 2*time.Second)
+	_, leaveX := joinAgent(a, "/livesys/x", 1)
+	waitFor(t, "x on the other broker", func() bool { return len(b.b.Present("/livesys")) == 1 })
+	proxy.Cut()
+	waitFor(t, "broker A to notice the cut", func() bool { return a.b.Ready() != nil })
+	leaveX()
+	_, leaveY := joinAgent(a, "/livesys/y", 2)
+	_, leaveZ := joinAgent(a, "/livesys/z", 3)
+	defer leaveY()
+	defer leaveZ()
+	proxy.Restore()
+	waitFor(t, "broker A to reconnect", func() bool { return a.b.Ready() == nil })
+	waitFor(t, "y and z on the other broker", func() bool {
+		ps := b.b.Present("/livesys")
+		return len(ps) == 2 && ps[0].Topic == "/livesys/y" && ps[1].Topic == "/livesys/z"
+	})
 }
