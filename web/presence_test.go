@@ -117,6 +117,10 @@ func TestPresenceEventsForAHundredAgents(t *testing.T) {
 	if len(joined) != n {
 		t.Fatalf("%d joins, want %d", len(joined), n)
 	}
+	// A watcher is no responder.
+	if resp := request(t, ts, "/livesys", "", "", "x", nil); resp.Status != 503 {
+		t.Fatalf("request to a watcher: %d %s", resp.Status, resp.Body)
+	}
 	// Events are for the subscriptions at or below the watched topic only.
 	if got := elsewhere.nextText(t); got == "" {
 		t.Fatal("no frame")

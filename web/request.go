@@ -194,8 +194,10 @@ func appendJSONString(s string) json.RawMessage {
 // DeliverRequest queues a request for a subscriber (broker.Responder):
 // in envelope mode with its id, to be answered; a raw subscriber takes it
 // as a message, and cannot answer.
+// A presence watcher (?presence=1) is an observer, a dashboard: it gets
+// no requests.
 func (c *conn) DeliverRequest(m *broker.Message, id string) bool {
-	if c.pattern != patternSub {
+	if c.pattern != patternSub || c.opts.presence {
 		return false
 	}
 	if !c.opts.envelope {
@@ -257,9 +259,14 @@ func (c *conn) answer(data []byte) {
 			fmt.Sprintf("request %q was not sent to this connection, or it answered it already", id))
 		return
 	}
-	if errors.Is(c.s.broker.Reply(id, a), broker.ErrRequestEnded) {
+	switch err := c.s.broker.Reply(id, a); {
+	case errors.Is(err, broker.ErrRequestEnded):
 		refuse(http.StatusGone, "request_ended",
 			fmt.Sprintf("request %q ended (it timed out, or another responder answered first): the answer was dropped", id))
+		return
+	case err != nil:
+		// The requester is on another broker, and the cluster is cut off.
+		c.sendError(apiErrorFor(err, c.topic))
 		return
 	}
 	c.msgsIn.Add(1)
