@@ -40,3 +40,26 @@ func TestCLIReqAndWho(t *testing.T) {
 		t.Fatalf("who: %d %q %s", code, out, stderr)
 	}
 }
+
+// TestCLIReplyExec: an agent in one line, mercury sub --reply-exec,
+// answers requests with its command's output, or its failure.
+func TestCLIReplyExec(t *testing.T) {
+	b := startBroker(t)
+	ok := startCLI(t, cliEnv(t), "sub", "/livesys/7", "--reply-exec", "tr a-z A-Z", "--server", b.WS)
+	ok.waitStderr(t, "connected to")
+	failing := startCLI(t, cliEnv(t), "sub", "/livesys/8", "--reply-exec", "echo disk full >&2; exit 3", "--server", b.WS)
+	failing.waitStderr(t, "connected to")
+
+	out, stderr, code := runCLI(t, "", "req", "/livesys/7", `{"cmd":"uptime"}`, "--server", b.WS)
+	if code != 0 || out != `{"CMD":"UPTIME"}`+"\n" {
+		t.Fatalf("req: %d %q %s", code, out, stderr)
+	}
+	r := post(t, b.HTTP+"/req/livesys/7", "plain text")
+	if r.Status != 200 || string(r.Body) != "PLAIN TEXT" || r.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Fatalf("text: %d %q %v", r.Status, r.Body, r.Header)
+	}
+	out, stderr, code = runCLI(t, "", "req", "/livesys/8", `"df"`, "--server", b.WS)
+	if code != 0 || out != `{"error":"exit status 3: disk full"}`+"\n" {
+		t.Fatalf("failing command: %d %q %s", code, out, stderr)
+	}
+}
