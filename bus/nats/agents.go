@@ -50,13 +50,20 @@ type agents struct {
 	base string
 	feed broker.AgentFeed
 
-	mu    sync.Mutex
-	peers map[string]time.Time // node → when last heard (monotonic)
+	inbox string // where responder counts come back, one subject per request below it
+
+	mu        sync.Mutex
+	peers     map[string]time.Time // node → when last heard (monotonic)
+	counts    map[string]chan int  // requests waiting for responder counts, by reply token
+	nextToken uint64
 }
 
 // agentsOf returns the backplane's agents state, made once.
 func (p *Backplane) agentsOf() *agents {
-	p.agentsOnce.Do(func() { p.ag = &agents{base: p.opts.Name + ".ag", peers: make(map[string]time.Time)} })
+	p.agentsOnce.Do(func() {
+		p.ag = &agents{base: p.opts.Name + ".ag", inbox: p.nc.NewInbox(),
+			peers: make(map[string]time.Time), counts: make(map[string]chan int)}
+	})
 	return p.ag
 }
 
@@ -67,6 +74,9 @@ func (p *Backplane) StartAgents(feed broker.AgentFeed) error {
 	ag.feed = feed
 	if _, err := p.nc.Subscribe(ag.base+".>", p.agentMsg); err != nil {
 		return fmt.Errorf("failed to subscribe to the cluster's presence: %w", err)
+	}
+	if _, err := p.nc.Subscribe(ag.inbox+".*", ag.countMsg); err != nil {
+		return fmt.Errorf("failed to subscribe to the cluster's requests: %w", err)
 	}
 	p.heartbeat()
 	p.wg.Go(p.heartbeats)
@@ -235,14 +245,7 @@ func (p *Backplane) SendRequest(m *broker.Message, id string, timeout time.Durat
 	if peers == 0 {
 		return 0, nil
 	}
-	inbox := p.nc.NewRespInbox()
-	sub, err := p.nc.SubscribeSync(inbox)
-	if err != nil {
-		return 0, p.unavailable("send a request", err)
-	}
-	defer sub.Unsubscribe()
 	nm := nats.NewMsg(ag.base + ".req")
-	nm.Reply = inbox
 	nm.Header.Set(hdrNode, p.node)
 	nm.Header.Set(hdrID, id)
 	nm.Header.Set(hdrTopic, string(m.Topic))
@@ -252,20 +255,59 @@ func (p *Backplane) SendRequest(m *broker.Message, id string, timeout time.Durat
 		nm.Header.Set(hdrKind, "binary")
 	}
 	nm.Data = m.Payload
+	counts := make(chan int, peers)
+	token := ag.await(counts)
+	defer ag.done(token)
+	nm.Reply = ag.inbox + "." + token
 	if err := p.nc.PublishMsg(nm); err != nil {
 		return 0, p.unavailable("send a request", err)
 	}
-	deadline := time.Now().Add(min(timeout, p.opts.Timeout))
+	t := time.NewTimer(min(timeout, p.opts.Timeout))
+	defer t.Stop()
 	total := 0
 	for range peers {
-		reply, err := sub.NextMsg(time.Until(deadline))
-		if err != nil {
-			break // a broker that died meanwhile: its responders are gone too
+		select {
+		case n := <-counts:
+			total += n
+		case <-t.C:
+			return total, nil // a broker that died meanwhile: its responders are gone too
 		}
-		n, _ := strconv.Atoi(string(reply.Data))
-		total += n
 	}
 	return total, nil
+}
+
+// await registers counts for the answers to one request's reply subject,
+// made once: a subscription of its own per request would cost a round trip
+// through the NATS cluster first.
+func (ag *agents) await(counts chan int) string {
+	ag.mu.Lock()
+	defer ag.mu.Unlock()
+	ag.nextToken++
+	token := strconv.FormatUint(ag.nextToken, 36)
+	ag.counts[token] = counts
+	return token
+}
+
+func (ag *agents) done(token string) {
+	ag.mu.Lock()
+	defer ag.mu.Unlock()
+	delete(ag.counts, token)
+}
+
+// countMsg takes a broker's responder count for a request sent here.
+func (ag *agents) countMsg(m *nats.Msg) {
+	token := strings.TrimPrefix(m.Subject, ag.inbox+".")
+	n, err := strconv.Atoi(string(m.Data))
+	ag.mu.Lock()
+	counts := ag.counts[token]
+	ag.mu.Unlock()
+	if counts == nil || err != nil {
+		return
+	}
+	select {
+	case counts <- n:
+	default: // more answers than brokers known when it was sent
+	}
 }
 
 // SendAnswer sends an answer to the broker node that sent request id

@@ -12,12 +12,12 @@ import (
 )
 
 // agentNode starts a broker of cluster name with a short heartbeat.
-func agentNode(t *testing.T, name string, urls []string) *node {
+func agentNode(t testing.TB, name string, urls []string) *node {
 	t.Helper()
 	return agentNodeBeat(t, name, urls, 100*time.Millisecond)
 }
 
-func agentNodeBeat(t *testing.T, name string, urls []string, beat time.Duration) *node {
+func agentNodeBeat(t testing.TB, name string, urls []string, beat time.Duration) *node {
 	t.Helper()
 	bp, err := Connect(Options{URLs: urls, Name: name, Logger: testLogger(), Timeout: 3 * time.Second, Heartbeat: beat})
 	if err != nil {
