@@ -170,3 +170,29 @@ func TestPresenceJoinLeave(t *testing.T) {
 		t.Fatalf("events %+v, other %+v", w.events, other.events)
 	}
 }
+
+// Other brokers' requests held here are bounded too: past the limit a
+// request from a peer reaches nobody here, until earlier ones expire.
+func TestPeerRequestsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(Options{MaxPendingRequests: 2})
+		a := &responder{}
+		defer b.Subscribe("/a", a)()
+		feed := agentFeed{b}
+		for i, want := range []int{1, 1, 0} {
+			if got := feed.PeerRequest(&Message{Topic: "/a"}, "peer.e."+string(rune('a'+i)), time.Second); got != want {
+				t.Fatalf("request %d reached %d, want %d", i, got, want)
+			}
+		}
+		if !b.Waiting("peer.e.a") || b.Waiting("peer.e.c") {
+			t.Fatal("waiting: the first should, the refused one should not")
+		}
+		time.Sleep(time.Second)
+		if b.Waiting("peer.e.a") {
+			t.Fatal("a peer's request still waits after its timeout")
+		}
+		if got := feed.PeerRequest(&Message{Topic: "/a"}, "peer.e.d", time.Second); got != 1 {
+			t.Fatalf("after the others expired: %d", got)
+		}
+	})
+}
