@@ -2,6 +2,7 @@ package nats
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -138,7 +139,13 @@ func (p *Backplane) agentPublish(subject string, h nats.Header, body []byte) {
 	}
 	m.Header.Set(hdrNode, p.node)
 	m.Data = body
-	if err := p.nc.PublishMsg(m); err != nil {
+	switch err := p.nc.PublishMsg(m); {
+	case errors.Is(err, nats.ErrMaxPayload):
+		// A snapshot of more subscriptions than one NATS message holds:
+		// the peers miss them until max_payload is raised.
+		p.log.Error("cluster: presence too big for one NATS message; raise the NATS server's max_payload",
+			"subject", subject, "bytes", len(body), "max", p.nc.MaxPayload())
+	case err != nil:
 		p.log.Debug("cluster: failed to publish", "subject", subject, "err", err)
 	}
 }
