@@ -55,6 +55,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now stamps messages and times deadlines. Default time.Now.
 	Now func() time.Time
+	// MaxPendingRequests caps the requests waiting for answers at once
+	// (see Request). Default 10,000.
+	MaxPendingRequests int
 }
 
 // DefaultQueueLimit is the default of Options.QueueLimit.
@@ -95,6 +98,10 @@ type Broker struct {
 	qbp     QueueBackplane // nil unless bp shares queues
 	abp     AsyncPublisher // nil unless bp publishes without waiting
 	peerIDs atomic.Uint64  // numbers bus peers, for a backplane's Origin
+
+	agbp     AgentBackplane // nil unless bp shares presence and requests
+	presence presence       // who is subscribed, for presence (presence.go)
+	requests requests       // requests waiting for answers (request.go)
 }
 
 // New returns a broker without a store: nothing survives a restart. Use
@@ -123,6 +130,9 @@ func Open(opts Options) (*Broker, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MaxPendingRequests <= 0 {
+		opts.MaxPendingRequests = DefaultMaxPendingRequests
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -137,7 +147,9 @@ func Open(opts Options) (*Broker, error) {
 	if b.bp != nil {
 		b.qbp, _ = b.bp.(QueueBackplane)
 		b.abp, _ = b.bp.(AsyncPublisher)
+		b.agbp, _ = b.bp.(AgentBackplane)
 	}
+	b.presence.peers = make(map[string]map[uint64]Presence)
 	if err := b.SetPolicies(opts.Policies); err != nil {
 		return nil, err
 	}
@@ -149,6 +161,11 @@ func Open(opts Options) (*Broker, error) {
 		b.seq = last
 		if e, ok := b.bp.(Epocher); ok {
 			b.epoch = e.Epoch()
+		}
+		if b.agbp != nil {
+			if err := b.agbp.StartAgents(agentFeed{b}); err != nil {
+				return nil, fmt.Errorf("failed to start presence and requests on the cluster: %w", err)
+			}
 		}
 		return b, nil
 	}

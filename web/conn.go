@@ -58,6 +58,8 @@ type conn struct {
 	bg          sync.WaitGroup
 
 	pubs pubOrder // a publisher's answers in order, on a cluster
+
+	replies replyIDs // requests received and not answered (request.go)
 }
 
 // Close codes of our own, in the range applications may use.
@@ -93,6 +95,9 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 			return
 		}
 		opts, aerr := parseConnOptions(r, topic)
+		if aerr == nil {
+			aerr = presenceNeedsEnvelope(p, opts, topic)
+		}
 		if aerr != nil {
 			s.refused(refusedOther, aerr, r.RemoteAddr, nil).write(w)
 			return
@@ -164,12 +169,17 @@ func (c *conn) attach() (detach func(), _ *refusal) {
 	nothing := func() {}
 	switch c.pattern {
 	case patternSub:
+		leave := c.joinPresence()
+		unsubscribe := func() {}
 		if !c.opts.hasSince {
-			return b.Subscribe(c.topic, c), nil
+			unsubscribe = b.Subscribe(c.topic, c)
+		} else {
+			var backlog []*broker.Message
+			var gap *broker.Gap
+			backlog, gap, unsubscribe = b.SubscribeFrom(c.topic, c, c.opts.since)
+			c.prependBacklog(backlog, gap)
 		}
-		backlog, gap, unsubscribe := b.SubscribeFrom(c.topic, c, c.opts.since)
-		c.prependBacklog(backlog, gap)
-		return unsubscribe, nil
+		return func() { unsubscribe(); leave() }, nil
 	case patternBus:
 		return b.JoinBus(c.topic, c, c.opts.echo), nil
 	case patternPull:

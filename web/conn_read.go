@@ -48,6 +48,10 @@ func (c *conn) readLoop() error {
 				continue
 			}
 			c.publishFrame(&broker.Message{Topic: c.topic, Binary: typ == websocket.MessageBinary, Payload: data})
+		case c.pattern == patternSub && c.opts.envelope && typ == websocket.MessageText:
+			if c.limit() {
+				c.answer(data) // a reply to a request (request.go)
+			}
 		case c.pattern == patternPull && c.opts.envelope:
 			if aerr := c.settle(data); aerr != nil {
 				c.sendError(aerr)

@@ -25,6 +25,7 @@ type connOptions struct {
 	exclusive bool            // pull: single consumer
 	takeover  bool            // pull: evict the current pullers
 	remote    string          // the client's address, for the logs
+	presence  bool            // sub: receive join and leave events
 }
 
 func parseConnOptions(r *http.Request, topic broker.Topic) (connOptions, *apiError) {
@@ -39,7 +40,7 @@ func parseConnOptions(r *http.Request, topic broker.Topic) (connOptions, *apiErr
 		dst  *bool
 	}{
 		{"envelope", &o.envelope}, {"echo", &o.echo}, {"must_exist", &o.mustExist},
-		{"exclusive", &o.exclusive}, {"takeover", &o.takeover},
+		{"exclusive", &o.exclusive}, {"takeover", &o.takeover}, {"presence", &o.presence},
 	}
 	for _, f := range flags {
 		switch v := q.Get(f.name); v {

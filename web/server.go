@@ -257,6 +257,7 @@ func New(b *broker.Broker, opts Options) (*Server, error) {
 		s.metrics = metrics.New()
 	}
 	s.metrics.Watch(s)
+	s.watchRequests()
 	s.auth.Store(opts.Auth)
 	if opts.Buses != nil {
 		s.buses.Store(opts.Buses)
@@ -280,6 +281,8 @@ func (s *Server) routes() chi.Router {
 	if !s.opts.AdminSeparate {
 		s.adminRoutes(r)
 	}
+	r.Get("/presence/*", s.handlePresence)
+	r.Post("/req/*", s.handleRequest)
 	for _, p := range patterns {
 		r.Get("/"+p.String()+"/*", s.handleWebSocket(p))
 		if p.postable() {

@@ -49,6 +49,7 @@ type sseStream struct {
 	bytes    int // queued and being written, as a WebSocket's queue counts
 	overflow bool
 	wake     chan struct{} // signalled when the queue gains messages
+	presence [][]byte      // presence events waiting (presence.go)
 }
 
 // Deliver queues m without blocking (broker.Receiver).
@@ -163,6 +164,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 		unsubscribe = s.broker.Subscribe(topic, st)
 	}
 	defer unsubscribe()
+	defer st.joinPresence(s.broker, opts.presence)()
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -254,11 +256,13 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, topic broker.T
 				slow("queue full")
 				return
 			}
+			events := st.takePresence()
 			// Write what waits, then flush once.
 			err = sw.send(func(bw *bufio.Writer) {
 				for _, m := range ms {
 					writeEvent(bw, m, opts.envelope)
 				}
+				writePresence(bw, events)
 			})
 			if err == nil {
 				st.written(ms)

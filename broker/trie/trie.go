@@ -185,3 +185,31 @@ func (t *Tree[V]) Nodes() int {
 	defer t.mu.RUnlock()
 	return t.nodes
 }
+
+// Below appends to dst the values at path and at every path below it, by
+// whole segments ("/" is above everything), and returns it.
+func (t *Tree[V]) Below(path string, dst []V) []V {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if path == "/" {
+		return collect(&t.root, dst)
+	}
+	n := &t.root
+	for rest := path; rest != ""; {
+		var seg string
+		seg, rest = next(rest)
+		n = n.children[seg]
+		if n == nil {
+			return dst
+		}
+	}
+	return collect(n, dst)
+}
+
+func collect[V comparable](n *node[V], dst []V) []V {
+	dst = append(dst, n.values...)
+	for _, child := range n.children {
+		dst = collect(child, dst)
+	}
+	return dst
+}

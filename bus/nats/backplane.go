@@ -42,6 +42,10 @@ type Options struct {
 	QueueLimit int
 	// Timeout bounds one request to NATS. Default 5s.
 	Timeout time.Duration
+	// Heartbeat is how often a broker tells the others it is alive, for
+	// presence: one not heard for three heartbeats is gone, with its
+	// subscriptions. Default 2s.
+	Heartbeat time.Duration
 	// Logger receives what the backplane has to say. Default
 	// slog.Default().
 	Logger *slog.Logger
@@ -91,6 +95,9 @@ type Backplane struct {
 	policyMsg int64
 	closed    bool
 
+	agentsOnce sync.Once
+	ag         *agents // presence and requests (agents.go)
+
 	sweepWait atomic.Int64  // how long the sweeper waits now
 	sweepSoon chan struct{} // wakes the sweeper
 
@@ -121,6 +128,9 @@ func Connect(opts Options) (*Backplane, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = DefaultHeartbeat
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

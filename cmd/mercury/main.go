@@ -30,6 +30,8 @@ var commands = map[string]subcommand{
 	"push":       {"queue messages for pullers", cli.RunPush},
 	"pull":       {"take queued messages: print them, or run a command for each", cli.RunPull},
 	"connect":    {"talk to any WebSocket URL, like wscat -c", cli.RunConnect},
+	"req":        {"send a request to the agents under a topic and print their answers", cli.RunReq},
+	"who":        {"list who is subscribed under a topic; --watch for joins and leaves", cli.RunWho},
 	"completion": {"print the shell completion script for bash, zsh or fish", runCompletion},
 	"bench":      {"measure a broker: deliveries, latency, CPU and memory", bench.Run},
 	"bridge":     {"bridge Minion's job queue to Mercury: install, status, run", runBridge},

@@ -70,6 +70,11 @@ func (m *Metrics) Gauge(name, help string, f func() float64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 }
 
+// Counter registers a counter read from f at each scrape.
+func (m *Metrics) Counter(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+}
+
 // Watch registers src: its figures are read at each scrape.
 func (m *Metrics) Watch(src Source) { m.reg.MustRegister(&sourceCollector{src: src}) }
 

@@ -7,6 +7,7 @@ import * as inspector from './inspector.js';
 import * as publish from './publish.js';
 import * as queues from './queues.js';
 import * as audit from './audit.js';
+import * as agents from './agents.js';
 
 const routes = {
   overview: {title: 'Overview', module: overview},
@@ -14,6 +15,7 @@ const routes = {
   publish: {title: 'Publish', module: publish},
   queues: {title: 'Queues', module: queues},
   audit: {title: 'Audit', module: audit},
+  agents: {title: 'Agents', module: agents},
 };
 
 const views = {}; // made once, kept: subscriptions live on across views

@@ -54,11 +54,13 @@ func RunSub(ctx context.Context, args []string, io command.Stdio) error {
 		"mercury sub /livesys --since 1017 --json    # replay after seq 1017, then live, as JSON lines",
 		"mercury sub wss://broker.example.com/sub/livesys --token \"$TOKEN\"",
 		"mercury sub /livesys | jq .cmd              # in a pipe: one compact message per line",
+		"mercury sub /livesys/42 --reply-exec 'uptime'   # an agent: answers each request with uptime's output",
 	)
 	conn := addConnFlags(fs, true)
 	session := addSessionFlags(fs, "messages")
 	out := addOutputFlags(fs)
 	since := fs.String("since", "", "first replay the kept messages after sequence number `SEQ` (or EPOCH:SEQ), then continue live")
+	replyExec := fs.String("reply-exec", "", "answer each request with the output of `CMD` (run by sh, the request's data on its standard input; a failure answers {\"error\":…})")
 	pos, err := command.ParseArgs(fs, args, io)
 	if err != nil {
 		return err
@@ -79,7 +81,7 @@ func RunSub(ctx context.Context, args []string, io command.Stdio) error {
 	if err != nil {
 		return err
 	}
-	opts.Envelope = out.wantsEnvelope()
+	opts.Envelope = out.wantsEnvelope() || *replyExec != "" // requests come to envelope subscribers only
 	scr := newScreen("sub", io, conn.quiet)
 	out.apply(scr)
 
@@ -113,6 +115,11 @@ func RunSub(ctx context.Context, args []string, io command.Stdio) error {
 		}
 	}
 	r.handle = func(ctx context.Context, c *client.Conn, f client.Frame) error {
+		if *replyExec != "" {
+			if handled, err := answerRequest(ctx, c, *replyExec, f, io); handled {
+				return err
+			}
+		}
 		var line []byte
 		if opts.Envelope {
 			in, err := client.ParseIncoming(f.Data)
