@@ -46,6 +46,13 @@ func appendEnvelope(dst []byte, m *Message, extra []byte) []byte {
 		dst = append(dst, `,"epoch":`...)
 		dst = appendJSONString(dst, m.Epoch)
 	}
+	return appendTimeAndData(dst, m)
+}
+
+// appendTimeAndData appends the end of an envelope: m's time and data
+// (JSON as it is, other text as a string, binary in base64), and the
+// closing brace.
+func appendTimeAndData(dst []byte, m *Message) []byte {
 	dst = append(dst, `,"time":"`...)
 	dst = m.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","data":`...)

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"strconv"
 	"strings"
@@ -241,21 +240,7 @@ func (m *Message) RequestEnvelope(id string) []byte {
 	dst = appendJSONString(dst, id)
 	dst = append(dst, `,"topic":`...)
 	dst = appendJSONString(dst, string(m.Topic))
-	dst = append(dst, `,"time":"`...)
-	dst = m.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, `","data":`...)
-	switch {
-	case m.Binary:
-		dst = append(dst, '"')
-		dst = base64.StdEncoding.AppendEncode(dst, m.Payload)
-		dst = append(dst, `","encoding":"base64"`...)
-	case isJSON(m.Payload):
-		dst = append(dst, m.Payload...)
-	default:
-		dst = appendJSONString(dst, string(m.Payload))
-		dst = append(dst, `,"encoding":"text"`...)
-	}
-	return append(dst, '}')
+	return appendTimeAndData(dst, m)
 }
 
 // Waiting reports whether request id still waits for answers.
