@@ -63,7 +63,7 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, broker.ErrNoResponders):
 		(&apiError{Status: http.StatusServiceUnavailable, Code: "no_responders", Topic: string(topic),
-			Message: "no subscriber in envelope mode at or above this topic to answer the request"}).write(w)
+			Message: "no subscriber in envelope mode at or below this topic to answer the request"}).write(w)
 		return
 	case errors.Is(err, broker.ErrTooManyRequests):
 		w.Header().Set("Retry-After", "1")

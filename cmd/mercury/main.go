@@ -35,7 +35,7 @@ var commands = map[string]subcommand{
 	"completion": {"print the shell completion script for bash, zsh or fish", runCompletion},
 	"bench":      {"measure a broker: deliveries, latency, CPU and memory", bench.Run},
 	"bridge":     {"bridge Minion's job queue to Mercury: install, status, run", runBridge},
-	"audit":      {"keep the Minion bridge's events in PostgreSQL; export them; show a job's timeline", runAudit},
+	"audit":      {"keep the Minion bridge's events in PostgreSQL or SQLite; export them; show a job's timeline", runAudit},
 	"auth":       {"make API keys and their hashes, sign test tokens: auth new-key | hash-key | token", runAuth},
 }
 

@@ -25,7 +25,7 @@ environment variable, or as a flag of ` + "`mercury serve`" + `; a flag wins ove
 environment over the file, the file over the default. A dotted key (` + "`cluster.name`" + `) is a
 nested mapping in the file. Durations take Go's units (` + "`500ms`, `30s`, `48h`" + `); sizes take the
 suffixes KiB, MiB and GiB. Buses (schemas, history, durability, queues) are declared in the
-file's ` + "`buses`" + ` mapping: see [Buses and schemas](../README.md#buses-and-schemas).
+file's ` + "`buses`" + ` mapping: see [Buses and schemas](buses.md).
 
 | key | flag | environment | default | meaning |
 |---|---|---|---|---|
