@@ -38,8 +38,11 @@ func installed(t testing.TB) (string, *pgx.Conn) {
 	return db, conn
 }
 
-// drain reads, builds and deletes every readable outbox row, as the bridge
-// does but without a broker, checking each event against the schema.
+// drain reads, builds and deletes every outbox row, as the bridge does but
+// without a broker, checking each event against the schema. A committed
+// row is readable once no transaction anywhere on the server could still
+// write below it: another test's transaction (in another database) may
+// hold it back for a moment, so drain waits until the outbox is empty.
 func drain(t testing.TB, conn *pgx.Conn) []*minion.Event {
 	t.Helper()
 	ctx := ctxT(t)
@@ -49,13 +52,25 @@ func drain(t testing.TB, conn *pgx.Conn) []*minion.Event {
 	}
 	ob := minion.NewOutbox("public")
 	var out []*minion.Event
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		changes, err := ob.Next(ctx, conn, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(changes) == 0 {
-			return out
+			lag, err := ob.Lag(ctx, conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lag.Depth == 0 {
+				return out
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d outbox rows still not readable after 30s", lag.Depth)
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
 		}
 		var ids []int64
 		for _, c := range changes {

@@ -45,6 +45,20 @@ func next(t testing.TB, conn *pgx.Conn) []minion.Change {
 	return cs
 }
 
+// nextReady reads the outbox until n changes are readable. Rows become
+// readable once no transaction anywhere on the server could still write
+// below them (the horizon is the server's, not the database's): another
+// test's open transaction may hold them back for a moment.
+func nextReady(t testing.TB, conn *pgx.Conn, n int) []minion.Change {
+	t.Helper()
+	var cs []minion.Change
+	miniontest.WaitFor(t, fmt.Sprintf("%d readable changes", n), func() bool {
+		cs = next(t, conn)
+		return len(cs) >= n
+	})
+	return cs
+}
+
 func rowIDs(cs []minion.Change) []int64 {
 	var out []int64
 	for _, c := range cs {
@@ -79,7 +93,7 @@ func TestOutboxNeverSkipsALateCommit(t *testing.T) {
 	if err := a.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cs := next(t, conn)
+	cs := nextReady(t, conn, 3)
 	if got := rowIDs(cs); len(got) != 3 || got[0] != job1 || got[1] != job2 || got[2] != job3 {
 		t.Fatalf("read jobs %v, want %d %d %d", got, job1, job2, job3)
 	}
@@ -105,7 +119,7 @@ func TestOutboxLateIDEarlyTransaction(t *testing.T) {
 	if err := a.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cs := next(t, conn)
+	cs := nextReady(t, conn, 2)
 	if got := rowIDs(cs); len(got) != 2 || got[0] != jobA || got[1] != jobB {
 		t.Fatalf("read jobs %v, want %d then %d", got, jobA, jobB)
 	}
@@ -152,7 +166,7 @@ func TestOutboxKeepsAJobsChangesInOrder(t *testing.T) {
 	if err := a.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cs := next(t, conn)
+	cs := nextReady(t, conn, 2)
 	if len(cs) != 2 {
 		t.Fatalf("read %d changes, want 2", len(cs))
 	}
@@ -205,7 +219,7 @@ func TestOutboxTruncateComesAfterEarlierChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, c := range next(t, conn) {
+	for _, c := range nextReady(t, conn, 3) {
 		if c.RowID != nil {
 			got = append(got, fmt.Sprintf("%s %d", c.Op, *c.RowID))
 		} else {
