@@ -286,23 +286,72 @@ func TestBridgeResumesWithTheSameEventIDs(t *testing.T) {
 	}
 }
 
+// TestBridgeStandsByWhileAnotherPublishes: b starts while a holds the
+// outbox, stands by while a publishes, and publishes once a stops. It waits
+// for b to say it stands by: otherwise b may reach the lock only after a
+// stopped, and nothing here would show that b held back.
 func TestBridgeStandsByWhileAnotherPublishes(t *testing.T) {
 	db, conn := installed(t)
 	a, b := &collector{}, &collector{}
 	bridgeA, stopA := startBridge(t, db, a, minion.Options{Instance: "a"})
 	miniontest.WaitFor(t, "bridge a active", func() bool { return bridgeA.Stats().Active })
-	bridgeB, _ := startBridge(t, db, b, minion.Options{Instance: "b"})
+	logB := &logRecorder{}
+	bridgeB, _ := startBridge(t, db, b, minion.Options{Instance: "b", Logger: slog.New(logB)})
+	miniontest.WaitFor(t, "bridge b standing by", func() bool { return logB.has(standingBy) })
 	enqueue(t, conn, "one")
-	miniontest.WaitFor(t, "published by a", func() bool { return a.count() == 1 })
-	if bridgeB.Stats().Active || b.count() != 0 {
-		t.Fatal("the second bridge published while the first held the outbox")
+	// Published counts what the broker confirmed and a deleted: stopping a
+	// before that would leave the row for b to publish again, a repeat the
+	// design allows.
+	miniontest.WaitFor(t, "published and deleted by a", func() bool { return bridgeA.Stats().Published == 1 })
+	// b looks for the lock again every second: watch it over a few looks.
+	for deadline := time.Now().Add(2500 * time.Millisecond); time.Now().Before(deadline); {
+		if bridgeB.Stats().Active || b.count() != 0 || logB.has(publishing) {
+			t.Fatal("the second bridge published while the first held the outbox")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	stopA()
-	enqueue(t, conn, "two")
-	miniontest.WaitFor(t, "published by b", func() bool { return b.count() == 1 })
-	if e := b.events(t)[0]; e.Bridge.Instance != "b" {
-		t.Fatalf("instance %q", e.Bridge.Instance)
+	two := enqueue(t, conn, "two")
+	miniontest.WaitFor(t, "published by b", func() bool { return b.count() > 0 })
+	if a.count() != 1 {
+		t.Fatalf("a published %d events, want 1", a.count())
 	}
+	events := b.events(t)
+	if len(events) != 1 {
+		t.Fatalf("b published %d events, want 1", len(events))
+	}
+	if e := events[0]; e.JobID == nil || *e.JobID != two || e.Bridge.Instance != "b" {
+		t.Fatalf("b published %s %s by %q, want job %d's enqueue by b", e.Type, e.EventID, e.Bridge.Instance, two)
+	}
+}
+
+const (
+	standingBy = "minion bridge: another bridge publishes this outbox; standing by"
+	publishing = "minion bridge: publishing"
+)
+
+// logRecorder is a slog.Handler keeping the messages logged, so a test can
+// wait for a bridge to reach a state only its log shows.
+type logRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.msgs = append(l.msgs, r.Message)
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *logRecorder) has(msg string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Contains(l.msgs, msg)
 }
 
 func TestBridgeRefusesToRunUninstalled(t *testing.T) {
