@@ -124,6 +124,46 @@ const scenarios = {
     return { published: published.length, got: got.length };
   },
 
+  // Presence and request/reply: a watcher of /agents, two agents that
+  // answer with onRequest, one subscriber that never answers. The Go
+  // side asks agent 42 itself, then publishes "bye" to /agents/done.
+  async agents() {
+    const refusal = (err) => ({ name: err.name, code: err.code, status: err.status, topic: err.topic });
+    let noResponders = null;
+    try {
+      await m.request("/agents", { cmd: "uptime" }, { timeout: 2000 });
+    } catch (err) {
+      noResponders = refusal(err);
+    }
+    const events = [];
+    const messages = [];
+    const watcher = m.subscribe("/agents", { onPresence: (ev) => events.push(ev), onMessage: (msg) => messages.push(msg.data) });
+    await until("watching", () => watcher.state === "open");
+    const agents = connect(url);
+    agents.subscribe("/agents/42", { onRequest: async (data, req) => ({ echo: data, topic: req.topic, id: typeof req.id }) });
+    const a43 = agents.subscribe("/agents/43", { onRequest: (data) => `up 43: ${data}` });
+    const mute = agents.subscribe("/agents/mute/1", { onMessage: () => {} });
+    const joined = (t) => events.some((e) => e.event === "join" && e.topic === t);
+    await until("agents joined", () => ["/agents/42", "/agents/43", "/agents/mute/1"].every(joined));
+    const presence = (await m.presence("/agents")).map((p) => p.topic).sort();
+    const one = await m.request("/agents/42", { cmd: "uptime" }, { timeout: "5s" });
+    const text = await m.request("/agents/43", "hostname?", { timeout: 5000 });
+    let timeout = null;
+    try {
+      await m.request("/agents/mute", "x", { timeout: 300 });
+    } catch (err) {
+      timeout = refusal(err);
+    }
+    const all = await m.request("/agents/4", "all?", { all: true, timeout: "2s" }).catch(refusal);
+    const every = await m.request("/agents", "who?", { all: true, timeout: 1000 });
+    print({ ready: true });
+    await until("bye", () => messages.includes("bye"));
+    a43.close();
+    await until("agent 43 left", () => events.some((e) => e.event === "leave" && e.topic === "/agents/43"));
+    agents.close();
+    return { noResponders, events, messages, presence, one, text, timeout, all, every: every.sort((a, b) => a.topic.localeCompare(b.topic)) };
+  },
+
   // WebSockets refused on the way: the subscription goes by SSE.
   async sse() {
     const got = [];
