@@ -429,3 +429,29 @@ func TestMercuryJSAgents(t *testing.T) {
 		t.Errorf("onMessage got %v: presence events are not messages", res.Messages)
 	}
 }
+
+// TestMercuryJSAgentToken: m.request and m.presence carry the client's
+// token; what it does not allow rejects with the broker's 403.
+func TestMercuryJSAgentToken(t *testing.T) {
+	ab := startAuthBroker(t)
+	rights := map[string]any{"sub": []any{"/livesys/42"}, "pub": []any{"/livesys/42"}}
+	token := ab.keys.Sign(t, "HS256", ab.keys.Claims("42", time.Hour, rights), "")
+	type refusal struct {
+		Name, Code string
+		Status     int
+	}
+	var res struct {
+		Answer                      string
+		Presence                    []struct{ Topic, User string }
+		OtherPresence, OtherRequest refusal
+	}
+	startJS(t, nil, "agentToken", ab.WS, token).result(t, &res, 30*time.Second)
+	if res.Answer != "me" || len(res.Presence) != 1 || res.Presence[0].Topic != "/livesys/42" || res.Presence[0].User != "42" {
+		t.Errorf("answer %q, presence %+v", res.Answer, res.Presence)
+	}
+	for _, r := range []refusal{res.OtherPresence, res.OtherRequest} {
+		if r.Name != "MercuryError" || r.Status != 403 || r.Code == "" {
+			t.Errorf("outside its rights: %+v", r)
+		}
+	}
+}

@@ -14,6 +14,7 @@ const m = connect(url, {
   onState: (s) => states.push(s),
   onError: (e) => errors.push(e.message),
   ...(scenario === "token" ? tokenOptions() : {}),
+  ...(scenario === "agentToken" ? { token: arg } : {}),
 });
 
 function tokenOptions() {
@@ -162,6 +163,19 @@ const scenarios = {
     await until("agent 43 left", () => events.some((e) => e.event === "leave" && e.topic === "/agents/43"));
     agents.close();
     return { noResponders, events, messages, presence, one, text, timeout, all, every: every.sort((a, b) => a.topic.localeCompare(b.topic)) };
+  },
+
+  // An agent's token (rights on /livesys/42 only) goes with requests and
+  // presence queries too; what it may not see is refused with 403.
+  async agentToken() {
+    const refusal = (err) => ({ name: err.name, code: err.code, status: err.status });
+    const sub = m.subscribe("/livesys/42", { onRequest: () => "me" });
+    await until("subscribed", () => sub.state === "open");
+    const answer = await m.request("/livesys/42", "who?", { timeout: 5000 });
+    const presence = await m.presence("/livesys/42");
+    const otherPresence = await m.presence("/livesys/43").catch(refusal);
+    const otherRequest = await m.request("/livesys/43", "x").catch(refusal);
+    return { answer, presence, otherPresence, otherRequest };
   },
 
   // WebSockets refused on the way: the subscription goes by SSE.
