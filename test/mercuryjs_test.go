@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -352,5 +353,105 @@ func TestMercuryJSServed(t *testing.T) {
 	// The data behind it still needs a credential.
 	if r := post(t, ab.HTTP+"/pub/livesys/1", "x"); r.Status != http.StatusUnauthorized {
 		t.Fatalf("POST without a credential: %d", r.Status)
+	}
+}
+
+// TestMercuryJSAgents: m.request is answered by subscribers with
+// onRequest (JSON as JSON, text as text, every answer with all) and
+// rejects with the broker's no_responders and timeout; m.presence lists
+// the subscriptions; onPresence gets join and leave events, and
+// onMessage only messages.
+func TestMercuryJSAgents(t *testing.T) {
+	b := startBroker(t)
+	js := startJS(t, nil, "agents", b.WS)
+	js.next(t, "ready", 30*time.Second)
+	// The agent answers a request that did not come from mercury.js.
+	r := post(t, b.HTTP+"/req/agents/42?timeout=5s", `{"cmd":"go"}`)
+	if r.Status != 200 || string(r.Body) != `{"echo":{"cmd":"go"},"topic":"/agents/42","id":"string"}` {
+		t.Errorf("POST /req/agents/42: %d %s", r.Status, r.Body)
+	}
+	post(t, b.HTTP+"/pub/agents/done", "bye")
+	type refusal struct {
+		Name, Code, Topic string
+		Status            int
+	}
+	type answer struct {
+		User  *string
+		Topic string
+		Data  any
+	}
+	var res struct {
+		NoResponders, Timeout, All *refusal
+		Events                     []struct{ Event, Topic, Since string }
+		Messages                   []any
+		Presence                   []string
+		One                        map[string]any
+		Text                       string
+		Every                      []answer
+	}
+	js.result(t, &res, 30*time.Second)
+	if want := (refusal{"MercuryError", "no_responders", "/agents", 503}); res.NoResponders == nil || *res.NoResponders != want {
+		t.Errorf("request without responders: %+v", res.NoResponders)
+	}
+	if want := (refusal{"MercuryError", "timeout", "/agents/mute", 504}); res.Timeout == nil || *res.Timeout != want {
+		t.Errorf("request to a subscriber that does not answer: %+v", res.Timeout)
+	}
+	if res.All == nil || res.All.Code != "no_responders" {
+		t.Errorf("/agents/4 is not above /agents/42: %+v", res.All)
+	}
+	if fmt.Sprint(res.One) != "map[echo:map[cmd:uptime] id:string topic:/agents/42]" || res.Text != "up 43: hostname?" {
+		t.Errorf("answers %v and %q", res.One, res.Text)
+	}
+	if len(res.Every) != 2 || res.Every[0].Topic != "/agents/42" || res.Every[1].Topic != "/agents/43" ||
+		res.Every[1].Data != "up 43: who?" || res.Every[0].User != nil {
+		t.Errorf("every answer: %+v", res.Every)
+	}
+	if strings.Join(res.Presence, " ") != "/agents /agents/42 /agents/43 /agents/mute/1" {
+		t.Errorf("presence %v", res.Presence)
+	}
+	var joins, leaves []string
+	for _, e := range res.Events {
+		if e.Since == "" {
+			t.Errorf("event without since: %+v", e)
+		}
+		switch e.Event {
+		case "join":
+			joins = append(joins, e.Topic)
+		case "leave":
+			leaves = append(leaves, e.Topic)
+		}
+	}
+	slices.Sort(joins) // the agents connect at once
+	if strings.Join(joins, " ") != "/agents /agents/42 /agents/43 /agents/mute/1" || strings.Join(leaves, " ") != "/agents/43" {
+		t.Errorf("joins %v, leaves %v", joins, leaves)
+	}
+	if fmt.Sprint(res.Messages) != "[bye]" {
+		t.Errorf("onMessage got %v: presence events are not messages", res.Messages)
+	}
+}
+
+// TestMercuryJSAgentToken: m.request and m.presence carry the client's
+// token; what it does not allow rejects with the broker's 403.
+func TestMercuryJSAgentToken(t *testing.T) {
+	ab := startAuthBroker(t)
+	rights := map[string]any{"sub": []any{"/livesys/42"}, "pub": []any{"/livesys/42"}}
+	token := ab.keys.Sign(t, "HS256", ab.keys.Claims("42", time.Hour, rights), "")
+	type refusal struct {
+		Name, Code string
+		Status     int
+	}
+	var res struct {
+		Answer                      string
+		Presence                    []struct{ Topic, User string }
+		OtherPresence, OtherRequest refusal
+	}
+	startJS(t, nil, "agentToken", ab.WS, token).result(t, &res, 30*time.Second)
+	if res.Answer != "me" || len(res.Presence) != 1 || res.Presence[0].Topic != "/livesys/42" || res.Presence[0].User != "42" {
+		t.Errorf("answer %q, presence %+v", res.Answer, res.Presence)
+	}
+	for _, r := range []refusal{res.OtherPresence, res.OtherRequest} {
+		if r.Name != "MercuryError" || r.Status != 403 || r.Code == "" {
+			t.Errorf("outside its rights: %+v", r)
+		}
 	}
 }

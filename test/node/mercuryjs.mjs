@@ -14,6 +14,7 @@ const m = connect(url, {
   onState: (s) => states.push(s),
   onError: (e) => errors.push(e.message),
   ...(scenario === "token" ? tokenOptions() : {}),
+  ...(scenario === "agentToken" ? { token: arg } : {}),
 });
 
 function tokenOptions() {
@@ -122,6 +123,59 @@ const scenarios = {
     }
     await until("all received", () => got.length === published.length);
     return { published: published.length, got: got.length };
+  },
+
+  // Presence and request/reply: a watcher of /agents, two agents that
+  // answer with onRequest, one subscriber that never answers. The Go
+  // side asks agent 42 itself, then publishes "bye" to /agents/done.
+  async agents() {
+    const refusal = (err) => ({ name: err.name, code: err.code, status: err.status, topic: err.topic });
+    let noResponders = null;
+    try {
+      await m.request("/agents", { cmd: "uptime" }, { timeout: 2000 });
+    } catch (err) {
+      noResponders = refusal(err);
+    }
+    const events = [];
+    const messages = [];
+    const watcher = m.subscribe("/agents", { onPresence: (ev) => events.push(ev), onMessage: (msg) => messages.push(msg.data) });
+    await until("watching", () => watcher.state === "open");
+    const agents = connect(url);
+    agents.subscribe("/agents/42", { onRequest: async (data, req) => ({ echo: data, topic: req.topic, id: typeof req.id }) });
+    const a43 = agents.subscribe("/agents/43", { onRequest: (data) => `up 43: ${data}` });
+    const mute = agents.subscribe("/agents/mute/1", { onMessage: () => {} });
+    const joined = (t) => events.some((e) => e.event === "join" && e.topic === t);
+    await until("agents joined", () => ["/agents/42", "/agents/43", "/agents/mute/1"].every(joined));
+    const presence = (await m.presence("/agents")).map((p) => p.topic).sort();
+    const one = await m.request("/agents/42", { cmd: "uptime" }, { timeout: "5s" });
+    const text = await m.request("/agents/43", "hostname?", { timeout: 5000 });
+    let timeout = null;
+    try {
+      await m.request("/agents/mute", "x", { timeout: 300 });
+    } catch (err) {
+      timeout = refusal(err);
+    }
+    const all = await m.request("/agents/4", "all?", { all: true, timeout: "2s" }).catch(refusal);
+    const every = await m.request("/agents", "who?", { all: true, timeout: 1000 });
+    print({ ready: true });
+    await until("bye", () => messages.includes("bye"));
+    a43.close();
+    await until("agent 43 left", () => events.some((e) => e.event === "leave" && e.topic === "/agents/43"));
+    agents.close();
+    return { noResponders, events, messages, presence, one, text, timeout, all, every: every.sort((a, b) => a.topic.localeCompare(b.topic)) };
+  },
+
+  // An agent's token (rights on /livesys/42 only) goes with requests and
+  // presence queries too; what it may not see is refused with 403.
+  async agentToken() {
+    const refusal = (err) => ({ name: err.name, code: err.code, status: err.status });
+    const sub = m.subscribe("/livesys/42", { onRequest: () => "me" });
+    await until("subscribed", () => sub.state === "open");
+    const answer = await m.request("/livesys/42", "who?", { timeout: 5000 });
+    const presence = await m.presence("/livesys/42");
+    const otherPresence = await m.presence("/livesys/43").catch(refusal);
+    const otherRequest = await m.request("/livesys/43", "x").catch(refusal);
+    return { answer, presence, otherPresence, otherRequest };
   },
 
   // WebSockets refused on the way: the subscription goes by SSE.

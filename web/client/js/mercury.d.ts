@@ -59,6 +59,50 @@ export interface SubscribeOptions<T = unknown> {
   onState?: (state: State) => void;
   /** "auto" (default): WebSocket, Server-Sent Events when it is refused. */
   transport?: "auto" | "websocket" | "sse";
+  /** Watch joins and leaves at or below the topic (?presence=1); implied by onPresence. A watcher gets no requests. */
+  presence?: boolean;
+  /** A join or leave: never delivered to onMessage. */
+  onPresence?: (ev: PresenceEvent) => void;
+  /** Answers a request (POST /req) on this subscription's socket; throwing answers {"error": message}. */
+  onRequest?: (data: T, req: IncomingRequest) => unknown | Promise<unknown>;
+}
+
+/** A subscription at or below the topic asked about. */
+export interface PresenceEntry {
+  topic: string;
+  /** The credential's subject or API key's name; null when anonymous. */
+  user: string | null;
+  since: string;
+  /** The broker it is connected to (a cluster only). */
+  node?: string;
+  /** With the admin right only. */
+  remote?: string;
+  conn?: number;
+}
+
+export interface PresenceEvent extends PresenceEntry {
+  event: "join" | "leave";
+}
+
+/** A request received by a responder. */
+export interface IncomingRequest {
+  id: string;
+  topic: string;
+  time: string;
+}
+
+export interface RequestOptions {
+  /** ms, or a duration such as "5s"; the broker's default is 10 s, at most 60 s. */
+  timeout?: number | string;
+  /** Gather every answer until the timeout, or until every responder answered. */
+  all?: boolean;
+}
+
+/** One answer of a request with all. */
+export interface Answer<T = unknown> {
+  user: string | null;
+  topic: string;
+  data: T;
 }
 
 export interface Subscription extends Handle {
@@ -99,6 +143,11 @@ export interface Client {
   bus<T = unknown>(topic: string, options?: BusOptions<T>): Bus;
   /** The handler resolving acks the job; throwing nacks it with the error's message. */
   pull<T = unknown>(topic: string, handler: (job: Job<T>) => Promise<void> | void, options?: PullOptions): Handle;
+  /** The first answer's data (JSON parsed, text as a string, binary as bytes); rejects with a MercuryError (no_responders, timeout, …). */
+  request<T = unknown>(topic: string, data: Data, options?: RequestOptions & { all?: false }): Promise<T>;
+  request<T = unknown>(topic: string, data: Data, options: RequestOptions & { all: true }): Promise<Answer<T>[]>;
+  /** The subscriptions at or below topic. */
+  presence(topic: string): Promise<PresenceEntry[]>;
   close(): void;
 }
 

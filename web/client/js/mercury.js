@@ -77,6 +77,59 @@ class Client {
     return new Worker(this, topic, handler, options);
   }
 
+  /**
+   * Sends data to the envelope-mode subscribers at or below topic and
+   * resolves with the first answer's data; with all: every answer that
+   * came within the timeout, as [{user, topic, data}].
+   */
+  async request(topic, data, options = {}) {
+    const q = new URLSearchParams();
+    if (options.timeout !== undefined) q.set("timeout", duration(options.timeout));
+    if (options.all) q.set("all", "1");
+    const resp = await this.http("POST", "req", topic, q, data);
+    if (options.all) {
+      const list = await resp.json();
+      return list.map((a) => ({ user: a.user, topic: a.topic, data: decodeData(a) }));
+    }
+    return readBody(resp);
+  }
+
+  /** Lists the subscriptions at or below topic: [{topic, user, since, …}]. */
+  async presence(topic) {
+    const resp = await this.http("GET", "presence", topic, new URLSearchParams());
+    return resp.json();
+  }
+
+  // http makes one HTTP call with the client's credential; a status
+  // other than 2xx rejects with the broker's error.
+  async http(method, pattern, topic, q, data) {
+    this.check();
+    if (this.needsToken()) await this.freshToken();
+    const qs = q.toString();
+    const url = `${this.httpBase}/${pattern}/${String(topic).replace(/^\/+/, "")}${qs ? "?" + qs : ""}`;
+    const call = () => {
+      const headers = {};
+      if (this.token) headers.Authorization = "Bearer " + this.token;
+      const init = { method, headers, cache: "no-store" };
+      if (data !== undefined) {
+        init.body = encode(data);
+        headers["Content-Type"] = typeof data === "string" ? "text/plain; charset=utf-8" : typeof init.body === "string" ? "application/json" : "application/octet-stream";
+      }
+      return fetch(url, init);
+    };
+    let resp = await call();
+    if (resp.status === 401 && this.options.getToken) {
+      await this.freshToken();
+      resp = await call();
+    }
+    if (resp.ok) return resp;
+    let e;
+    try {
+      e = (await resp.json()).error;
+    } catch {}
+    throw new MercuryError({ ...e, status: resp.status, code: e?.code || "http_" + resp.status, topic: e?.topic || topic, message: e?.message || resp.statusText });
+  }
+
   /** Closes every connection of this client. */
   close() {
     this.closed = true;
@@ -174,6 +227,34 @@ function jwtExpiry(token) {
   } catch {
     return 0;
   }
+}
+
+// duration turns a number of milliseconds into the broker's "500ms".
+function duration(d) {
+  return typeof d === "number" ? `${d}ms` : String(d);
+}
+
+// readBody returns an answer's body: JSON parsed, text as a string, other
+// bytes as a Uint8Array.
+async function readBody(resp) {
+  const ct = (resp.headers.get("Content-Type") || "").toLowerCase();
+  if (ct.startsWith("application/json")) return resp.json();
+  if (ct.startsWith("text/")) return resp.text();
+  return new Uint8Array(await resp.arrayBuffer());
+}
+
+// replyFrame is a responder's answer to request id, data encoded as the
+// envelope's encoding says.
+function replyFrame(id, data) {
+  const f = { reply: id };
+  if (typeof data === "string") Object.assign(f, { data, encoding: "text" });
+  else if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) {
+    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    let bin = "";
+    for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    Object.assign(f, { data: btoa(bin), encoding: "base64" });
+  } else f.data = data === undefined ? null : data;
+  return JSON.stringify(f);
 }
 
 // encode turns data into what a frame carries: strings as they are,
@@ -479,14 +560,31 @@ class Subscription extends Link {
       q.set("since", String(this.seq));
       if (this.epoch) q.set("epoch", this.epoch);
     }
+    if (this.options.presence || this.options.onPresence) q.set("presence", "1");
     return q;
   }
 
-  frame(f) {
+  frame(f, gen) {
     if (f.gap) return this.gap(f.gap);
     if (f.error) return this.client.reportError(new MercuryError(f.error));
+    if (f.presence) return this.options.onPresence?.(f.presence);
+    if (f.reply !== undefined && f.seq === undefined) return this.answer(f, gen);
     if (f.seq === undefined) return;
     this.deliver(f);
+  }
+
+  // answer runs onRequest for a request and sends its outcome back; a
+  // handler that throws answers {"error": its message}.
+  async answer(req, gen) {
+    if (!this.options.onRequest) return;
+    let data;
+    try {
+      data = await this.options.onRequest(decodeData(req), { id: req.reply, topic: req.topic, time: req.time });
+    } catch (err) {
+      data = { error: String(err?.message ?? err) };
+    }
+    // A request is answered on the connection that received it, or not at all.
+    if (gen === this.generation && this.isOpen()) this.write(replyFrame(req.reply, data));
   }
 
   deliver(env) {
@@ -595,6 +693,7 @@ class Subscription extends Link {
       return;
     }
     if (event === "gap") this.gap(v);
+    else if (event === "presence") this.options.onPresence?.(v.presence ?? v);
     else if (event === "error") {
       const err = new MercuryError(v.error || v);
       // The stream ends when its token expires: reconnect with a fresh one.
