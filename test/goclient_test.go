@@ -74,14 +74,7 @@ func TestGoClientSubscribeDurableRestarts(t *testing.T) {
 	kept := replayDurable(t, b, last, nil)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(got) != len(kept) {
-		t.Fatalf("received %d messages, the broker keeps %d", len(got), len(kept))
-	}
-	for i := range kept {
-		if got[i] != kept[i] {
-			t.Fatalf("message %d: received %v, kept %v", i, got[i], kept[i])
-		}
-	}
+	checkReceivedKept(t, got, kept, 2000)
 	if reconnects < 2 {
 		t.Fatalf("%d reconnections", reconnects)
 	}
