@@ -55,6 +55,19 @@ func (l *AuditLog) Export(ctx context.Context, q Querier, f ExportFilter, w io.W
 		return 0, fmt.Errorf("failed to read the audit log: %w", err)
 	}
 	defer rows.Close()
+	return writeEventLines(w, rows)
+}
+
+// eventRows are the rows of a query for events, from PostgreSQL or SQLite.
+type eventRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// writeEventLines writes each event of rows as one line of w (JSON Lines)
+// and returns how many it wrote.
+func writeEventLines(w io.Writer, rows eventRows) (int, error) {
 	bw := bufio.NewWriter(w)
 	n := 0
 	for rows.Next() {

@@ -1,7 +1,6 @@
 package minion
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -160,24 +159,7 @@ func (l SQLiteAuditLog) Export(ctx context.Context, f ExportFilter, w io.Writer)
 		return 0, fmt.Errorf("failed to read the audit log: %w", err)
 	}
 	defer rows.Close()
-	bw := bufio.NewWriter(w)
-	n := 0
-	for rows.Next() {
-		var ev string
-		if err := rows.Scan(&ev); err != nil {
-			return n, fmt.Errorf("failed to read an event: %w", err)
-		}
-		bw.WriteString(ev)
-		bw.WriteByte('\n')
-		n++
-	}
-	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("failed to read the audit log: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return n, fmt.Errorf("failed to write: %w", err)
-	}
-	return n, nil
+	return writeEventLines(w, rows)
 }
 
 // JobEvents returns one job's events in the order they happened.
