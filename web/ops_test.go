@@ -450,10 +450,15 @@ func TestEventStreamsAreConnectionsToo(t *testing.T) {
 	}
 	readUntil("data: one")
 
-	_, list := getBody(t, ts.http.URL+"/api/connections", "")
+	// The stream counts a message once its write returns, which may be
+	// a moment after the client has read it.
+	var list []byte
 	var conns []connectionJSON
-	if err := json.Unmarshal(list, &conns); err != nil || len(conns) != 1 || conns[0].Pattern != "sse" ||
-		conns[0].Topic != "/feed" || conns[0].MessagesOut != 1 {
+	waitFor(t, func() bool {
+		_, list = getBody(t, ts.http.URL+"/api/connections", "")
+		return json.Unmarshal(list, &conns) == nil && len(conns) == 1 && conns[0].MessagesOut == 1
+	})
+	if conns[0].Pattern != "sse" || conns[0].Topic != "/feed" {
 		t.Fatalf("connections %s", list)
 	}
 	if v := metricValue(t, scrape(t, ts), "mercury_connections", "pattern", "sse"); v != 1 {
