@@ -39,7 +39,7 @@ type conn struct {
 	grant  atomic.Pointer[auth.Grant] // what the client may do; a token frame replaces it
 	expiry *deadlineTimer             // closes the connection when the grant expires; nil: none yet
 	rate   *rateGuard                 // publish rate; reader only
-	full   *pushPause                 // a pusher's wait for room in its queue; nil on other patterns
+	pause  *readerPause               // the reader's deliberate stops (rate, a pusher's full queue); nil if it never stops
 	idle   *quietTimer                // nil: no idle limit
 
 	mu          sync.Mutex
@@ -102,7 +102,10 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 			s.refused(refusedOther, aerr, r.RemoteAddr, nil).write(w)
 			return
 		}
-		c := &conn{s: s, pattern: p, topic: topic, opts: opts, remote: r.RemoteAddr, opened: time.Now(), rate: newRateGuard(&s.opts), full: newPushPause(p)}
+		c := &conn{s: s, pattern: p, topic: topic, opts: opts, remote: r.RemoteAddr, opened: time.Now(), rate: newRateGuard(&s.opts)}
+		if c.rate != nil || p == patternPush {
+			c.pause = newReaderPause()
+		}
 		c.grant.Store(grant)
 		if aerr := s.register(c); aerr != nil {
 			reason := refusedLimits
@@ -271,8 +274,7 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	}
 	c.closing = true
 	c.closeCode, c.closeReason = code, reason
-	c.rate.interrupt() // a paused reader reads the close
-	c.full.interrupt()
+	c.pause.interrupt() // a paused reader reads the close
 	ws := c.ws
 	if ws != nil && (len(c.out) > 0 || c.scheduled || c.slow) {
 		// Frames wait (an error frame that says why, maybe): the close
@@ -342,7 +344,7 @@ func (c *conn) ping() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.PongTimeout)
 	err := c.ws.Ping(ctx)
 	cancel()
-	if errors.Is(err, context.DeadlineExceeded) && (c.rate.pausedWithin(c.s.opts.PongTimeout) || c.full.pausedWithin(c.s.opts.PongTimeout)) {
+	if errors.Is(err, context.DeadlineExceeded) && c.pause.pausedWithin(c.s.opts.PongTimeout) {
 		// A paced publisher or a paused pusher: its pong waits behind
 		// frames not read yet.
 		err = nil

@@ -64,7 +64,7 @@ func (c *conn) readLoop() error {
 
 // limit applies the publish rate: it waits until the frame may go, and
 // returns false when the connection closed meanwhile.
-func (c *conn) limit() bool { return c.rate.wait() }
+func (c *conn) limit() bool { return c.rate.wait(c.pause) }
 
 // refreshFrame handles a {"$token":…} frame.
 func (c *conn) refreshFrame(cred string, err error) {

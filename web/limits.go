@@ -1,14 +1,12 @@
 package web
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -76,29 +74,22 @@ func (s *Server) admitStream(st *sseStream) (release func(), _ *apiError) {
 }
 
 // rateGuard paces a connection's publishing (token bucket): a frame over
-// the rate waits for its token, so the reader stops reading the socket and
-// TCP carries the pressure back to the client. Nothing is refused. While
-// it waits no control frame is read either: a pong waits behind the
-// frames before it (see conn.ping). Only the connection's reader waits.
+// the rate waits for its token with the reader paused (readerPause).
+// Nothing is refused.
 type rateGuard struct {
-	limiter  *rate.Limiter
-	ctx      context.Context // canceled when the connection closes
-	cancel   context.CancelFunc
-	start    time.Time    // monotonic origin of pausedAt
-	pausedAt atomic.Int64 // ns from start to the reader's last pause
+	limiter *rate.Limiter
 }
 
 func newRateGuard(o *Options) *rateGuard {
 	if o.PublishRate <= 0 {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &rateGuard{limiter: rate.NewLimiter(rate.Limit(o.PublishRate), o.PublishBurst), ctx: ctx, cancel: cancel, start: time.Now()}
+	return &rateGuard{limiter: rate.NewLimiter(rate.Limit(o.PublishRate), o.PublishBurst)}
 }
 
-// wait takes a token for one frame, waiting for it when there is none. It
-// returns false when the connection closed meanwhile.
-func (g *rateGuard) wait() bool {
+// wait takes a token for one frame, pausing the reader when there is none.
+// It returns false when the connection closed meanwhile.
+func (g *rateGuard) wait(p *readerPause) bool {
 	if g == nil {
 		return true
 	}
@@ -108,29 +99,11 @@ func (g *rateGuard) wait() bool {
 	if d == 0 {
 		return true
 	}
-	g.pausedAt.Store(int64(now.Sub(g.start)))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-g.ctx.Done():
+	if !p.wait(d, nil) {
 		r.Cancel()
 		return false
 	}
-}
-
-// pausedWithin reports whether the reader paused within d: the peer's
-// frames were being read, so a pong behind them is late, not missing.
-func (g *rateGuard) pausedWithin(d time.Duration) bool {
-	return g != nil && g.pausedAt.Load() != 0 && time.Since(g.start)-time.Duration(g.pausedAt.Load()) < d
-}
-
-// interrupt ends a wait: the connection is closing.
-func (g *rateGuard) interrupt() {
-	if g != nil {
-		g.cancel()
-	}
+	return true
 }
 
 // postRates is the publish rate of HTTP requests, per client address: a
