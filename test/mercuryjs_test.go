@@ -468,7 +468,8 @@ func TestMercuryJSEncodings(t *testing.T) {
 // subscription refused for want of a credential at once, not after its
 // backoff; after a logout the client is anonymous again. A handle's own
 // onError gets its refusals (401, then 403 that closes it), the client's
-// onError none of them.
+// onError none of them. A post is accepted with its sequence number, or
+// refused at once with its HTTP status.
 func TestMercuryJSRefreshToken(t *testing.T) {
 	ab := startAuthBroker(t)
 	rights := map[string]any{"sub": []any{"/livesys/42"}, "pub": []any{"/livesys/42"}}
@@ -480,8 +481,10 @@ func TestMercuryJSRefreshToken(t *testing.T) {
 	var res struct {
 		HandleError  refusal
 		Waited       int
-		Got          []string
+		Got          []any
 		Refusals     []refusal
+		Posted       uint64
+		PostRefused  refusal
 		After        refusal
 		ClientErrors []string
 	}
@@ -489,11 +492,14 @@ func TestMercuryJSRefreshToken(t *testing.T) {
 	if res.HandleError.Name != "MercuryError" || res.HandleError.Status != 401 {
 		t.Errorf("the subscription without a credential: %+v", res.HandleError)
 	}
-	if res.Waited > 5000 || fmt.Sprint(res.Got) != "[hello]" {
+	if res.Waited > 5000 || fmt.Sprint(res.Got) != "[hello map[n:2]]" {
 		t.Errorf("subscribed %d ms after refreshToken, got %v", res.Waited, res.Got)
 	}
 	if len(res.Refusals) != 1 || res.Refusals[0].Status != 403 {
 		t.Errorf("the subscription outside the token's rights: %+v", res.Refusals)
+	}
+	if res.Posted == 0 || res.PostRefused.Name != "MercuryError" || res.PostRefused.Status != 403 {
+		t.Errorf("post: seq %d, outside the token's rights %+v", res.Posted, res.PostRefused)
 	}
 	if res.After.Name != "MercuryError" || res.After.Status != 401 {
 		t.Errorf("presence after the logout: %+v", res.After)

@@ -223,11 +223,15 @@ const scenarios = {
     const refusals = [];
     const other = c.subscribe("/livesys/43", { onError: (e) => refusals.push(refusal(e)) });
     await until("the other refused", () => other.state === "closed");
+    // One POST: accepted with its sequence number, or refused at once.
+    const posted = await c.post("pub", "/livesys/42", { n: 2 });
+    await until("the posted message", () => got.length === 2);
+    const postRefused = await c.post("pub", "/livesys/43", "x").catch(refusal);
     current = ""; // logged out
     await c.refreshToken();
     const after = await c.presence("/livesys/42").catch(refusal);
     c.close();
-    return { handleError: handleErrors[0], waited, got, refusals, after, clientErrors };
+    return { handleError: handleErrors[0], waited, got, refusals, posted, postRefused, after, clientErrors };
   },
 
   // WebSockets refused on the way: the subscription goes by SSE.

@@ -148,6 +148,8 @@ export interface Client {
   /** Resolves with the sequence number once confirmed; rejects with a MercuryError. */
   publish(topic: string, data: Data): Promise<number>;
   push(topic: string, data: Data): Promise<number>;
+  /** One message by HTTP POST: resolves with its sequence number, rejects at once with the broker's error and HTTP status (a WebSocket refused at its handshake is retried instead). */
+  post(pattern: "pub" | "push" | "bus", topic: string, data: Data): Promise<number>;
   bus<T = unknown>(topic: string, options?: BusOptions<T>): Bus;
   /** The handler resolving acks the job; throwing nacks it with the error's message. */
   pull<T = unknown>(topic: string, handler: (job: Job<T>) => Promise<void> | void, options?: PullOptions): Handle;

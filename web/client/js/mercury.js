@@ -65,6 +65,18 @@ class Client {
     return this.sender("push", topic).send(data);
   }
 
+  /**
+   * Sends one message by HTTP POST to /pub, /push or /bus (pattern) and
+   * resolves with its sequence number, or rejects at once with the
+   * broker's error and HTTP status: for a one-off message, where a
+   * WebSocket refused at its handshake would be retried until let in.
+   */
+  async post(pattern, topic, data) {
+    if (!["pub", "push", "bus"].includes(pattern)) throw new Error(`mercury: post goes to pub, push or bus, not ${pattern}`);
+    const resp = await this.http("POST", pattern, topic, new URLSearchParams(), data, { Accept: "application/json" });
+    return (await resp.json()).seq;
+  }
+
   /** Joins a bus: send() reaches every other peer (and itself with echo: true). */
   bus(topic, options = {}) {
     this.check();
@@ -102,13 +114,13 @@ class Client {
 
   // http makes one HTTP call with the client's credential; a status
   // other than 2xx rejects with the broker's error.
-  async http(method, pattern, topic, q, data) {
+  async http(method, pattern, topic, q, data, extraHeaders = {}) {
     this.check();
     if (this.needsToken()) await this.freshToken();
     const qs = q.toString();
     const url = `${this.httpBase}/${pattern}/${topicPath(topic)}${qs ? "?" + qs : ""}`;
     const call = () => {
-      const headers = {};
+      const headers = { ...extraHeaders };
       if (this.token) headers.Authorization = "Bearer " + this.token;
       const init = { method, headers, cache: "no-store" };
       if (data !== undefined) {

@@ -6,8 +6,9 @@
 import {connect} from '/mercury.js';
 import {token} from './api.js';
 
-// unauthorized shows the login form, as a 401 from the admin API does.
-function unauthorized(err) {
+// unauthorized shows the login form for a MercuryError with status 401,
+// as a 401 from the admin API does.
+export function unauthorized(err) {
   if (err && err.status === 401) {
     window.dispatchEvent(new CustomEvent('mercury:unauthorized', {
       detail: {status: 401, json: {error: {code: err.code, message: err.detail?.message || err.message}}}}));
