@@ -508,3 +508,18 @@ func TestMercuryJSRefreshToken(t *testing.T) {
 		t.Errorf("the client's onError got the handles' errors: %v", res.ClientErrors)
 	}
 }
+
+// TestMercuryJSStaleToken: a getToken that keeps giving a token about to
+// expire is asked again when a connection needs it, a few times in 3 s,
+// not in a loop of timers.
+func TestMercuryJSStaleToken(t *testing.T) {
+	ab := startAuthBroker(t)
+	rights := map[string]any{"sub": []any{"/livesys/42"}}
+	token := ab.keys.Sign(t, "HS256", ab.keys.Claims("42", 900*time.Millisecond, rights), "")
+	var res struct{ Calls int }
+	startJS(t, nil, "stale", ab.WS, token).result(t, &res, 30*time.Second)
+	if res.Calls == 0 || res.Calls > 30 {
+		t.Fatalf("getToken called %d times in 3 s", res.Calls)
+	}
+	t.Logf("getToken called %d times in 3 s", res.Calls)
+}

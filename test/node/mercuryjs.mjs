@@ -234,6 +234,17 @@ const scenarios = {
     return { handleError: handleErrors[0], waited, got, refusals, posted, postRefused, after, clientErrors };
   },
 
+  // getToken keeps giving a token that expires within a second (a page's
+  // stored login, say): it is asked again at a reconnection, not in a loop.
+  async stale() {
+    let calls = 0;
+    const c = connect(url, { getToken: () => (calls++, arg), backoff: { initial: 100, max: 1000 } });
+    c.subscribe("/livesys/42", { onError: () => {} });
+    await sleep(3000);
+    c.close();
+    return { calls };
+  },
+
   // WebSockets refused on the way: the subscription goes by SSE.
   async sse() {
     const got = [];

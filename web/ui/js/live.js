@@ -6,13 +6,22 @@
 import {connect} from '/mercury.js';
 import {token} from './api.js';
 
+function askLogin(err) {
+  window.dispatchEvent(new CustomEvent('mercury:unauthorized', {
+    detail: {status: 401, json: {error: {code: err.code, message: err.detail?.message || err.message}}}}));
+}
+
 // unauthorized shows the login form for a MercuryError with status 401,
-// as a 401 from the admin API does.
+// as a 401 from the admin API does. A try that set out before a login
+// may come back with 401 after it: the form shows only if the broker
+// still says 401 to the token the page holds now.
+let checking = null;
 export function unauthorized(err) {
-  if (err && err.status === 401) {
-    window.dispatchEvent(new CustomEvent('mercury:unauthorized', {
-      detail: {status: 401, json: {error: {code: err.code, message: err.detail?.message || err.message}}}}));
-  }
+  if (!err || err.status !== 401 || checking) return;
+  checking = mercury.presence(err.topic || '/').then(() => null, (e) => e).then((e) => {
+    checking = null;
+    if (e && e.status === 401) askLogin(e);
+  });
 }
 
 export const mercury = connect(location.origin, {
