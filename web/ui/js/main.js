@@ -66,7 +66,7 @@ function setupLogin() {
   const form = h('form', {class: 'login-form', 'aria-describedby': 'login-reason'},
     h('h2', {}, 'Log in'),
     reason,
-    field('Token or API key', input, 'Kept in this tab only (sessionStorage), sent as Authorization: Bearer.'),
+    field('Token or API key', input, 'Kept in this tab only (sessionStorage); sent as Authorization: Bearer, and by mercury.js at each WebSocket\'s handshake.'),
     h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, 'Log in')));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
