@@ -78,7 +78,7 @@ func TestDashboardLoads(t *testing.T) {
 		t.Errorf("requests to other hosts: %v", foreign)
 	}
 	reqs := br.allRequests()
-	for _, want := range []string{b.HTTP + "/", b.HTTP + "/ui/app.css", b.HTTP + "/ui/js/main.js", b.HTTP + "/ui/vendor/json-schema/index.js"} {
+	for _, want := range []string{b.HTTP + "/", b.HTTP + "/ui/app.css", b.HTTP + "/ui/js/main.js", b.HTTP + "/ui/vendor/json-schema/index.js", b.HTTP + "/mercury.js"} {
 		found := false
 		for _, r := range reqs {
 			found = found || r == want

@@ -441,3 +441,85 @@ func TestMercuryJSAgentToken(t *testing.T) {
 		}
 	}
 }
+
+// TestMercuryJSEncodings: a message says how the broker carried it, so
+// text, a JSON string, JSON and bytes are told apart; a topic holding
+// "?", "#", "%" or a space is the topic used, not a broken URL.
+func TestMercuryJSEncodings(t *testing.T) {
+	b := startBroker(t)
+	var res struct {
+		Got []struct {
+			Data     any
+			Encoding string
+		}
+		OddGot, OddPresence []string
+	}
+	startJS(t, nil, "encodings", b.WS).result(t, &res, 30*time.Second)
+	if got := fmt.Sprint(res.Got); got != "[{plain words text} {quoted json} {map[n:1] json} {[0 255 1] base64}]" {
+		t.Errorf("messages %s", got)
+	}
+	const odd = "/odd/a b?c#d%2F e"
+	if fmt.Sprint(res.OddGot) != "["+odd+"]" || fmt.Sprint(res.OddPresence) != "["+odd+"]" {
+		t.Errorf("topic %q: received on %q, present %q", odd, res.OddGot, res.OddPresence)
+	}
+}
+
+// TestMercuryJSRefreshToken: refreshToken after a login brings up a
+// subscription refused for want of a credential at once, not after its
+// backoff; after a logout the client is anonymous again. A handle's own
+// onError gets its refusals (401, then 403 that closes it), the client's
+// onError none of them. A post is accepted with its sequence number, or
+// refused at once with its HTTP status.
+func TestMercuryJSRefreshToken(t *testing.T) {
+	ab := startAuthBroker(t)
+	rights := map[string]any{"sub": []any{"/livesys/42"}, "pub": []any{"/livesys/42"}}
+	token := ab.keys.Sign(t, "HS256", ab.keys.Claims("42", time.Hour, rights), "")
+	type refusal struct {
+		Name, Code string
+		Status     int
+	}
+	var res struct {
+		HandleError  refusal
+		Waited       int
+		Got          []any
+		Refusals     []refusal
+		Posted       uint64
+		PostRefused  refusal
+		After        refusal
+		ClientErrors []string
+	}
+	startJS(t, nil, "refresh", ab.WS, token).result(t, &res, 60*time.Second)
+	if res.HandleError.Name != "MercuryError" || res.HandleError.Status != 401 {
+		t.Errorf("the subscription without a credential: %+v", res.HandleError)
+	}
+	if res.Waited > 5000 || fmt.Sprint(res.Got) != "[hello map[n:2]]" {
+		t.Errorf("subscribed %d ms after refreshToken, got %v", res.Waited, res.Got)
+	}
+	if len(res.Refusals) != 1 || res.Refusals[0].Status != 403 {
+		t.Errorf("the subscription outside the token's rights: %+v", res.Refusals)
+	}
+	if res.Posted == 0 || res.PostRefused.Name != "MercuryError" || res.PostRefused.Status != 403 {
+		t.Errorf("post: seq %d, outside the token's rights %+v", res.Posted, res.PostRefused)
+	}
+	if res.After.Name != "MercuryError" || res.After.Status != 401 {
+		t.Errorf("presence after the logout: %+v", res.After)
+	}
+	if len(res.ClientErrors) > 0 {
+		t.Errorf("the client's onError got the handles' errors: %v", res.ClientErrors)
+	}
+}
+
+// TestMercuryJSStaleToken: a getToken that keeps giving a token about to
+// expire is asked again when a connection needs it, a few times in 3 s,
+// not in a loop of timers.
+func TestMercuryJSStaleToken(t *testing.T) {
+	ab := startAuthBroker(t)
+	rights := map[string]any{"sub": []any{"/livesys/42"}}
+	token := ab.keys.Sign(t, "HS256", ab.keys.Claims("42", 900*time.Millisecond, rights), "")
+	var res struct{ Calls int }
+	startJS(t, nil, "stale", ab.WS, token).result(t, &res, 30*time.Second)
+	if res.Calls == 0 || res.Calls > 30 {
+		t.Fatalf("getToken called %d times in 3 s", res.Calls)
+	}
+	t.Logf("getToken called %d times in 3 s", res.Calls)
+}

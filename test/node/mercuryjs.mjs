@@ -178,6 +178,73 @@ const scenarios = {
     return { answer, presence, otherPresence, otherRequest };
   },
 
+  // What the broker carried is told apart: text, a JSON string, JSON,
+  // bytes.
+  async encodings() {
+    const got = [];
+    const sub = m.subscribe("/enc", {
+      onMessage: (msg) => got.push({ data: msg.data instanceof Uint8Array ? [...msg.data] : msg.data, encoding: msg.encoding }),
+    });
+    await until("subscribed", () => sub.state === "open");
+    for (const data of ["plain words", '"quoted"', { n: 1 }, new Uint8Array([0, 255, 1])]) await m.publish("/enc/a", data);
+    await until("four messages", () => got.length === 4);
+    // A topic whose segments hold what a URL would misread.
+    const odd = "/odd/a b?c#d%2F e";
+    const oddGot = [];
+    const oddSub = m.subscribe(odd, { onMessage: (msg) => oddGot.push(msg.topic) });
+    await until("subscribed to the odd topic", () => oddSub.state === "open");
+    await m.publish(odd, "x");
+    await until("the odd topic's message", () => oddGot.length === 1);
+    const oddPresence = (await m.presence(odd)).map((p) => p.topic);
+    return { got, oddGot, oddPresence };
+  },
+
+  // A page's login and logout: getToken gives what the page holds now;
+  // refreshToken after a login brings up a subscription that was refused
+  // at once (not after its backoff of a minute), after a logout the
+  // client is anonymous again. A handle with onError hears its own
+  // errors, the client's onError does not.
+  async refresh() {
+    let current = "";
+    const clientErrors = [];
+    const c = connect(url, { getToken: () => current, backoff: { initial: 60_000, max: 60_000 }, onError: (e) => clientErrors.push(e.message) });
+    const refusal = (err) => ({ name: err.name, code: err.code, status: err.status });
+    const handleErrors = [];
+    const got = [];
+    const sub = c.subscribe("/livesys/42", { onMessage: (msg) => got.push(msg.data), onError: (e) => handleErrors.push(refusal(e)) });
+    await until("refused, waiting to reconnect", () => sub.state === "reconnecting" && handleErrors.length > 0);
+    current = arg; // logged in
+    const started = Date.now();
+    await c.refreshToken();
+    await until("subscribed with the token", () => sub.state === "open", 10_000);
+    const waited = Date.now() - started;
+    await c.publish("/livesys/42", "hello");
+    await until("the message", () => got.length === 1);
+    const refusals = [];
+    const other = c.subscribe("/livesys/43", { onError: (e) => refusals.push(refusal(e)) });
+    await until("the other refused", () => other.state === "closed");
+    // One POST: accepted with its sequence number, or refused at once.
+    const posted = await c.post("pub", "/livesys/42", { n: 2 });
+    await until("the posted message", () => got.length === 2);
+    const postRefused = await c.post("pub", "/livesys/43", "x").catch(refusal);
+    current = ""; // logged out
+    await c.refreshToken();
+    const after = await c.presence("/livesys/42").catch(refusal);
+    c.close();
+    return { handleError: handleErrors[0], waited, got, refusals, posted, postRefused, after, clientErrors };
+  },
+
+  // getToken keeps giving a token that expires within a second (a page's
+  // stored login, say): it is asked again at a reconnection, not in a loop.
+  async stale() {
+    let calls = 0;
+    const c = connect(url, { getToken: () => (calls++, arg), backoff: { initial: 100, max: 1000 } });
+    c.subscribe("/livesys/42", { onError: () => {} });
+    await sleep(3000);
+    c.close();
+    return { calls };
+  },
+
   // WebSockets refused on the way: the subscription goes by SSE.
   async sse() {
     const got = [];

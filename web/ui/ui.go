@@ -1,8 +1,10 @@
 // Package ui is the dashboard the broker serves at "/": static HTML, CSS
 // and ES modules embedded in the binary, with no build step and nothing
-// fetched from elsewhere. The page talks to the broker's own admin API and
-// WebSocket endpoints, so it needs no rights of its own: it is served
-// without authentication and asks for a token when the API wants one.
+// fetched from elsewhere. The page talks to the broker's own admin API,
+// and to its WebSocket endpoints through mercury.js, which it imports
+// from /mercury.js like any application; it needs no rights of its own:
+// it is served without authentication and asks for a token when the
+// broker wants one.
 package ui
 
 import (

@@ -12,6 +12,8 @@ export interface Message<T = unknown> {
   /** RFC 3339 with nanoseconds. */
   time: string;
   data: T;
+  /** How the broker carried data: JSON (parsed), text (a string) or base64 (bytes). Tells a JSON string from text. */
+  encoding: "json" | "text" | "base64";
 }
 
 /** A pulled job: id stays the same across redeliveries; attempt counts them. */
@@ -37,7 +39,7 @@ export interface Options {
   /** Called for a first token, before a JWT expires (refreshed in-band), and after a 4401 close. */
   getToken?: () => Promise<string> | string;
   onState?: (state: State) => void;
-  /** Errors no promise reports: a refused token, a closed worker, a refused subscription. */
+  /** Errors no promise reports: a refused token, a closed worker, a refused subscription (unless its handle has its own onError). */
   onError?: (err: Error) => void;
   /** Reconnection delays in ms, doubled per failure, with jitter (default 250 to 30000). */
   backoff?: { initial?: number; max?: number };
@@ -57,6 +59,8 @@ export interface SubscribeOptions<T = unknown> {
   onMessage?: (msg: Message<T>) => void;
   onGap?: (gap: Gap) => void;
   onState?: (state: State) => void;
+  /** This subscription's errors (an error frame, a refusal that closes it), instead of the client's onError. */
+  onError?: (err: Error) => void;
   /** "auto" (default): WebSocket, Server-Sent Events when it is refused. */
   transport?: "auto" | "websocket" | "sse";
   /** Watch joins and leaves at or below the topic (?presence=1); implied by onPresence. A watcher gets no requests. */
@@ -115,6 +119,8 @@ export interface BusOptions<T = unknown> {
   echo?: boolean;
   onMessage?: (msg: Message<T>) => void;
   onState?: (state: State) => void;
+  /** This peer's errors, instead of the client's onError. */
+  onError?: (err: Error) => void;
 }
 
 export interface Bus extends Handle {
@@ -132,6 +138,8 @@ export interface PullOptions {
   takeover?: boolean;
   mustExist?: boolean;
   onState?: (state: State) => void;
+  /** This worker's errors (a 4404 or 4409 close, say), instead of the client's onError. */
+  onError?: (err: Error) => void;
 }
 
 export interface Client {
@@ -140,6 +148,8 @@ export interface Client {
   /** Resolves with the sequence number once confirmed; rejects with a MercuryError. */
   publish(topic: string, data: Data): Promise<number>;
   push(topic: string, data: Data): Promise<number>;
+  /** One message by HTTP POST: resolves with its sequence number, rejects at once with the broker's error and HTTP status (a WebSocket refused at its handshake is retried instead). */
+  post(pattern: "pub" | "push" | "bus", topic: string, data: Data): Promise<number>;
   bus<T = unknown>(topic: string, options?: BusOptions<T>): Bus;
   /** The handler resolving acks the job; throwing nacks it with the error's message. */
   pull<T = unknown>(topic: string, handler: (job: Job<T>) => Promise<void> | void, options?: PullOptions): Handle;
@@ -148,6 +158,8 @@ export interface Client {
   request<T = unknown>(topic: string, data: Data, options: RequestOptions & { all: true }): Promise<Answer<T>[]>;
   /** The subscriptions at or below topic. */
   presence(topic: string): Promise<PresenceEntry[]>;
+  /** Calls getToken now (after a login or logout) and uses its token from then on: in-band on open connections, at the handshake of new ones; connections waiting to reconnect try at once. */
+  refreshToken(): Promise<string>;
   close(): void;
 }
 

@@ -65,6 +65,18 @@ class Client {
     return this.sender("push", topic).send(data);
   }
 
+  /**
+   * Sends one message by HTTP POST to /pub, /push or /bus (pattern) and
+   * resolves with its sequence number, or rejects at once with the
+   * broker's error and HTTP status: for a one-off message, where a
+   * WebSocket refused at its handshake would be retried until let in.
+   */
+  async post(pattern, topic, data) {
+    if (!["pub", "push", "bus"].includes(pattern)) throw new Error(`mercury: post goes to pub, push or bus, not ${pattern}`);
+    const resp = await this.http("POST", pattern, topic, new URLSearchParams(), data, { Accept: "application/json" });
+    return (await resp.json()).seq;
+  }
+
   /** Joins a bus: send() reaches every other peer (and itself with echo: true). */
   bus(topic, options = {}) {
     this.check();
@@ -102,13 +114,13 @@ class Client {
 
   // http makes one HTTP call with the client's credential; a status
   // other than 2xx rejects with the broker's error.
-  async http(method, pattern, topic, q, data) {
+  async http(method, pattern, topic, q, data, extraHeaders = {}) {
     this.check();
     if (this.needsToken()) await this.freshToken();
     const qs = q.toString();
-    const url = `${this.httpBase}/${pattern}/${String(topic).replace(/^\/+/, "")}${qs ? "?" + qs : ""}`;
+    const url = `${this.httpBase}/${pattern}/${topicPath(topic)}${qs ? "?" + qs : ""}`;
     const call = () => {
-      const headers = {};
+      const headers = { ...extraHeaders };
       if (this.token) headers.Authorization = "Bearer " + this.token;
       const init = { method, headers, cache: "no-store" };
       if (data !== undefined) {
@@ -128,6 +140,18 @@ class Client {
       e = (await resp.json()).error;
     } catch {}
     throw new MercuryError({ ...e, status: resp.status, code: e?.code || "http_" + resp.status, topic: e?.topic || topic, message: e?.message || resp.statusText });
+  }
+
+  /**
+   * Asks getToken now (after a login or a logout, say) and uses its token
+   * from then on: sent in-band to the open connections, at the handshake
+   * of new ones; connections waiting to reconnect try again at once.
+   */
+  async refreshToken() {
+    this.check();
+    const t = await this.freshToken();
+    for (const l of this.links) l.retryNow();
+    return t;
   }
 
   /** Closes every connection of this client. */
@@ -202,6 +226,9 @@ class Client {
     const exp = jwtExpiry(this.token);
     if (!exp || !this.options.getToken || this.closed) return;
     const left = exp - Date.now();
+    // A token about to expire that getToken gave back again: nothing
+    // fresher to wait for; the broker's 4401 or 401 asks for one later.
+    if (left <= 1000) return;
     const delay = Math.max(0, left - Math.min(60_000, Math.max(1000, left / 4)));
     this.refreshTimer = setTimeout(() => this.freshToken(), delay);
     this.refreshTimer.unref?.();
@@ -227,6 +254,12 @@ function jwtExpiry(token) {
   } catch {
     return 0;
   }
+}
+
+// topicPath is topic as a URL path after the pattern: each segment
+// escaped, so "?", "#", "%" or a space in a topic stays in the topic.
+function topicPath(topic) {
+  return String(topic).replace(/^\/+/, "").split("/").map(encodeURIComponent).join("/");
 }
 
 // duration turns a number of milliseconds into the broker's "500ms".
@@ -282,7 +315,7 @@ function decodeData(env) {
 
 // message is what the application sees of an envelope.
 function message(env) {
-  const m = { topic: env.topic, seq: env.seq, epoch: env.epoch, time: env.time, data: decodeData(env) };
+  const m = { topic: env.topic, seq: env.seq, epoch: env.epoch, time: env.time, data: decodeData(env), encoding: env.encoding || "json" };
   if (env.id !== undefined) {
     m.id = env.id;
     m.attempt = env.attempt;
@@ -302,6 +335,7 @@ class Link {
     this.closed = false;
     this.failures = 0;
     this.timer = null;
+    this.waiting = false; // a reconnection is waiting for its timer
     this.generation = 0; // counts connections, so late answers of an old one are ignored
     client.links.add(this);
   }
@@ -309,7 +343,7 @@ class Link {
   url() {
     const q = this.query ? this.query() : new URLSearchParams();
     const qs = q.toString();
-    return `${this.client.wsBase}/${this.pattern}/${this.topic.replace(/^\/+/, "")}${qs ? "?" + qs : ""}`;
+    return `${this.client.wsBase}/${this.pattern}/${topicPath(this.topic)}${qs ? "?" + qs : ""}`;
   }
 
   setState(s) {
@@ -356,7 +390,7 @@ class Link {
       try {
         f = JSON.parse(ev.data);
       } catch {
-        return this.client.reportError(new Error("not a JSON frame: " + ev.data.slice(0, 100)));
+        return this.reportError(new Error("not a JSON frame: " + ev.data.slice(0, 100)));
       }
       if (f.ok === "token") return;
       if (f.error && /^token/.test(f.error.code || "")) return this.client.reportError(new MercuryError(f.error));
@@ -372,8 +406,8 @@ class Link {
       if (FINAL_CLOSES.has(ev.code)) {
         const err = new MercuryError({ code: "closed_" + ev.code, topic: this.topic, message: ev.reason || "closed" });
         this.fail(err);
-        this.close();
-        return this.client.reportError(err);
+        this.reportError(err); // before the state says closed: the reason first
+        return this.close();
       }
       if (ev.code === TOKEN_EXPIRED && this.client.options.getToken) {
         this.setState("reconnecting");
@@ -402,7 +436,26 @@ class Link {
     this.failures++;
     const delay = full / 2 + (Math.random() * full) / 2; // jitter: reconnecting clients spread out
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.open(), delay);
+    this.waiting = true;
+    this.timer = setTimeout(() => {
+      this.waiting = false;
+      this.open();
+    }, delay);
+  }
+
+  // retryNow ends the wait before a reconnection: a new credential may
+  // be what was missing.
+  retryNow() {
+    if (!this.waiting || this.closed) return;
+    clearTimeout(this.timer);
+    this.waiting = false;
+    this.open();
+  }
+
+  // reportError tells the handle's onError, or else the client's.
+  reportError(err) {
+    if (this.options.onError) this.options.onError(err);
+    else this.client.reportError(err);
   }
 
   sendToken(token) {
@@ -506,7 +559,7 @@ class Sender extends Link {
   }
 
   frame(f) {
-    if (!this.confirmer.answer(f) && f.error) this.client.reportError(new MercuryError(f.error));
+    if (!this.confirmer.answer(f) && f.error) this.reportError(new MercuryError(f.error));
     if (this.confirmer.idle()) {
       clearTimeout(this.idleTimer);
       this.idleTimer = setTimeout(() => this.confirmer.idle() && this.close(), 30_000);
@@ -566,7 +619,7 @@ class Subscription extends Link {
 
   frame(f, gen) {
     if (f.gap) return this.gap(f.gap);
-    if (f.error) return this.client.reportError(new MercuryError(f.error));
+    if (f.error) return this.reportError(new MercuryError(f.error));
     if (f.presence) return this.options.onPresence?.(f.presence);
     if (f.reply !== undefined && f.seq === undefined) return this.answer(f, gen);
     if (f.seq === undefined) return;
@@ -617,7 +670,7 @@ class Subscription extends Link {
     if (this.closed) return;
     const q = this.query();
     q.set("envelope", "1");
-    const url = `${this.client.httpBase}/sub/${this.topic.replace(/^\/+/, "")}?${q}`;
+    const url = `${this.client.httpBase}/sub/${topicPath(this.topic)}?${q}`;
     const headers = { Accept: "text/event-stream" };
     if (this.client.token) headers.Authorization = "Bearer " + this.client.token;
     const abort = new AbortController();
@@ -637,12 +690,12 @@ class Subscription extends Link {
       } catch {}
       const err = new MercuryError({ status: resp.status, code: e?.code || "http_" + resp.status, topic: this.topic, message: e?.message || resp.statusText });
       if (resp.status === 401 && this.client.options.getToken) {
-        this.client.reportError(err);
+        this.reportError(err);
         await this.client.freshToken();
         return this.retry();
       }
       if ([400, 403, 404].includes(resp.status)) {
-        this.client.reportError(err);
+        this.reportError(err);
         return this.close();
       }
       return this.retry();
@@ -698,7 +751,7 @@ class Subscription extends Link {
       const err = new MercuryError(v.error || v);
       // The stream ends when its token expires: reconnect with a fresh one.
       if (err.code === "token_expired") this.client.freshToken();
-      else this.client.reportError(err);
+      else this.reportError(err);
     }
     else if (v && v.seq !== undefined) this.deliver(v);
   }
@@ -733,7 +786,7 @@ class Bus extends Link {
 
   frame(f) {
     if (this.confirmer.answer(f)) return;
-    if (f.error) return this.client.reportError(new MercuryError(f.error));
+    if (f.error) return this.reportError(new MercuryError(f.error));
     if (f.seq !== undefined) this.options.onMessage?.(message(f));
   }
 
@@ -769,7 +822,7 @@ class Worker extends Link {
   }
 
   frame(f, gen) {
-    if (f.error) return this.client.reportError(new MercuryError(f.error));
+    if (f.error) return this.reportError(new MercuryError(f.error));
     if (f.id === undefined) return;
     this.run(f, gen);
   }

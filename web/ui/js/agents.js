@@ -1,8 +1,10 @@
-// Agents: who is subscribed under a topic, live (GET /presence, then the
-// join and leave events of a ?presence=1 subscription), and a form that
-// sends a request (POST /req) and shows the answer, or every answer.
-import {h, replace, field, errorText, announce, pretty, formatTime} from './dom.js';
-import {request, topicPath, normalizeTopic, wsURL} from './api.js';
+// Agents: who is subscribed under a topic, live (mercury.js's presence,
+// then the join and leave events of a subscription with onPresence), and
+// a form that sends a request (mercury.js's request) and shows the
+// answer, or every answer.
+import {h, replace, field, announce, pretty, formatTime} from './dom.js';
+import {normalizeTopic} from './api.js';
+import {mercury, reportTo, errorMessage} from './live.js';
 
 const keyOf = (p) => `${p.node || ''}\u0000${p.topic}\u0000${p.user ?? ''}\u0000${p.since}`;
 
@@ -34,7 +36,7 @@ export function create() {
     heading, h('div', {class: 'panel'}, watchForm, status, count, table),
     h('section', {class: 'panel', 'aria-labelledby': 'agents-request-h'}, h('h2', {id: 'agents-request-h'}, 'Ask them'), reqForm, result));
 
-  let ws = null;
+  let watcher = null;
   let watched = '';
   const present = new Map();
 
@@ -46,46 +48,62 @@ export function create() {
     count.textContent = `${list.length} connected`;
   }
 
+  function say(text, className = 'muted') {
+    status.className = className;
+    status.textContent = text;
+  }
+
   function stop() {
-    if (ws) {
-      ws.onclose = null;
-      ws.close();
-      ws = null;
+    if (watcher) {
+      const w = watcher;
+      watcher = null;
+      w.close();
     }
   }
 
-  async function watch(t) {
+  function watch(t) {
     stop();
     watched = t;
     present.clear();
-    // The watch first, then the list: no join is missed in between (one
-    // seen twice is the same row).
-    const sock = new WebSocket(wsURL('sub', t, {envelope: 1, presence: 1}));
-    ws = sock;
-    sock.onmessage = (ev) => {
-      let f;
-      try { f = JSON.parse(ev.data); } catch { return; }
-      if (!f.presence) return;
-      const p = f.presence;
-      if (p.event === 'join') present.set(keyOf(p), p);
-      else present.delete(keyOf(p));
-      render();
-    };
-    sock.onclose = () => {
-      if (ws === sock) status.textContent = `Disconnected from ${t}.`;
-    };
-    await new Promise((resolve) => { sock.onopen = resolve; sock.onerror = resolve; });
-    const res = await request('GET', `/presence${topicPath(t)}`).catch((e) => e);
-    if (res instanceof Error || !res.ok) {
-      status.className = 'notice bad';
-      status.textContent = errorText(res);
-      stop();
+    render();
+    say(`Connecting to ${t}…`);
+    const w = mercury.subscribe(t, {
+      onPresence: (p) => {
+        if (watcher !== w) return;
+        if (p.event === 'join') present.set(keyOf(p), p);
+        else present.delete(keyOf(p));
+        render();
+      },
+      onState: (state) => {
+        if (watcher !== w) return;
+        if (state === 'open') list(w, t);
+        else if (state === 'reconnecting') say(`Reconnecting to ${t}…`, 'status-bad');
+      },
+      onError: reportTo((err) => {
+        if (watcher === w) say(errorMessage(err), 'notice bad');
+      }),
+    });
+    watcher = w;
+  }
+
+  // list takes the list once the watch is open, at first and after each
+  // reconnection: no join is missed in between (one seen twice is the
+  // same row), and whoever left while the watch was away is gone.
+  async function list(w, t) {
+    present.clear();
+    let entries;
+    try {
+      entries = await mercury.presence(t);
+    } catch (err) {
+      if (watcher !== w) return;
+      say(errorMessage(err), 'notice bad');
+      if (err.name === 'MercuryError') stop(); // refused: watching cannot help
       return;
     }
-    for (const p of res.json || []) present.set(keyOf(p), p);
+    if (watcher !== w) return;
+    for (const p of entries) present.set(keyOf(p), p);
     render();
-    status.className = 'muted';
-    status.textContent = `Watching ${t}.`;
+    say(`Watching ${t}.`);
   }
 
   watchForm.addEventListener('submit', (ev) => {
@@ -100,25 +118,21 @@ export function create() {
       replace(result, h('p', {class: 'notice bad', role: 'alert'}, 'Which topic? Enter one above.'));
       return;
     }
-    const q = new URLSearchParams({timeout: timeout.value.trim() || '10s'});
-    if (all.checked) q.set('all', '1');
+    const every = all.checked;
     send.disabled = true;
     replace(result, h('p', {class: 'muted'}, `Asking ${t}…`));
-    let isJSON = true;
-    try { JSON.parse(data.value); } catch { isJSON = false; }
     try {
-      const res = await request('POST', `/req${topicPath(t)}?${q}`, {
-        body: data.value, contentType: isJSON ? 'application/json' : 'text/plain; charset=utf-8'});
-      const err = res.json && res.json.error;
-      const summary = res.ok
-        ? (all.checked ? `${(res.json || []).length} answer(s).` : 'Answered.')
-        : `${res.status}: ${err ? err.code + ': ' + err.message : res.text}`;
+      // The text as typed: the broker reads JSON as JSON, anything else as text.
+      const answer = await mercury.request(t, data.value, {timeout: timeout.value.trim() || '10s', all: every});
+      const summary = every ? `${answer.length} answer(s).` : 'Answered.';
       replace(result,
-        h('p', {id: 'agents-answer-status', class: res.ok ? 'notice ok' : 'notice bad', dataset: {status: String(res.status)}}, summary),
-        res.ok ? h('pre', {id: 'agents-answer'}, res.json !== undefined ? pretty(res.json) : res.text) : null);
+        h('p', {id: 'agents-answer-status', class: 'notice ok'}, summary),
+        h('pre', {id: 'agents-answer'}, answer instanceof Uint8Array ? `binary, ${answer.length} bytes` : pretty(answer)));
       announce(summary);
-    } catch (e) {
-      replace(result, h('p', {class: 'notice bad'}, e.message));
+    } catch (err) {
+      const summary = err.name === 'MercuryError' ? `${err.status}: ${err.code}: ${err.detail.message || err.message}` : err.message;
+      replace(result, h('p', {id: 'agents-answer-status', class: 'notice bad', dataset: {status: String(err.status ?? '')}}, summary));
+      announce(summary);
     } finally {
       send.disabled = false;
     }

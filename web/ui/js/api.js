@@ -1,5 +1,6 @@
-// The broker's HTTP API and WebSocket URLs, with the login token when
-// there is one (kept in sessionStorage: gone when the tab closes).
+// The broker's admin API, with the login token when there is one (kept
+// in sessionStorage: gone when the tab closes). What is live (messages,
+// presence, requests, publishing) goes through mercury.js: see live.js.
 
 const TOKEN_KEY = 'mercury.token';
 
@@ -42,30 +43,10 @@ export async function request(method, path, {body, contentType, headers = {}} = 
 
 export const get = (path) => request('GET', path);
 
-// topicPath turns a topic into the path after /sub, /pub …: each segment
-// escaped, so a segment holding %2E stays %2E once the server decodes it.
-export function topicPath(topic) {
-  return '/' + topic.split('/').filter((s) => s !== '').map(encodeURIComponent).join('/');
-}
-
 // normalizeTopic gives a topic its leading slash and drops a trailing one.
 export function normalizeTopic(raw) {
   let t = raw.trim();
   if (!t.startsWith('/')) t = '/' + t;
   if (t.length > 1) t = t.replace(/\/+$/, '');
   return t;
-}
-
-// wsURL is the WebSocket URL of pattern and topic on this broker, with
-// the token as ?token= when logged in.
-export function wsURL(pattern, topic, params = {}) {
-  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) {
-    if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
-  }
-  const t = token();
-  if (t) q.set('token', t);
-  const qs = q.toString();
-  return `${proto}//${location.host}/${pattern}${topicPath(topic)}${qs ? '?' + qs : ''}`;
 }

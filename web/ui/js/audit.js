@@ -1,10 +1,11 @@
 // Audit: one Minion job's timeline from the audit bridge's events. The
 // bridge publishes each job's events under BASE/QUEUE/TASK/JOB; a job may
-// move between queues, so the view replays the whole base (envelope mode,
-// ?since=0) and keeps the events of that job, then goes on live.
+// move between queues, so the view replays the whole base (a mercury.js
+// subscription from sequence 0) and keeps the events of that job, then
+// goes on live, resuming where it was after a lost connection.
 import {h, replace, field, formatTime, announce} from './dom.js';
 import {normalizeTopic} from './api.js';
-import {Subscription} from './subscription.js';
+import {mercury, reportTo, errorMessage} from './live.js';
 
 const DEFAULT_BASE = '/audit/minion';
 
@@ -38,6 +39,8 @@ export function create({navigate}) {
     h('section', {class: 'panel', 'aria-labelledby': 'audit-h'}, h('h2', {id: 'audit-h'}, 'Timeline'), status, summary, timeline));
 
   let sub = null;
+  let state = 'connecting';
+  let error = '';
   let events = [];
   let seen = new Set();
   let scanned = 0;
@@ -53,36 +56,53 @@ export function create({navigate}) {
     scanned = 0;
     replace(summary);
     replace(timeline, h('p', {class: 'muted'}, `No event for job ${job} yet.`));
-    sub = new Subscription(base, {since: '0'});
-    const mine = sub;
-    mine.addEventListener('item', (ev) => {
-      if (sub !== mine) return;
-      const item = ev.detail;
-      if (item.kind !== 'message') return;
-      scanned++;
-      const e = item.envelope.data;
-      if (!e || typeof e !== 'object' || e.job_id !== job) return renderStatus();
-      if (e.event_id && seen.has(e.event_id)) return renderStatus(); // a repeat from the bridge
-      if (e.event_id) seen.add(e.event_id);
-      events.push({e, env: item.envelope});
-      render();
+    state = 'connecting';
+    error = '';
+    const mine = mercury.subscribe(base, {
+      since: 0,
+      onMessage: (msg) => {
+        if (sub !== mine) return;
+        scanned++;
+        const e = msg.data;
+        if (!e || typeof e !== 'object' || e.job_id !== job) return renderStatus();
+        if (e.event_id && seen.has(e.event_id)) return renderStatus(); // a repeat from the bridge
+        if (e.event_id) seen.add(e.event_id);
+        events.push({e, env: msg});
+        render();
+      },
+      onState: (s) => {
+        if (sub !== mine) return;
+        state = s;
+        if (s === 'open') error = '';
+        renderStatus();
+      },
+      onError: reportTo((err) => {
+        if (sub !== mine) return;
+        error = errorMessage(err);
+        renderStatus();
+      }),
     });
-    mine.addEventListener('state', () => { if (sub === mine) renderStatus(); });
+    sub = mine;
     renderStatus();
   }
 
   function renderStatus() {
     if (!sub) return;
     const counts = `${events.length} event${events.length === 1 ? '' : 's'} for job ${job}, ${scanned} scanned under ${base}`;
-    if (sub.state === 'open') {
+    const why = error ? ` ${error}.` : '';
+    status.dataset.state = state;
+    if (state === 'open') {
       status.className = 'status-ok';
       status.textContent = `Listening: ${counts}.`;
-    } else if (sub.state === 'connecting') {
+    } else if (state === 'connecting') {
       status.className = 'muted';
-      status.textContent = `Connecting to ${base}…`;
+      status.textContent = `Connecting to ${base}…${why}`;
+    } else if (state === 'reconnecting') {
+      status.className = 'status-bad';
+      status.textContent = `Reconnecting to ${base}, to resume where it was. ${counts}.${why}`;
     } else {
       status.className = 'status-bad';
-      status.textContent = `Subscription to ${base} ${sub.closeInfo}. ${counts}.`;
+      status.textContent = `Subscription to ${base} closed.${why} ${counts}.`;
     }
   }
 
@@ -138,7 +158,7 @@ export function create({navigate}) {
       if (!id || !/^\d+$/.test(id)) return;
       jobInput.value = id;
       baseInput.value = b;
-      if (reload || !sub || Number(id) !== job || b !== base || sub.state === 'closed') {
+      if (reload || !sub || Number(id) !== job || b !== base || state === 'closed') {
         start(Number(id), b);
         announce(`Showing the timeline of job ${id}.`);
       }

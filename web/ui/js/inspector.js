@@ -1,9 +1,11 @@
-// Topic inspector: subscribe to any topic over WebSocket (envelope mode,
-// optional replay), several at once, one shown at a time; pause, filter,
-// copy, clear.
+// Topic inspector: subscribe to any topic with mercury.js (optional
+// replay; after a lost connection it resumes from the last message
+// shown), several at once, one shown at a time; pause, filter, copy,
+// clear.
 import {h, replace, field, formatTime, copyText, announce, uid} from './dom.js';
 import {normalizeTopic} from './api.js';
-import {Subscription, payloadText} from './subscription.js';
+import {mercury, reportTo, errorMessage} from './live.js';
+import {payloadText} from './payload.js';
 
 const KEEP = 500; // messages kept per subscription; older ones are dropped
 
@@ -20,7 +22,7 @@ export function create() {
   const el = h('section', {class: 'view', id: 'view-inspect'},
     heading, h('div', {class: 'panel'}, form, tabs), panel);
 
-  const subs = []; // {sub, items, waiting, paused, filter, id, list, counter}
+  const subs = []; // {topic, since, sub, state, error, items, waiting, paused, filter, id, list, counter}
   let active = null;
 
   form.addEventListener('submit', (ev) => {
@@ -37,16 +39,33 @@ export function create() {
   });
 
   function subscribe(topic, since) {
-    const s = {sub: new Subscription(topic, {since}), items: [], waiting: [], paused: false, filter: '', id: uid('sub'), dropped: 0};
-    s.sub.addEventListener('item', (ev) => {
+    const s = {topic, since, state: 'connecting', error: '', items: [], waiting: [], paused: false, filter: '', id: uid('sub'), dropped: 0};
+    const receive = (item) => {
       if (s.paused) {
-        s.waiting.push(ev.detail);
+        s.waiting.push(item);
       } else {
-        add(s, ev.detail);
+        add(s, item);
       }
       renderCounts(s);
+    };
+    s.sub = mercury.subscribe(topic, {
+      since: since === '' ? undefined : Number(since),
+      onMessage: (message) => receive({kind: 'message', message}),
+      onGap: (gap) => receive({kind: 'gap', gap}),
+      onError: reportTo((err) => {
+        s.error = errorMessage(err);
+        // An error frame on a live subscription goes in its list; a
+        // refusal while connecting says why in the status line.
+        if (s.state === 'open') receive({kind: 'error', text: s.error});
+        else if (active === s) renderStatus(s);
+      }),
+      onState: (state) => {
+        s.state = state;
+        if (state === 'open') s.error = '';
+        renderTabs();
+        if (active === s) renderStatus(s);
+      },
     });
-    s.sub.addEventListener('state', () => { renderTabs(); if (active === s) renderStatus(s); });
     subs.push(s);
     select(s);
   }
@@ -62,7 +81,7 @@ export function create() {
   }
 
   function itemText(item) {
-    if (item.kind === 'message') return payloadText(item.envelope).text;
+    if (item.kind === 'message') return payloadText(item.message).text;
     if (item.kind === 'gap') return JSON.stringify(item.gap);
     return item.text || '';
   }
@@ -70,19 +89,23 @@ export function create() {
   function matches(item, filter) {
     if (!filter) return true;
     const f = filter.toLowerCase();
-    const topic = item.envelope ? item.envelope.topic : '';
+    const topic = item.message ? item.message.topic : '';
     return itemText(item).toLowerCase().includes(f) || topic.toLowerCase().includes(f);
   }
 
   function renderItem(item) {
     if (item.kind === 'gap') {
+      if (item.gap.reset) {
+        return h('li', {class: 'msg-gap muted'},
+          'The broker started afresh (a restart without its data): what follows is numbered anew.');
+      }
       return h('li', {class: 'msg-gap muted'},
         `Not kept any more: sequence ${item.gap.from} to ${item.gap.to} (history limits, a restart, or a topic without history).`);
     }
     if (item.kind === 'error') {
-      return h('li', {class: 'msg-error'}, `Error: ${item.error ? item.error.code + ': ' : ''}${item.text}`);
+      return h('li', {class: 'msg-error'}, `Error: ${item.text}`);
     }
-    const env = item.envelope;
+    const env = item.message;
     const {text, json} = payloadText(env);
     const copy = h('button', {type: 'button', class: 'small', 'aria-label': `Copy message ${env.seq}`}, 'Copy');
     copy.addEventListener('click', async () => {
@@ -108,27 +131,34 @@ export function create() {
 
   function renderTabs() {
     replace(tabs, subs.map((s) => {
-      const state = s.sub.state === 'open' ? '' : ` (${s.sub.state})`;
-      return h('li', {},
+      const state = s.state === 'open' ? '' : ` (${s.state})`;
+      return h('li', {dataset: {state: s.state}},
         h('button', {type: 'button', class: 'tab', 'aria-pressed': String(s === active), onclick: () => select(s)},
-          s.sub.topic + state),
-        h('button', {type: 'button', 'aria-label': `Unsubscribe from ${s.sub.topic}`, title: 'Unsubscribe', onclick: () => remove(s)}, '×'));
+          s.topic + state),
+        h('button', {type: 'button', 'aria-label': `Unsubscribe from ${s.topic}`, title: 'Unsubscribe', onclick: () => remove(s)}, '×'));
     }));
   }
 
   function renderStatus(s) {
     const st = s.status;
     if (!st) return;
-    const since = s.sub.since ? `, replaying after sequence ${s.sub.since}` : '';
-    if (s.sub.state === 'open') {
+    st.dataset.state = s.state;
+    const since = s.since ? `, replaying after sequence ${s.since}` : '';
+    const why = s.error ? ` ${s.error}.` : '';
+    if (s.state === 'open') {
       st.className = 'status-ok';
-      st.textContent = `Subscribed to ${s.sub.topic}${since}.`;
-    } else if (s.sub.state === 'connecting') {
+      st.textContent = `Subscribed to ${s.topic}${since}.`;
+    } else if (s.state === 'connecting') {
       st.className = 'muted';
-      st.textContent = `Connecting to ${s.sub.topic}…`;
+      st.textContent = `Connecting to ${s.topic}…${why}`;
+    } else if (s.state === 'reconnecting') {
+      const pos = s.sub.position; // "EPOCH:SEQ": the sequence number says enough
+      const from = pos ? `, to resume after sequence ${pos.slice(pos.lastIndexOf(':') + 1)}` : '';
+      st.className = 'status-bad';
+      st.textContent = `Reconnecting to ${s.topic}${from}…${why}`;
     } else {
       st.className = 'status-bad';
-      st.textContent = `Subscription to ${s.sub.topic} ${s.sub.closeInfo}.`;
+      st.textContent = `Subscription to ${s.topic} closed.${why}`;
     }
   }
 
@@ -175,8 +205,8 @@ export function create() {
     });
     s.status = h('p', {role: 'status'});
     s.counter = h('p', {class: 'muted', id: 'inspect-count'});
-    s.list = h('ol', {class: 'messages', id: 'inspect-messages', 'aria-label': `Messages on ${s.sub.topic}`});
-    replace(panel, h('section', {class: 'panel', 'aria-label': `Subscription to ${s.sub.topic}`},
+    s.list = h('ol', {class: 'messages', id: 'inspect-messages', 'aria-label': `Messages on ${s.topic}`});
+    replace(panel, h('section', {class: 'panel', 'aria-label': `Subscription to ${s.topic}`},
       h('div', {class: 'row'}, pause, h('div', {class: 'field grow'}, field('Filter (text in the topic or the message)', filter)), clear),
       s.status, s.counter, s.list));
     renderStatus(s);
@@ -203,7 +233,7 @@ export function create() {
       const topic = params.get('topic');
       if (topic) {
         topicInput.value = topic;
-        const existing = subs.find((s) => s.sub.topic === normalizeTopic(topic) && s.sub.state !== 'closed');
+        const existing = subs.find((s) => s.topic === normalizeTopic(topic) && s.state !== 'closed');
         if (existing) select(existing);
         else subscribe(normalizeTopic(topic), params.get('since') || '');
       }

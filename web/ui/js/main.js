@@ -1,5 +1,5 @@
 // The dashboard's shell: hash routing between the views, the login form,
-// the theme switch.
+// the state of the live connections, the theme switch.
 import {h, replace, field, errorText} from './dom.js';
 import {token, setToken, get} from './api.js';
 import * as overview from './overview.js';
@@ -66,7 +66,7 @@ function setupLogin() {
   const form = h('form', {class: 'login-form', 'aria-describedby': 'login-reason'},
     h('h2', {}, 'Log in'),
     reason,
-    field('Token or API key', input, 'Kept in this tab only (sessionStorage), sent as Authorization: Bearer.'),
+    field('Token or API key', input, 'Kept in this tab only (sessionStorage); sent as Authorization: Bearer, and by mercury.js at each WebSocket\'s handshake.'),
     h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, 'Log in')));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -123,6 +123,22 @@ function setupTheme() {
   });
 }
 
+// The state of the page's live connections (mercury.js's onState), shown
+// once a view has opened one: a lost broker shows as "reconnecting".
+function setupConnectionState() {
+  const el = document.getElementById('conn');
+  const labels = {connecting: 'Connecting…', open: 'Live', reconnecting: 'Reconnecting…'};
+  window.addEventListener('mercury:state', (ev) => {
+    const state = ev.detail;
+    el.dataset.state = state;
+    el.textContent = labels[state] || '';
+    el.title = state === 'reconnecting'
+      ? 'The connection to the broker was lost: reconnecting, to resume where each view was.'
+      : 'The live views\' connections to the broker (mercury.js).';
+    el.hidden = !labels[state];
+  });
+}
+
 function setupSkipLink() {
   // The skip link focuses the content without touching the route.
   document.querySelector('.skip').addEventListener('click', (ev) => {
@@ -133,6 +149,7 @@ function setupSkipLink() {
 
 setupTheme();
 setupLogin();
+setupConnectionState();
 setupSkipLink();
 window.addEventListener('hashchange', () => route(true));
 route(false);

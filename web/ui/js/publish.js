@@ -1,10 +1,12 @@
 // Publish form: the payload is checked against the bus's schema in the
 // browser before it is sent; an invalid one is not sent (unless "Send
-// anyway", to see the broker's own refusal). The broker's answer is shown
-// as it came.
-import {h, replace, field, errorText, announce, pretty} from './dom.js';
-import {request, topicPath, normalizeTopic} from './api.js';
+// anyway", to see the broker's own refusal). It is sent with mercury.js's
+// post (one message, answered at once: a missing right or login is told,
+// not retried), and the broker's answer shown as it came.
+import {h, replace, field, announce, pretty} from './dom.js';
+import {normalizeTopic} from './api.js';
 import {schemaFor, check, forgetSchemas} from './schema.js';
+import {mercury, unauthorized} from './live.js';
 
 export function create() {
   const heading = h('h1', {tabindex: '-1'}, 'Publish');
@@ -89,30 +91,37 @@ export function create() {
     return false;
   }
 
+  // errorBody is the broker's error as it sent it, without the status
+  // mercury.js adds.
+  function errorBody(e) {
+    const {status, ...body} = e;
+    return body;
+  }
+
   async function doSend() {
     const t = normalizeTopic(topic.value);
+    // The text as typed: the broker reads JSON as JSON, anything else as text.
     const body = payload.value;
-    let isJSON = true;
-    try { JSON.parse(body); } catch { isJSON = false; }
-    replace(result, h('p', {class: 'muted'}, `Sending to /${pattern.value}${t}…`));
-    let res;
+    const how = pattern.value;
+    replace(result, h('p', {class: 'muted'}, `Sending to /${how}${t}…`));
+    let seq;
+    let err;
     try {
-      res = await request('POST', `/${pattern.value}${topicPath(t)}`, {
-        body, contentType: isJSON ? 'application/json' : 'text/plain; charset=utf-8'});
-    } catch (err) {
-      replace(result, h('p', {class: 'notice bad'}, err.message));
-      return;
+      seq = await mercury.post(how, t, body);
+    } catch (e) {
+      err = e;
     }
-    const err = res.json && res.json.error;
-    const summary = res.ok
-      ? `${res.status} ${res.statusText || 'OK'}: accepted${res.json && res.json.seq ? ', sequence ' + res.json.seq : ''}.`
-      : `${res.status} ${res.statusText || ''}: refused${err ? ' (' + err.code + ')' : ''}.`;
+    const e = err && err.name === 'MercuryError' ? err.detail : null;
+    const summary = !err
+      ? `Accepted, sequence ${seq}.`
+      : e ? `${e.status}: refused (${e.code}).` : `Not sent: ${err.message}`;
+    unauthorized(err);
     replace(result,
-      h('p', {id: 'publish-status', class: res.ok ? 'notice ok' : 'notice bad', dataset: {status: String(res.status)}}, summary),
-      err && err.details ? h('ul', {class: 'errors'}, err.details.map((d) => h('li', {},
+      h('p', {id: 'publish-status', class: err ? 'notice bad' : 'notice ok', dataset: {status: e ? String(e.status) : ''}}, summary),
+      e && e.details ? h('ul', {class: 'errors'}, e.details.map((d) => h('li', {},
         h('code', {}, d.at === '' ? '(the whole message)' : (d.at || '')), ': ', d.message,
         d.schema ? h('span', {class: 'muted'}, ` (schema ${d.schema})`) : null))) : null,
-      h('pre', {id: 'publish-answer'}, res.json ? pretty(res.json) : (res.text || '(empty body)')));
+      err && !e ? null : h('pre', {id: 'publish-answer'}, pretty(err ? {error: errorBody(e)} : {seq})));
     announce(summary);
   }
 

@@ -2,7 +2,7 @@
 // dead letters with peek, requeue (one or all), pop and purge.
 import {h, replace, number, formatTime, errorText, keepFocus, announce, pretty} from './dom.js';
 import {get, request} from './api.js';
-import {payloadText} from './subscription.js';
+import {payloadText} from './payload.js';
 
 export function create() {
   const heading = h('h1', {tabindex: '-1'}, 'Queues');
