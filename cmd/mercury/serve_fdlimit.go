@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 
 	"github.com/mercury-broker/mercury/cmd/mercury/internal/fdlimit"
@@ -20,6 +21,9 @@ const fdReserveStore = 1000
 // connections, not a shell's default soft limit of 1,024.
 func raiseFileLimit(logger *slog.Logger) (fdlimit.Limit, bool) {
 	l, err := fdlimit.Raise()
+	if errors.Is(err, fdlimit.ErrUnsupported) {
+		return l, false
+	}
 	if err != nil {
 		logger.Warn("the open-files limit stays as it is", "err", err)
 		return l, l.Soft > 0

@@ -4,6 +4,11 @@
 // usually the first ceiling a broker or a load generator meets.
 package fdlimit
 
+import "errors"
+
+// ErrUnsupported is Raise's error on systems without RLIMIT_NOFILE.
+var ErrUnsupported = errors.New("the open-files limit is not readable on this system")
+
 // Limit is the open-files limit after Raise.
 type Limit struct {
 	Soft uint64 // what the process may open now
