@@ -2,9 +2,11 @@
 // subscribers) hang on slash-separated paths, and a match on a path yields
 // the values of the path and of every ancestor, by whole segments.
 //
-// Reads take a shared lock and never allocate; writers copy the one value
-// slice they change, so a slice handed out by Match stays valid and
-// unchanged after the lock is released.
+// Reads take a shared lock and never allocate. A slice handed out by
+// Match stays valid and unchanged after the lock is released: Insert only
+// appends past the length of every slice handed out (whose capacity is
+// cut to its length, so a caller's append copies), and Remove copies the
+// one value slice it changes.
 package trie
 
 import (
@@ -23,7 +25,7 @@ type Tree[V comparable] struct {
 
 type node[V comparable] struct {
 	children map[string]*node[V]
-	values   []V // copied on every change, never mutated in place
+	values   []V // appended to in place, copied on removal; handed out capped
 }
 
 // next splits the first segment off path, skipping its leading slash.
@@ -55,9 +57,11 @@ func (t *Tree[V]) Insert(path string, v V) {
 		}
 		n = child
 	}
-	values := make([]V, len(n.values), len(n.values)+1)
-	copy(values, n.values)
-	n.values = append(values, v)
+	// Appending in place writes only past the length of any slice a
+	// reader holds, and grows the array geometrically: subscribing N
+	// connections to one topic costs O(N), not the O(N²) copies (and
+	// garbage) of copying the whole slice on every insert.
+	n.values = append(n.values, v)
 	t.count++
 }
 
@@ -130,7 +134,7 @@ func (t *Tree[V]) Match(path string, dst [][]V) [][]V {
 			break
 		}
 		if len(n.values) > 0 {
-			dst = append(dst, n.values)
+			dst = append(dst, capped(n.values))
 		}
 	}
 	t.mu.RUnlock()
@@ -151,8 +155,12 @@ func (t *Tree[V]) Values(path string) []V {
 			return nil
 		}
 	}
-	return n.values
+	return capped(n.values)
 }
+
+// capped returns values with no capacity past its length, so that a
+// caller's append copies instead of writing where Insert appends.
+func capped[V any](values []V) []V { return values[:len(values):len(values)] }
 
 // Walk calls fn for every path holding values, in no particular order,
 // while holding the read lock: fn must not call back into the tree.
@@ -164,7 +172,7 @@ func (t *Tree[V]) Walk(fn func(path string, values []V)) {
 
 func walk[V comparable](n *node[V], path string, fn func(string, []V)) {
 	if len(n.values) > 0 {
-		fn(path, n.values)
+		fn(path, capped(n.values))
 	}
 	for seg, child := range n.children {
 		walk(child, path+"/"+seg, fn)

@@ -72,6 +72,7 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 		return err
 	}
 	setGCTarget()
+	fileLimit, fileLimitKnown := raiseFileLimit(logger)
 	var self *selfAccess // the in-process bridge's credential
 	if cfg.MinionPG != "" && cfg.MinionSQLite != "" {
 		return fmt.Errorf("minion.pg and minion.sqlite: configure one database for the bridge")
@@ -137,6 +138,9 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 			st.OnSync(reg.ObserveSync)
 			ready = st.Ready
 		}
+	}
+	if fileLimitKnown {
+		logConnectionCapacity(logger, fileLimit, bopts.Store != nil, cfg.MaxConnections)
 	}
 	b, err := broker.Open(bopts)
 	if err != nil {

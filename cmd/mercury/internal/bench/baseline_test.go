@@ -9,6 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/mercury-broker/mercury/cmd/mercury/internal/command"
 	"github.com/mercury-broker/mercury/web/client"
 )
 
@@ -108,5 +109,38 @@ func TestRunLoadAgainstBaseline(t *testing.T) {
 		case rep.Latency.Max < rep.Latency.P50 || rep.Latency.P50 <= 0:
 			t.Errorf("%+v: latencies %+v", cfg, rep.Latency)
 		}
+	}
+}
+
+// TestMeasureIdleTimesBroadcasts: idle subscribers dialed from several
+// loopback addresses all connect, the connect rate is reported, and each
+// broadcast is timed until it reached every one of them.
+func TestMeasureIdleTimesBroadcasts(t *testing.T) {
+	url := startBaselineTest(t)
+	var sources sourceAddrs
+	if err := sources.Set("3"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := idleConfig{layout: layoutOne, root: "/idle", conns: 20, settle: 10 * time.Millisecond, broadcasts: 2, sources: sources}
+	var errOut strings.Builder
+	rep, err := measureIdle(context.Background(), target{label: "baseline", url: url}, cfg, command.Stdio{Err: &errOut})
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case rep.Opened != 20 || rep.ConnectErrors != 0:
+		t.Fatalf("opened %d, %d failed: %s", rep.Opened, rep.ConnectErrors, rep.FirstError)
+	case rep.ConnectsPerSec <= 0 || rep.SourceAddrs != 3:
+		t.Errorf("connect rate %v from %d addresses", rep.ConnectsPerSec, rep.SourceAddrs)
+	case len(rep.Broadcasts) != 2 || rep.Broadcast == nil:
+		t.Fatalf("broadcasts %+v, median %+v", rep.Broadcasts, rep.Broadcast)
+	}
+	for i, b := range rep.Broadcasts {
+		if b.Received != 20 || b.P50MS <= 0 || b.P99MS < b.P50MS || b.LastMS < b.P99MS {
+			t.Errorf("broadcast %d: %+v", i+1, b)
+		}
+	}
+	if !strings.Contains(errOut.String(), "broadcast 2: reached 20 of 20") {
+		t.Errorf("progress:\n%s", errOut.String())
 	}
 }

@@ -34,6 +34,7 @@ func Run(ctx context.Context, args []string, io command.Stdio) error {
 		"mercury bench --layout each --pubs 4 --publish http --json > run.json",
 		"mercury bench --url ws://b2:3000 --pub-url ws://b1:3000  # across two brokers of a cluster",
 		"mercury bench idle --conns 10000 --pid $(pidof mercury)   # memory per idle subscriber",
+		"mercury bench idle --conns 60000 --source-addrs 4 --layout one   # past one address's ephemeral ports",
 		"mercury bench table mercury.json baseline.json nchan.json # reports side by side",
 	)
 	url := fs.String("url", "ws://127.0.0.1:3000", "the broker, `ws://HOST:PORT`; several brokers of a cluster comma-separated: subscribers are spread over them")
@@ -56,6 +57,8 @@ func Run(ctx context.Context, args []string, io command.Stdio) error {
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write the bench's own CPU profile to `FILE` (to keep the load generator cheap)")
+	var sources sourceAddrs
+	fs.Var(&sources, "source-addrs", "dial from `N` loopback addresses in turn (127.0.0.1 to 127.0.0.N) or from a comma-separated list, past the ~28,000 ephemeral ports of one address")
 	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
@@ -87,16 +90,25 @@ func Run(ctx context.Context, args []string, io command.Stdio) error {
 			return command.UsageError("--url/--pub-url %q: want ws://HOST:PORT", u)
 		}
 	}
-	if _, err := newLayout(*layoutName, *root, *subs, !*baseline); err != nil {
+	l, err := newLayout(*layoutName, *root, *subs, !*baseline)
+	if err != nil {
 		if *baseline {
 			return command.UsageError("--layout: %v: the baseline only has exact topics; use --layout one or each", err)
 		}
 		return command.UsageError("--layout: %v", err)
 	}
+	pubConns := 0 // POST reuses a few kept-alive connections
+	if *via == "ws" {
+		pubConns = max(*pubs, len(l.pubTopics)) // a connection per topic a publisher sends to
+	}
+	if err := raiseFileLimit(*subs + pubConns); err != nil {
+		return err
+	}
 
 	cfg := loadConfig{
 		scenario: *scenario, subs: *subs, pubs: *pubs, publishVia: *via, size: *size, rate: *rate,
 		duration: *duration, layout: *layoutName, root: *root, envelope: *envelope, drain: *drain,
+		sources: sources,
 	}
 	if !*quiet {
 		cfg.progress = io.Err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,10 +21,11 @@ const dialConcurrency = 32
 
 // benchHTTPClient returns the HTTP client for handshakes and POSTs: its
 // own transport, so that the bench's connections never share a pool with
-// anything else, keeping up to idle connections alive.
-func benchHTTPClient(idle int) *http.Client {
+// anything else, keeping up to idle connections alive, each new
+// connection from the next of sources (none: the kernel's choice).
+func benchHTTPClient(idle int, sources sourceAddrs) *http.Client {
 	return &http.Client{Transport: &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		DialContext:         sources.dialContext(10 * time.Second),
 		MaxIdleConns:        idle,
 		MaxIdleConnsPerHost: idle,
 		IdleConnTimeout:     time.Minute,

@@ -29,6 +29,7 @@ type loadConfig struct {
 	root       string
 	envelope   bool
 	drain      time.Duration // give up waiting for deliveries after this long without one
+	sources    sourceAddrs   // source addresses to dial from, in turn; none: the kernel's choice
 	progress   io.Writer     // a progress line each second; nil: none
 }
 
@@ -103,7 +104,7 @@ func runLoad(ctx context.Context, cfg loadConfig, t target) (*loadReport, error)
 		return nil, command.UsageError("--layout: %v", err)
 	}
 	r := &loadRun{cfg: cfg, target: t, layout: l, id: newRunID(), clock: newBenchClock(),
-		hc: benchHTTPClient(cfg.pubs + 4)}
+		hc: benchHTTPClient(cfg.pubs+4, cfg.sources)}
 	defer r.hc.CloseIdleConnections()
 	defer r.close()
 

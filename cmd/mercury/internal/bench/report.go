@@ -117,11 +117,18 @@ type idleReport struct {
 	Opened        int    `json:"opened"` // open at the measurement
 	ConnectErrors int    `json:"connect_errors"`
 	FirstError    string `json:"first_error,omitempty"`
+	SourceAddrs   int    `json:"source_addrs,omitempty"` // addresses the bench dialed from
+	// How long opening them took, handshakes included, and the rate.
+	ConnectSeconds float64 `json:"connect_s,omitempty"`
+	ConnectsPerSec float64 `json:"connects_per_sec,omitempty"`
 	// Server memory, given its pid.
 	ServerRSSBefore int64   `json:"server_rss_before,omitempty"`
 	ServerRSSAfter  int64   `json:"server_rss_after,omitempty"`
 	BytesPerConn    float64 `json:"bytes_per_conn,omitempty"`
 	GeneratorRSS    int64   `json:"generator_rss"`
+	// Broadcasts (layout one): each, and the median of each figure.
+	Broadcasts []broadcastReport `json:"broadcasts,omitempty"`
+	Broadcast  *broadcastReport  `json:"broadcast,omitempty"`
 }
 
 func writeJSON(w io.Writer, out benchOutput) error {

@@ -105,6 +105,21 @@ var idleMetrics = []idleMetric{
 	{"connect errors", func(r *idleReport) (float64, bool) { return float64(r.ConnectErrors), true }, fmtCount},
 	{"server RSS (MB)", hasServer(func(r *idleReport) float64 { return float64(r.ServerRSSAfter) / 1e6 }), fmtFloat},
 	{"memory per idle connection (KB)", hasServer(func(r *idleReport) float64 { return r.BytesPerConn / 1e3 }), fmtFloat},
+	{"connections opened per second", func(r *idleReport) (float64, bool) { return r.ConnectsPerSec, r.ConnectsPerSec > 0 }, fmtCount},
+	{"broadcast reached", hasBroadcast(func(b *broadcastReport) float64 { return float64(b.Received) }), fmtCount},
+	{"broadcast p50 (ms)", hasBroadcast(func(b *broadcastReport) float64 { return b.P50MS }), fmtFloat},
+	{"broadcast p99 (ms)", hasBroadcast(func(b *broadcastReport) float64 { return b.P99MS }), fmtFloat},
+	{"broadcast last (ms)", hasBroadcast(func(b *broadcastReport) float64 { return b.LastMS }), fmtFloat},
+}
+
+// hasBroadcast reads a figure of the median broadcast, when there was one.
+func hasBroadcast(f func(b *broadcastReport) float64) func(r *idleReport) (float64, bool) {
+	return func(r *idleReport) (float64, bool) {
+		if r.Broadcast == nil {
+			return 0, false
+		}
+		return f(r.Broadcast), true
+	}
 }
 
 // writeTable prints the runs as one table: a column per server, in the
@@ -174,6 +189,9 @@ func writeTable(w io.Writer, out benchOutput, markdown bool) {
 				if r := idle[l]; r != nil {
 					vals[i], oks[i] = m.value(r)
 				}
+			}
+			if !slices.Contains(oks, true) {
+				continue // a figure no run measured (reports of older benches, no broadcast)
 			}
 			rows = append(rows, tableRow(m.name, vals, oks, m.format))
 		}
