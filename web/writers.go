@@ -32,6 +32,7 @@ type shard struct {
 	// the shard's goroutine only.
 	delayed []delayedConn
 	timer   *time.Timer
+	armed   time.Time // what timer is set for; zero: not set
 
 	// Scratch, used by the shard's goroutine only.
 	spare   []*conn
@@ -86,12 +87,17 @@ func (s *shard) run() {
 	for {
 		var due <-chan time.Time
 		if len(s.delayed) > 0 {
-			s.timer.Reset(time.Until(s.delayed[0].due))
+			// Set once per window end, not on every wake-up.
+			if next := s.delayed[0].due; !next.Equal(s.armed) {
+				s.timer.Reset(time.Until(next))
+				s.armed = next
+			}
 			due = s.timer.C
 		}
 		select {
 		case <-s.wake:
 		case <-due:
+			s.armed = time.Time{}
 		case <-s.quit:
 			return
 		}
@@ -127,11 +133,21 @@ func (s *shard) delay(c *conn, due time.Time) {
 	}
 }
 
-// flushDue writes the delayed connections whose window has ended.
+// dueTogether is how far apart window ends may be and still be written in
+// one pass: the connections written in one pass have windows that end
+// within a moment of each other, and a wake-up of the shard for each of
+// them would cost more than the write. A window ends at most this early.
+func (s *shard) dueTogether() time.Duration { return min(s.coalesce/5, time.Millisecond) }
+
+// flushDue writes the delayed connections whose window has ended, or ends
+// within dueTogether.
 func (s *shard) flushDue() {
-	now := time.Now()
+	if len(s.delayed) == 0 {
+		return
+	}
+	cutoff := time.Now().Add(s.dueTogether())
 	n := 0
-	for n < len(s.delayed) && !s.delayed[n].due.After(now) {
+	for n < len(s.delayed) && !s.delayed[n].due.After(cutoff) {
 		s.delayed[n].c.flush(s, s.delayed[n].due)
 		s.delayed[n] = delayedConn{}
 		n++
