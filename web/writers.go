@@ -87,8 +87,8 @@ func (s *shard) run() {
 	for {
 		var due <-chan time.Time
 		if len(s.delayed) > 0 {
-			// Set once per window end, not on every wake-up.
-			if next := s.delayed[0].due; !next.Equal(s.armed) {
+			// Set once per wake-up time, not on every wake-up.
+			if next := s.wakeAt(); !next.Equal(s.armed) {
 				s.timer.Reset(time.Until(next))
 				s.armed = next
 			}
@@ -101,7 +101,7 @@ func (s *shard) run() {
 		case <-s.quit:
 			return
 		}
-		s.flushDue()
+		s.flushDue(time.Now())
 		for {
 			s.mu.Lock()
 			batch := s.ready
@@ -136,18 +136,18 @@ func (s *shard) delay(c *conn, due time.Time) {
 // dueTogether is how far apart window ends may be and still be written in
 // one pass: the connections written in one pass have windows that end
 // within a moment of each other, and a wake-up of the shard for each of
-// them would cost more than the write. A window ends at most this early.
-func (s *shard) dueTogether() time.Duration { return min(s.coalesce/5, time.Millisecond) }
+// them would cost more than the write. A window ends at most this late.
+func (s *shard) dueTogether() time.Duration { return min(s.coalesce/10, 500*time.Microsecond) }
 
-// flushDue writes the delayed connections whose window has ended, or ends
-// within dueTogether.
-func (s *shard) flushDue() {
-	if len(s.delayed) == 0 {
-		return
-	}
-	cutoff := time.Now().Add(s.dueTogether())
+// wakeAt is when the shard wakes for its held connections: dueTogether
+// after the first window's end, so that the windows ending meanwhile are
+// written in the same pass; delayed is not empty.
+func (s *shard) wakeAt() time.Time { return s.delayed[0].due.Add(s.dueTogether()) }
+
+// flushDue writes the delayed connections whose window has ended by now.
+func (s *shard) flushDue(now time.Time) {
 	n := 0
-	for n < len(s.delayed) && !s.delayed[n].due.After(cutoff) {
+	for n < len(s.delayed) && !s.delayed[n].due.After(now) {
 		s.delayed[n].c.flush(s, s.delayed[n].due)
 		s.delayed[n] = delayedConn{}
 		n++
