@@ -52,6 +52,9 @@ type conn struct {
 	slow        bool       // the socket was full: a goroutine of its own writes
 	closing     bool       // a close was requested; nothing more is queued
 	closeQueued bool       // the close is sent once the frames queued before it are written
+	// closeGone is closing && !closeQueued, set under mu and read without
+	// it: once set, the close frame may have been written.
+	closeGone   atomic.Bool
 	closeCode   websocket.StatusCode
 	closeReason string
 	dead        bool // torn down; no goroutine may start
@@ -283,6 +286,7 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 		c.mu.Unlock()
 		return
 	}
+	c.closeGone.Store(true)
 	if ws != nil {
 		// The handler is still running (dead is not set), so the server's
 		// wait group cannot be at zero.
@@ -305,6 +309,7 @@ func (c *conn) closeIfDrained() {
 		return
 	}
 	c.closeQueued = false
+	c.closeGone.Store(true)
 	ws, code, reason := c.ws, c.closeCode, c.closeReason
 	c.s.wg.Add(1) // the handler goroutine is running (dead is not set)
 	go func() {
@@ -315,11 +320,7 @@ func (c *conn) closeIfDrained() {
 
 // closeSent reports whether the close frame may have gone: nothing may
 // follow it.
-func (c *conn) closeSent() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closing && !c.closeQueued
-}
+func (c *conn) closeSent() bool { return c.closeGone.Load() }
 
 func (c *conn) isClosing() bool {
 	c.mu.Lock()

@@ -241,10 +241,12 @@ func (c *conn) flush(s *shard, windowEnd time.Time) {
 	case blocked:
 		c.goSlow(batch, n)
 	default:
-		c.done(batch, allWritten, nil)
+		now := time.Now()
+		counted := c.account(batch, allWritten, nil, now)
 		c.mu.Lock()
+		c.release(batch, counted)
 		if s.coalesce > 0 {
-			c.lastWrite = time.Now()
+			c.lastWrite = now
 		}
 		c.kick() // more may have come meanwhile
 		c.closeIfDrained()
@@ -323,10 +325,19 @@ const allWritten = math.MaxInt
 // failed write closes the connection. Either way the batch no longer
 // counts against the queue.
 func (c *conn) done(batch []outFrame, written int, err error) {
+	counted := c.account(batch, written, err, time.Now())
+	c.mu.Lock()
+	c.release(batch, counted)
+	c.mu.Unlock()
+}
+
+// account is done's work outside c.mu, now being when the write ended: it
+// returns what the batch counted against the queue's limit.
+func (c *conn) account(batch []outFrame, written int, err error, now time.Time) (counted int) {
 	if err != nil {
 		c.ws.CloseNow()
 	}
-	counted, offset, whole := 0, 0, 0
+	offset, whole := 0, 0
 	var oldest int64
 	var messages uint64
 	for _, f := range batch {
@@ -355,17 +366,21 @@ func (c *conn) done(batch []outFrame, written int, err error) {
 		}
 	}
 	if whole > 0 {
-		c.idle.note()
+		c.idle.noteAt(now)
 	}
 	if messages > 0 {
 		c.msgsOut.Add(messages)
-		c.s.metrics.ObserveWrite(oldest, time.Now())
+		c.s.metrics.ObserveWrite(oldest, now)
 	}
 	clear(batch)
-	c.mu.Lock()
+	return counted
+}
+
+// release takes an accounted batch off the queue's count and keeps its slice
+// for the next; c.mu is held.
+func (c *conn) release(batch []outFrame, counted int) {
 	c.outBytes = max(c.outBytes-counted, 0) // the queue may have been dropped meanwhile
 	if c.spare == nil {
 		c.spare = batch[:0]
 	}
-	c.mu.Unlock()
 }

@@ -105,7 +105,14 @@ func newQuietTimer(limit time.Duration, fire func()) *quietTimer {
 // note records activity.
 func (t *quietTimer) note() {
 	if t != nil {
-		t.last.Store(int64(time.Since(t.start)))
+		t.noteAt(time.Now())
+	}
+}
+
+// noteAt records activity at now, a time read from the clock just before.
+func (t *quietTimer) noteAt(now time.Time) {
+	if t != nil {
+		t.last.Store(int64(now.Sub(t.start)))
 	}
 }
 

@@ -7,9 +7,12 @@
 #
 # Settings (environment): SUBS (100), SIZE (128), DURATION (10s),
 # CPU_RATE (500 msg/s: a load every server keeps up with, for CPU per
-# delivery), LATENCY_RATE (2000 msg/s × SUBS deliveries/s, for latency),
-# IDLE_CONNS (15000), NODELAY (1: a second Mercury runs with
-# --write-coalesce 0, writing every message at once; 0: not), ROUNDS (3: each load runs this many times per
+# delivery), LATENCY_RATE (2000 msg/s × SUBS deliveries/s, for latency; 0 skips it),
+# IDLE_CONNS (15000; 0 skips the idle phase), NODELAY (1: a second Mercury runs with
+# --write-coalesce 0, writing every message at once; 0: not), BEFORE (the
+# path of another mercury binary, e.g. built from an earlier commit: it runs
+# in the same rounds as "mercury-before", and table-before.md compares the
+# two), ROUNDS (3: each load runs this many times per
 # server, the servers in turn, a different one first each round; the table
 # shows medians), OUT (directory for the JSON reports and table.md;
 # default: a temporary directory, printed at the end).
@@ -27,6 +30,7 @@ LATENCY_RATE=${LATENCY_RATE:-2000}
 IDLE_CONNS=${IDLE_CONNS:-15000}
 ROUNDS=${ROUNDS:-3}
 NODELAY=${NODELAY:-1}
+BEFORE=${BEFORE:-}
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 work=$(mktemp -d /tmp/mercury-compare.XXXXXX)
@@ -108,6 +112,16 @@ if [ "$NODELAY" = 1 ]; then
   nodelay_addr=$(wait_for_line "$work/mercury-nodelay.log" 'addr=http://[0-9.:]+' | sed 's/addr=http:\/\///')
 fi
 
+# --- an earlier Mercury, for a before-and-after comparison
+if [ -n "$BEFORE" ]; then
+  say "starting mercury-before ($BEFORE)"
+  "$BEFORE" serve --listen 127.0.0.1:0 --max-connections $((IDLE_CONNS + 1000)) --max-connections-per-ip 0 --publish-rate 0 \
+    >"$work/mercury-before.log" 2>&1 &
+  before_pid=$!
+  pids+=("$before_pid")
+  before_addr=$(wait_for_line "$work/mercury-before.log" 'addr=http://[0-9.:]+' | sed 's/addr=http:\/\///')
+fi
+
 # --- the baseline
 say "starting the baseline"
 "$bin" bench baseline-server --listen 127.0.0.1:0 >"$work/baseline.log" 2>&1 &
@@ -158,20 +172,28 @@ if [ "$NODELAY" = 1 ]; then
   urls+=("ws://$nodelay_addr")
   server_pids+=("$nodelay_pid")
 fi
+if [ -n "$BEFORE" ]; then
+  names+=(mercury-before)
+  urls+=("ws://$before_addr")
+  server_pids+=("$before_pid")
+fi
 n=${#names[@]}
 
 # Idle memory first, on fresh servers.
-for i in $(seq 0 $((n - 1))); do
-  say "idle: ${names[i]}, $IDLE_CONNS subscribers"
-  "$bin" bench idle --label "${names[i]}" --url "${urls[i]}" --pid "${server_pids[i]}" \
-    --conns "$IDLE_CONNS" --json >"$OUT/idle-${names[i]}.json"
-done
+if [ "$IDLE_CONNS" -gt 0 ]; then
+  for i in $(seq 0 $((n - 1))); do
+    say "idle: ${names[i]}, $IDLE_CONNS subscribers"
+    "$bin" bench idle --label "${names[i]}" --url "${urls[i]}" --pid "${server_pids[i]}" \
+      --conns "$IDLE_CONNS" --json >"$OUT/idle-${names[i]}.json"
+  done
+fi
 
 load=(--subs "$SUBS" --size "$SIZE" --duration "$DURATION" --publish ws --layout one --quiet --json)
 reports=()
 for scenario in cpu latency; do
   rate=$CPU_RATE
   [ "$scenario" = latency ] && rate=$LATENCY_RATE
+  [ "$rate" -gt 0 ] || continue
   for round in $(seq "$ROUNDS"); do
     for k in $(seq 0 $((n - 1))); do
       i=$(((k + round - 1) % n))
@@ -183,9 +205,11 @@ for scenario in cpu latency; do
     done
   done
 done
-for name in "${names[@]}"; do
-  reports+=("$OUT/idle-$name.json")
-done
+if [ "$IDLE_CONNS" -gt 0 ]; then
+  for name in "${names[@]}"; do
+    reports+=("$OUT/idle-$name.json")
+  done
+fi
 
 # reports_of NAME…: the reports of those servers, in that order per load
 # (the table's ratios are the first server's to each other one).
@@ -205,6 +229,10 @@ if [ "$NODELAY" = 1 ]; then
   mapfile -t nodelay_reports < <(reports_of mercury-nodelay baseline nchan mercury)
   "$bin" bench table --markdown "${nodelay_reports[@]}" >"$OUT/table-nodelay.md"
 fi
+if [ -n "$BEFORE" ]; then
+  mapfile -t before_reports < <(reports_of mercury mercury-before nchan baseline)
+  "$bin" bench table --markdown "${before_reports[@]}" >"$OUT/table-before.md"
+fi
 echo
 echo "$(nproc) cores, load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end; $(nginx -v 2>&1 | sed 's/.*: //'), libnginx-mod-nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)"
 "$bin" bench table "${main_reports[@]}"
@@ -213,5 +241,10 @@ if [ "$NODELAY" = 1 ]; then
   echo "Mercury with --write-coalesce 0:"
   "$bin" bench table "${nodelay_reports[@]}"
 fi
+if [ -n "$BEFORE" ]; then
+  echo
+  echo "Mercury against mercury-before ($BEFORE):"
+  "$bin" bench table "${before_reports[@]}"
+fi
 echo
-echo "reports, table.md and table-nodelay.md in $OUT"
+echo "reports and tables (table*.md) in $OUT"
