@@ -119,12 +119,10 @@ func (w *wireConn) tryWritev(bufs [][]byte, iov *[]syscall.Iovec) (n int, blocke
 	if w.raw == nil {
 		return 0, true, nil
 	}
-	// Control rather than Write: it keeps the descriptor open for the call
-	// without taking the poller's write lock or arming its readiness, which
-	// a write that never waits does not need (w.mu serialises writers).
 	var werr error
-	cerr := w.raw.Control(func(fd uintptr) {
+	cerr := w.raw.Write(func(fd uintptr) bool {
 		n, blocked, werr = writevNonBlocking(fd, bufs, iov)
+		return true // never wait for the socket: a full one goes to the slow path
 	})
 	if cerr != nil {
 		return n, false, cerr

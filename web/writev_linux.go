@@ -27,11 +27,7 @@ func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec) (n int, 
 		if len(v) == 0 {
 			return n, false, nil
 		}
-		// A raw system call: the socket is non-blocking, so the call never
-		// sleeps, and the scheduler need not hand this goroutine's P to
-		// another thread (nor wake its monitor) for the few microseconds
-		// it takes.
-		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v[0])), uintptr(len(v)))
+		r, _, errno := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v[0])), uintptr(len(v)))
 		runtime.KeepAlive(bufs)
 		switch errno {
 		case 0:
