@@ -91,7 +91,7 @@ func runSender(ctx context.Context, pattern string, args []string, io command.St
 func postEach(ctx context.Context, scr *screen, u string, messages []string, opts *client.Options, needSeq bool, accepted func(uint64)) error {
 	refused := 0
 	for _, m := range messages {
-		seq, err := client.Publish(ctx, u, []byte(m), false, opts)
+		seq, err := client.PublishURL(ctx, u, []byte(m), false, opts)
 		var pe *client.PostError
 		switch {
 		case errors.As(err, &pe):
