@@ -79,7 +79,9 @@ func PublishURL(ctx context.Context, rawURL string, payload []byte, binary bool,
 
 // Publish publishes data to topic and returns its sequence number once
 // the broker accepted it (on a durable bus, once it is on disk), or the
-// broker's refusal as an *APIError (Code, Topic, Message, Status). data
+// broker's refusal as an *APIError (Code, Topic, Message, Status); an
+// error wrapping ErrNoEnvelope when the broker accepted it without a
+// sequence number (a broker older than envelope mode). data
 // is a string or []byte sent as it is (text when it is UTF-8), Binary
 // for bytes sent as binary, or anything else as JSON.
 func (c *Client) Publish(ctx context.Context, topic string, data any) (seq uint64, err error) {
@@ -114,7 +116,8 @@ func (c *Client) post(ctx context.Context, pattern, topic string, data any) (uin
 		Seq uint64 `json:"seq"`
 	}
 	if err := json.Unmarshal(resp.Body, &answer); err != nil || answer.Seq == 0 {
-		return 0, fmt.Errorf("the broker gave no sequence number (%.100q): it is older than envelope mode", resp.Body)
+		// Accepted, but with no sequence number to tell.
+		return 0, fmt.Errorf("%w: it gave no sequence number (%.100q)", ErrNoEnvelope, resp.Body)
 	}
 	return answer.Seq, nil
 }

@@ -68,6 +68,9 @@ func (c *Client) Pull(ctx context.Context, topic string, opts *PullOptions, fn f
 		for range workers {
 			wg.Go(func() {
 				for e := range jobs {
+					if ctx.Err() != nil {
+						continue // not settled: the broker delivers it again
+					}
 					settle(ctx, conn, e, opts.NackDelay, fn)
 				}
 			})
@@ -94,18 +97,25 @@ func (c *Client) Pull(ctx context.Context, topic string, opts *PullOptions, fn f
 }
 
 // settle runs fn for one job and acks or nacks it; a write that fails
-// means the connection is gone, and the job is the broker's again.
+// means the connection is gone, and the job is the broker's again. A job
+// fn finished is settled even when ctx ended meanwhile (a worker that
+// stops after N jobs).
 func settle(ctx context.Context, conn *Conn, e *Envelope, nackDelay time.Duration, fn func(Job) error) {
 	m, err := messageOf(e)
 	if err == nil {
 		err = fn(Job{Message: m, ID: idText(e.ID), Attempt: e.Attempt})
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
 	if err != nil {
 		conn.Nack(ctx, e.ID, nackDelay, err.Error())
 		return
 	}
 	conn.Ack(ctx, e.ID)
 }
+
+// settleTimeout bounds the write of an ack or nack.
+const settleTimeout = 10 * time.Second
 
 // idText is an id as text: a number's digits, a string unquoted.
 func idText(id json.RawMessage) string {

@@ -131,7 +131,7 @@ func unwrapHandshake(err error) error {
 func (s *subscription) receive(ctx context.Context, opened opened) error {
 	conn, stop, err := s.openConn(ctx, s.c.url("sub", s.topic, s.pos.query()))
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, ErrNoEnvelope) {
 			return err
 		}
 		return handshakeFailed{err}
@@ -189,6 +189,9 @@ func (s *subscription) deliver(e *Envelope) error {
 
 // final reports whether err is a refusal reconnecting cannot mend.
 func final(err error) bool {
+	if errors.Is(err, ErrNoEnvelope) {
+		return true
+	}
 	var he *HandshakeError
 	if errors.As(err, &he) {
 		return he.Status >= 400 && he.Status < 500 && he.Status != http.StatusUnauthorized && he.Status != http.StatusTooManyRequests
