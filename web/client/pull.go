@@ -63,33 +63,65 @@ func (c *Client) Pull(ctx context.Context, topic string, opts *PullOptions, fn f
 		}
 		defer stop()
 		opened()
+		// Reading with ctx would close the connection as ctx ends, before
+		// the acks of jobs fn finished are written: the connection is read
+		// until ctx ended and no job is at work.
+		rctx, cancelRead := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancelRead()
+		var mu sync.Mutex
+		active := 0
+		begin := func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if ctx.Err() != nil {
+				return false // not settled: the broker delivers it again
+			}
+			active++
+			return true
+		}
+		end := func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if active--; active == 0 && ctx.Err() != nil {
+				cancelRead()
+			}
+		}
+		stopWatch := context.AfterFunc(ctx, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if active == 0 {
+				cancelRead()
+			}
+		})
+		defer stopWatch()
 		jobs := make(chan *Envelope)
 		var wg sync.WaitGroup
 		for range workers {
 			wg.Go(func() {
 				for e := range jobs {
-					if ctx.Err() != nil {
-						continue // not settled: the broker delivers it again
+					if ctx.Err() == nil {
+						settle(ctx, conn, e, opts.NackDelay, fn)
 					}
-					settle(ctx, conn, e, opts.NackDelay, fn)
+					end()
 				}
 			})
 		}
 		defer wg.Wait()
 		defer close(jobs)
 		for {
-			in, err := l.readFrame(ctx, conn)
+			in, err := l.readFrame(rctx, conn)
 			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				return err
 			}
 			switch {
 			case in.Error != nil:
 				c.onError(in.Error) // about a settlement: the job comes back by itself
 			case in.Message != nil && len(in.Message.ID) > 0:
-				select {
-				case jobs <- in.Message:
-				case <-ctx.Done():
-					return ctx.Err()
+				if begin() {
+					jobs <- in.Message
 				}
 			}
 		}

@@ -192,16 +192,15 @@ func (w *worker) run(ctx context.Context, m *client.Client, u, topic string, q u
 	opts.Prefetch, _ = strconv.Atoi(q.Get("prefetch"))
 	opts.TTL, _ = time.ParseDuration(q.Get("ttl"))
 	err := m.Pull(wctx, topic, opts, func(job client.Job) error {
-		env := jobEnvelope(job)
-		if err := w.handle(wctx, job, env, topic); err != nil {
-			return err
-		}
+		err := w.handle(wctx, job, jobEnvelope(job), topic)
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if w.received++; w.count > 0 && w.received >= w.count {
-			cancel() // this job is still acked
+		if w.failure == nil {
+			if w.received++; w.count > 0 && w.received >= w.count {
+				cancel() // this job is still acked or nacked
+			}
 		}
-		return nil
+		return err
 	})
 	w.mu.Lock()
 	failure := w.failure
