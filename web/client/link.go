@@ -3,7 +3,23 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 )
+
+// RetryError is what OnState hears with StateReconnecting: why the
+// connection was lost (or could not be made), and how long until the
+// next try.
+type RetryError struct {
+	Err   error
+	Delay time.Duration
+}
+
+func (e *RetryError) Error() string {
+	return fmt.Sprintf("%v; reconnecting in %s", e.Err, e.Delay.Round(time.Millisecond))
+}
+
+func (e *RetryError) Unwrap() error { return e.Err }
 
 // link runs the connections of one subscription, worker or bus peer one
 // after the other, until ctx ends or one ends for good.
@@ -56,8 +72,9 @@ func (l *link) run(ctx context.Context, connect func(ctx context.Context, opened
 			// The token expired: reconnect with a fresh one.
 			l.c.freshToken(ctx, l.c.currentToken())
 		}
-		l.setState(StateReconnecting, err)
-		if !bo.wait(ctx) {
+		d := bo.next()
+		l.setState(StateReconnecting, &RetryError{Err: err, Delay: d})
+		if !bo.wait(ctx, d) {
 			l.setState(StateClosed, ctx.Err())
 			return ctx.Err()
 		}

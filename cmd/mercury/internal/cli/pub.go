@@ -92,7 +92,7 @@ func runSender(ctx context.Context, pattern string, args []string, io command.St
 func postEach(ctx context.Context, scr *screen, pattern, u string, messages []string, opts *client.Options, needSeq bool, accepted func(uint64)) error {
 	send := func(m string) (uint64, error) { return client.PublishURL(ctx, u, []byte(m), false, opts) }
 	if server, topic, _, ok := sdkTarget(u); ok {
-		c := sdkClient(server, opts)
+		c := sdkClient(server, opts, scr)
 		send = func(m string) (uint64, error) {
 			if pattern == "push" {
 				return c.Push(ctx, topic, m)

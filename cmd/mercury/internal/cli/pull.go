@@ -81,7 +81,7 @@ func RunPull(ctx context.Context, args []string, io command.Stdio) error {
 	if acking {
 		if server, topic, q, ok := sdkTarget(u, "prefetch", "ttl", "must_exist", "exclusive", "takeover"); ok {
 			w := &worker{scr: scr, io: io, exec: *execCommand, nackOnError: *nackOnError, count: session.count}
-			err := w.run(ctx, sdkClient(server, opts), u, topic, q, *nackDelay)
+			err := w.run(ctx, sdkClient(server, opts, scr), u, topic, q, *nackDelay)
 			return session.outcome(ctx, w.received, err)
 		}
 	}

@@ -46,11 +46,13 @@ func contains(list []string, s string) bool {
 }
 
 // sdkClient is the Go client for the broker at server, with the flags'
-// credential, headers and TLS.
-func sdkClient(server string, opts *client.Options) *client.Client {
+// credential, headers and TLS; what the broker says about no message of
+// ours is told on scr.
+func sdkClient(server string, opts *client.Options, scr *screen) *client.Client {
 	return client.New(server, &client.Config{
 		Token: opts.Token, Header: opts.Header, HTTPClient: opts.HTTPClient,
 		Backoff: backoffFirst, MaxBackoff: backoffMax,
+		OnError: func(err error) { scr.warn("the broker says: %v", err) },
 	})
 }
 
@@ -61,6 +63,9 @@ type sessionStates struct {
 	scr    *screen
 	url    string
 	cancel context.CancelFunc
+	// current, if set, is the URL a new connection goes to (a
+	// subscription resumes with ?since=).
+	current func() string
 
 	mu     sync.Mutex
 	opened bool
@@ -72,20 +77,28 @@ func (s *sessionStates) on(st client.State, err error) {
 	defer s.mu.Unlock()
 	switch st {
 	case client.StateOpen:
+		u := s.url
+		if s.current != nil {
+			u = s.current()
+		}
 		if s.opened {
-			s.scr.note("reconnected to %s", s.url)
+			s.scr.note("reconnected to %s", u)
 		} else {
-			s.scr.note("connected to %s", s.url)
+			s.scr.note("connected to %s", u)
 		}
 		s.opened = true
 	case client.StateReconnecting:
+		var retry *client.RetryError
+		if !errors.As(err, &retry) {
+			retry = &client.RetryError{Err: err}
+		}
 		if !s.opened {
-			s.failed = err
+			s.failed = retry.Err
 			s.cancel()
 			return
 		}
-		why, _ := closedFailure(err)
-		s.scr.note("%s; reconnecting", why)
+		why, _ := closedFailure(retry.Err)
+		s.scr.note("%s; reconnecting in %s", why, retry.Delay.Round(time.Millisecond))
 	}
 }
 
@@ -112,12 +125,19 @@ func (s *sessionStates) result(ctx context.Context, err error) error {
 
 // jobEnvelope is a job as the broker sent it, for --json and --exec.
 func jobEnvelope(job client.Job) *client.Envelope {
-	e := &client.Envelope{Topic: job.Topic, Seq: job.Seq, Epoch: job.Epoch, Time: job.Time, Attempt: job.Attempt}
+	e := messageEnvelope(job.Message)
+	e.Attempt = job.Attempt
 	if _, err := strconv.ParseUint(job.ID, 10, 64); err == nil {
 		e.ID = json.RawMessage(job.ID)
 	} else {
 		e.ID, _ = json.Marshal(job.ID)
 	}
+	return e
+}
+
+// messageEnvelope is a message as the broker sent it, for --json.
+func messageEnvelope(job client.Message) *client.Envelope {
+	e := &client.Envelope{Topic: job.Topic, Seq: job.Seq, Epoch: job.Epoch, Time: job.Time}
 	switch {
 	case job.Binary:
 		e.Data, _ = json.Marshal(base64.StdEncoding.EncodeToString(job.Data))
