@@ -134,24 +134,41 @@ func postEach(ctx context.Context, scr *screen, pattern, u string, messages []st
 // runWithInput runs the session with lines from the prompt, when both
 // ends are a terminal, or else from standard input.
 func (d *duplex) runWithInput(ctx context.Context, io command.Stdio, u string) error {
-	in, out, isTTY := interactive(io)
-	if !isTTY {
-		d.input = newLineReader(io.In)
-		d.lineNumbers = true
-		d.scr.note("connected to %s", u)
-		return d.run(ctx)
-	}
-	p, historyErr, err := startPrompt(in, out)
+	in, closeInput, err := openInput(io, d.scr, u)
 	if err != nil {
 		return err
 	}
-	defer p.Close()
-	d.scr.usePrompt(p)
-	d.input = p
-	d.listen = false // at the prompt, Ctrl-D or Ctrl-C leaves
-	if historyErr != nil {
-		d.scr.warn("%v", historyErr)
+	defer closeInput()
+	d.input = in.lines
+	d.lineNumbers = !in.prompt
+	if in.prompt {
+		d.listen = false // at the prompt, Ctrl-D or Ctrl-C leaves
 	}
-	d.scr.note("connected to %s; Ctrl-D to leave", u)
 	return d.run(ctx)
+}
+
+// input is where the lines to send come from.
+type input struct {
+	lines  lineSource
+	prompt bool // a person at the prompt, not a pipe
+}
+
+// openInput opens the prompt, when both ends are a terminal, or else
+// standard input, and says so.
+func openInput(io command.Stdio, scr *screen, u string) (input, func(), error) {
+	in, out, isTTY := interactive(io)
+	if !isTTY {
+		scr.note("connected to %s", u)
+		return input{lines: newLineReader(io.In)}, func() {}, nil
+	}
+	p, historyErr, err := startPrompt(in, out)
+	if err != nil {
+		return input{}, nil, err
+	}
+	scr.usePrompt(p)
+	if historyErr != nil {
+		scr.warn("%v", historyErr)
+	}
+	scr.note("connected to %s; Ctrl-D to leave", u)
+	return input{lines: p, prompt: true}, func() { p.Close() }, nil
 }

@@ -66,6 +66,8 @@ type sessionStates struct {
 	// current, if set, is the URL a new connection goes to (a
 	// subscription resumes with ?since=).
 	current func() string
+	// quietFirst: the first connection is told by someone else.
+	quietFirst bool
 
 	mu     sync.Mutex
 	opened bool
@@ -81,9 +83,10 @@ func (s *sessionStates) on(st client.State, err error) {
 		if s.current != nil {
 			u = s.current()
 		}
-		if s.opened {
+		switch {
+		case s.opened:
 			s.scr.note("reconnected to %s", u)
-		} else {
+		case !s.quietFirst:
 			s.scr.note("connected to %s", u)
 		}
 		s.opened = true
