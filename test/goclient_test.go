@@ -335,7 +335,10 @@ func TestGoClientServerSentEvents(t *testing.T) {
 		last = seq
 	}
 	i := 0
-	for ; received() == 0; i++ {
+	for deadline := time.Now().Add(30 * time.Second); received() == 0; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing received in 30 s; WebSockets refused %d times; states %v", refused.Load(), &states)
+		}
 		publish(i)
 		time.Sleep(50 * time.Millisecond)
 	}
