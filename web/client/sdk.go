@@ -228,7 +228,10 @@ func (c *Client) keepTokenFresh(ctx context.Context, conn *Conn) {
 		if exp.IsZero() {
 			return // not a JWT: it is refreshed after a 4401 close
 		}
-		t := time.NewTimer(refreshDelay(exp))
+		// At most one refresh a second: a GetToken that hands back a token
+		// about to expire is not called in a loop (the broker closes with
+		// 4401 then, and the next connection gets a token).
+		t := time.NewTimer(max(time.Second, refreshDelay(exp)))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -2,7 +2,9 @@ package client_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -154,5 +156,30 @@ func TestPublishRefreshesItsTokenAfterA401(t *testing.T) {
 	var api *client.APIError
 	if !errors.As(err, &api) || api.Status != 401 || api.Code != "token_expired" || api.Topic != "/t" {
 		t.Fatalf("without GetToken: %v", err)
+	}
+}
+
+// A GetToken that hands back a token about to expire is not called in a
+// loop.
+func TestGetTokenOfShortTokensIsNotCalledInALoop(t *testing.T) {
+	tb := startBroker(t, false)
+	var mu sync.Mutex
+	calls := 0
+	// exp one second ago: each is about to expire (the broker here does
+	// not check tokens).
+	m := client.New(tb.srv.URL, &client.Config{GetToken: func(context.Context) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		claims := fmt.Sprintf(`{"exp":%d,"n":%d}`, time.Now().Unix()-1, calls)
+		return "e30." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".sig", nil
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	m.Subscribe(ctx, "/t", nil, func(client.Message) error { return nil })
+	mu.Lock()
+	defer mu.Unlock()
+	if calls > 5 {
+		t.Fatalf("GetToken called %d times in 2.5 s", calls)
 	}
 }
