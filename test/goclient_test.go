@@ -368,8 +368,8 @@ func TestGoClientServerSentEvents(t *testing.T) {
 			t.Fatalf("message %d is %v: lost or repeated (%v)", j, g, got)
 		}
 	}
-	if n := states.count(client.StateReconnecting); n < 1 {
-		t.Fatalf("states %v: the cut stream was not reconnected", &states)
+	if n := states.count(client.StateReconnecting); n < 1 || refused.Load() < 2 {
+		t.Fatalf("states %v, WebSockets refused %d times: the cut stream was not reconnected, a WebSocket first", &states, refused.Load())
 	}
 	t.Logf("%d messages; WebSockets refused %d times; states %v", len(got), refused.Load(), &states)
 }

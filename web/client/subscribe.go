@@ -54,17 +54,14 @@ func (c *Client) Subscribe(ctx context.Context, topic string, opts *SubscribeOpt
 			return err
 		}
 	}
-	sse := opts.Transport == TransportSSE
 	return s.run(ctx, func(ctx context.Context, opened opened) error {
-		if sse {
-			err := s.stream(ctx, opened)
-			sse = false // try a WebSocket again: its refusal may have passed
-			return err
+		if opts.Transport == TransportSSE {
+			return s.stream(ctx, opened)
 		}
 		err := s.receive(ctx, opened)
 		if _, refused := err.(handshakeFailed); refused && opts.Transport == TransportAuto {
-			// A WebSocket that never opened: Server-Sent Events next.
-			sse = true
+			// A WebSocket that never opened: Server-Sent Events now, and a
+			// WebSocket again next time (its refusal may have passed).
 			return s.stream(ctx, opened)
 		}
 		return unwrapHandshake(err)
