@@ -21,7 +21,7 @@ import (
 // publishSeq publishes body to url and returns its sequence number.
 func publishSeq(t testing.TB, url, body string) uint64 {
 	t.Helper()
-	seq, err := client.Publish(context.Background(), url, []byte(body), false, nil)
+	seq, err := client.PublishURL(context.Background(), url, []byte(body), false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -433,7 +433,7 @@ func TestClusterNATSRestartUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				seq, err := client.Publish(context.Background(), b[i].HTTP+"/pub/load/x", []byte(fmt.Sprint(i, "-", k)), false, nil)
+				seq, err := client.PublishURL(context.Background(), b[i].HTTP+"/pub/load/x", []byte(fmt.Sprint(i, "-", k)), false, nil)
 				mu.Lock()
 				if err == nil {
 					confirmed[seq] = true

@@ -187,7 +187,7 @@ func verifyReplay(t *testing.T, b *brokerProc, l *ledger, round int) {
 	// A marker published now closes the replay: everything before it has
 	// arrived when it does.
 	marker := fmt.Sprintf(`{"marker":%d}`, round)
-	seq, err := client.Publish(context.Background(), b.HTTP+"/pub/durable/marker", []byte(marker), false, nil)
+	seq, err := client.PublishURL(context.Background(), b.HTTP+"/pub/durable/marker", []byte(marker), false, nil)
 	if err != nil {
 		t.Fatalf("round %d: publishing the marker: %v", round, err)
 	}

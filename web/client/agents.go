@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -36,7 +37,27 @@ func ListPresence(ctx context.Context, rawURL string, opts *Options) ([]Presence
 	if opts == nil {
 		opts = &Options{}
 	}
-	hc := opts.HTTPClient
+	resp, err := get(ctx, opts.HTTPClient, rawURL, opts.header())
+	if err != nil {
+		return nil, err
+	}
+	if resp.Status != http.StatusOK {
+		return nil, &PostError{Status: resp.Status, Body: strings.TrimSpace(string(resp.Body))}
+	}
+	return decodePresence(resp.Body)
+}
+
+func decodePresence(body []byte) ([]Presence, error) {
+	var list []Presence
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("failed to decode the list: %w", err)
+	}
+	return list, nil
+}
+
+// get makes a GET request to rawURL (ws:// and wss:// mapped to http://
+// and https://).
+func get(ctx context.Context, hc *http.Client, rawURL string, header http.Header) (*Response, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
@@ -44,7 +65,7 @@ func ListPresence(ctx context.Context, rawURL string, opts *Options) ([]Presence
 	if err != nil {
 		return nil, fmt.Errorf("failed to build the request: %w", err)
 	}
-	for k, vs := range opts.header() {
+	for k, vs := range header {
 		req.Header[k] = vs
 	}
 	resp, err := hc.Do(req)
@@ -56,12 +77,58 @@ func ListPresence(ctx context.Context, rawURL string, opts *Options) ([]Presence
 	if err != nil {
 		return nil, fmt.Errorf("failed to read the response: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, &PostError{Status: resp.StatusCode, Body: strings.TrimSpace(string(body))}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
+// RequestOptions configures Client.Request.
+type RequestOptions struct {
+	// Timeout is how long the broker waits for answers (its default: 5s).
+	Timeout time.Duration
+	// All collects every answer that comes within the timeout.
+	All bool
+}
+
+// Request sends data to the agents subscribed at or below topic
+// (docs/agents.md) and returns the first answer, or with All the JSON
+// list of every answer ([{user, topic, data}]). A refusal is an *APIError:
+// no_responders (503), timeout (504) …
+func (c *Client) Request(ctx context.Context, topic string, data any, opts *RequestOptions) ([]byte, error) {
+	if opts == nil {
+		opts = &RequestOptions{}
 	}
-	var list []Presence
-	if err := json.Unmarshal(body, &list); err != nil {
-		return nil, fmt.Errorf("failed to decode the list: %w", err)
+	payload, binary, err := encodeData(data)
+	if err != nil {
+		return nil, err
 	}
-	return list, nil
+	q := url.Values{}
+	if opts.Timeout > 0 {
+		q.Set("timeout", opts.Timeout.String())
+	}
+	if opts.All {
+		q.Set("all", "1")
+	}
+	ct := "text/plain; charset=utf-8"
+	if binary {
+		ct = "application/octet-stream"
+	}
+	resp, err := c.do(ctx, http.MethodPost, HTTPURL(c.url("req", topic, q)), ct, "", payload)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Status != http.StatusOK {
+		return nil, errorOf(resp.Status, resp.Body, topic)
+	}
+	return resp.Body, nil
+}
+
+// Presence lists the subscriptions at or below topic.
+func (c *Client) Presence(ctx context.Context, topic string) ([]Presence, error) {
+	resp, err := c.do(ctx, http.MethodGet, HTTPURL(c.url("presence", topic, nil)), "", "", nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Status != http.StatusOK {
+		return nil, errorOf(resp.Status, resp.Body, topic)
+	}
+	return decodePresence(resp.Body)
 }

@@ -25,10 +25,16 @@ func newBackoff(initial, most time.Duration) *backoff {
 
 func (b *backoff) reset() { b.delay = b.initial }
 
-// wait sleeps for the next delay; false when ctx ended first.
-func (b *backoff) wait(ctx context.Context) bool {
+// next returns the next delay: half the current one and a random part
+// of the other half.
+func (b *backoff) next() time.Duration {
 	d := b.delay/2 + rand.N(b.delay/2+1)
 	b.delay = min(2*b.delay, b.most)
+	return d
+}
+
+// wait sleeps for d; false when ctx ended first.
+func (b *backoff) wait(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -97,11 +97,11 @@ func TestEnvelopeModeAndPublish(t *testing.T) {
 	if sub.Subprotocol() != client.EnvelopeSubprotocol {
 		t.Fatalf("subprotocol %q", sub.Subprotocol())
 	}
-	seq, err := client.Publish(context.Background(), tb.url("pub", "/a/b"), []byte(`{"x":1}`), false, nil)
+	seq, err := client.PublishURL(context.Background(), tb.url("pub", "/a/b"), []byte(`{"x":1}`), false, nil)
 	if err != nil || seq == 0 {
 		t.Fatalf("Publish = %d, %v", seq, err)
 	}
-	bseq, err := client.Publish(context.Background(), tb.url("pub", "/a"), []byte{0xff, 0}, true, nil)
+	bseq, err := client.PublishURL(context.Background(), tb.url("pub", "/a"), []byte{0xff, 0}, true, nil)
 	if err != nil || bseq <= seq {
 		t.Fatalf("Publish = %d, %v", bseq, err)
 	}
@@ -127,7 +127,7 @@ func TestEnvelopeModeAndPublish(t *testing.T) {
 
 func TestPublishRefused(t *testing.T) {
 	tb := startBroker(t, false)
-	_, err := client.Publish(context.Background(), tb.srv.URL+"/pub/a//b", []byte("x"), false, nil)
+	_, err := client.PublishURL(context.Background(), tb.srv.URL+"/pub/a//b", []byte("x"), false, nil)
 	var pe *client.PostError
 	if !errors.As(err, &pe) || pe.Status != 400 || pe.API() == nil || pe.API().Code != "topic" {
 		t.Fatalf("err = %v", err)
@@ -160,7 +160,7 @@ func TestErrNoEnvelope(t *testing.T) {
 
 func TestAckAndNack(t *testing.T) {
 	tb := startBroker(t, false)
-	if _, err := client.Publish(context.Background(), tb.url("push", "/jobs"), []byte("job"), false, nil); err != nil {
+	if _, err := client.PublishURL(context.Background(), tb.url("push", "/jobs"), []byte("job"), false, nil); err != nil {
 		t.Fatal(err)
 	}
 	p := dial(t, tb.url("pull", "/jobs"), &client.Options{Envelope: true})
@@ -226,7 +226,7 @@ func TestTLSAndToken(t *testing.T) {
 	}
 	opts := &client.Options{HTTPClient: client.NewHTTPClient(conf), Token: "tok"}
 	dial(t, tb.url("sub", "/x"), opts)
-	if _, err := client.Publish(context.Background(), tb.url("pub", "/x"), []byte("m"), false, opts); err != nil {
+	if _, err := client.PublishURL(context.Background(), tb.url("pub", "/x"), []byte("m"), false, opts); err != nil {
 		t.Fatal(err)
 	}
 	insecure, _ := client.TLSConfig("", true)

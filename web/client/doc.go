@@ -1,40 +1,58 @@
-// Package client is the Go client of Mercury's wire, the one the mercury
-// CLI and the end-to-end tests use. docs/clients.md is the guide; the
+// Package client is Mercury's Go SDK, with the semantics of mercury.js,
+// the browser and Node client: docs/clients.md is the guide, and the
 // examples show each task.
 //
-// The simplest way: Subscribe calls a function for each message and
-// reconnects by itself, resuming from the last message it gave, so a
-// broker restart with a durable bus loses nothing and repeats nothing
-// (ExampleSubscribe); Pull calls a function for each job, acking it when
-// the function returns nil and nacking it with the error otherwise
-// (ExamplePull); Publish sends one message and returns its sequence
-// number once the broker accepted it.
+// A Client is made with New and a broker's URL; it connects nothing until
+// used:
 //
-// Underneath, Dial opens one connection:
+//	m := client.New("ws://127.0.0.1:3000", &client.Config{Token: token})
 //
-// Subscribe, in envelope mode, so each message carries its topic,
-// sequence number, epoch and time (Example):
+//	// Every message on /livesys and below, in order, until ctx ends.
+//	err := m.Subscribe(ctx, "/livesys", &client.SubscribeOptions{OnGap: …}, func(msg client.Message) error { … })
 //
-//	c, err := client.Dial(ctx, client.URL("ws://127.0.0.1:3000", "sub", "/livesys", nil), &client.Options{Envelope: true})
-//	f, err := c.Read(ctx)
-//	in, err := client.ParseIncoming(f.Data) // in.Message, or in.Gap
+//	// Jobs: nil acks, an error nacks with it as the job's last error.
+//	err := m.Pull(ctx, "/jobs", &client.PullOptions{Prefetch: 4}, func(job client.Job) error { … })
 //
-// Resume after a disconnection from the last message seen: dial with
-// since=Seq and epoch=Epoch in the query; what was missed comes first, and
-// a Gap says what is no longer kept (with Reset: the broker started
-// afresh) (Example_resume).
+//	seq, err := m.Publish(ctx, "/livesys/42", data) // once confirmed; the broker's *APIError otherwise
+//	seq, err := m.Push(ctx, "/jobs", data)
 //
-// Publish with a confirm: Publish (an HTTP POST) returns the message's
-// sequence number, or a *PostError carrying the broker's APIError. On a
-// /pub, /bus or /push socket in envelope mode each frame is answered in
-// order by Incoming.OK or Incoming.Error (Example_publishConfirmed).
+//	bus := m.Bus(ctx, "/room", &client.BusOptions{Echo: false}, func(msg client.Message) error { … })
+//	seq, err := bus.Send(ctx, data)
+//	bus.Close()
 //
-// Pull reliably: a puller in envelope mode gets messages with an ID and
-// an Attempt and settles each with Ack, or Nack to have it again later
-// (Example_pull, Example_nack).
+// Subscribe, Pull and Bus each hold one WebSocket in envelope mode and
+// reconnect by themselves, with exponential backoff and jitter
+// (Config.Backoff, Config.MaxBackoff); OnState hears connecting, open,
+// reconnecting and closed. They return (Bus.Close returns) ctx's error
+// when it ends, the function's error, or a refusal reconnecting cannot
+// mend (a handshake refused with 400, 403 or 404; closes 4403, 4404,
+// 4409).
 //
-// Options.Token authenticates; TLSConfig and NewHTTPClient reach a broker
-// whose certificate the system does not know. A Conn from Dial does not
-// reconnect: loop over Dial with a backoff, resuming from the position you
-// kept, as Subscribe does.
+// A subscription resumes from the last message its function was given
+// (since=SEQ&epoch=E): a restart of a broker with a durable bus, or a
+// move to another broker of a cluster, loses nothing and repeats nothing.
+// SubscribeOptions.Since starts with a replay; OnGap hears of a real gap
+// (history evicted, or a broker that started afresh: Gap.Reset). When
+// the WebSocket handshake fails (a proxy that refuses upgrades) a
+// subscription streams Server-Sent Events instead, and tries a WebSocket
+// again when the stream ends. A bus peer reconnects live.
+//
+// A worker's job whose connection was lost before its function returned
+// is not settled: the broker delivers it again, with the same ID.
+//
+// Config.GetToken refreshes the credential: a JWT is refreshed before it
+// expires and sent in-band ({"$token":…}) on every open connection, so no
+// connection is cut; any credential is fetched again after a 401 or a
+// 4401 close.
+//
+// Publish and Push are HTTP requests: a message whose answer was lost is
+// not sent again (it may have been accepted). Request and Presence ask
+// agents and list them (docs/agents.md).
+//
+// Underneath, Dial opens one connection that does not reconnect, for
+// tests and tools that speak the wire themselves: Conn.Read with
+// ParseIncoming in envelope mode, Conn.Ack and Conn.Nack on a puller,
+// PublishURL and Post to send by POST (ExampleDial, ExampleDial_resume,
+// ExampleConn_Ack). TLSConfig and NewHTTPClient reach a broker whose
+// certificate the system does not know.
 package client

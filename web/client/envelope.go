@@ -68,6 +68,8 @@ type APIError struct {
 	Action  string `json:"action,omitempty"` // a refusal by rights: the action refused
 	Topic   string `json:"topic,omitempty"`
 	Message string `json:"message"`
+	// Status is the HTTP status of a refused request; 0 on a WebSocket.
+	Status int `json:"-"`
 }
 
 func (e *APIError) Error() string {
@@ -114,22 +116,31 @@ type Incoming struct {
 	OK      *uint64 // the sequence number of a message accepted
 	Error   *APIError
 	Gap     *Gap
+	// TokenOK is the answer to a {"$token":…} frame: the new token is in
+	// use.
+	TokenOK bool
 }
 
 // ParseIncoming decodes a frame received in envelope mode.
 func ParseIncoming(data []byte) (Incoming, error) {
 	var w struct {
-		OK    *uint64   `json:"ok"`
-		Error *APIError `json:"error"`
-		Gap   *Gap      `json:"gap"`
+		OK    json.RawMessage `json:"ok"`
+		Error *APIError       `json:"error"`
+		Gap   *Gap            `json:"gap"`
 		Envelope
 	}
 	if err := json.Unmarshal(data, &w); err != nil {
 		return Incoming{}, fmt.Errorf("failed to decode an envelope frame: %w", err)
 	}
 	switch {
+	case string(w.OK) == `"token"`:
+		return Incoming{TokenOK: true}, nil
 	case w.OK != nil:
-		return Incoming{OK: w.OK}, nil
+		var seq uint64
+		if err := json.Unmarshal(w.OK, &seq); err != nil {
+			return Incoming{}, fmt.Errorf("failed to decode an answer %.100s: %w", data, err)
+		}
+		return Incoming{OK: &seq}, nil
 	case w.Error != nil:
 		return Incoming{Error: w.Error}, nil
 	case w.Gap != nil:

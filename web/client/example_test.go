@@ -36,9 +36,10 @@ func runBroker() (server string, stop func()) {
 	}
 }
 
-// Subscribe in envelope mode, publish by POST, and read the message with
-// its topic and sequence number.
-func Example() {
+// Underneath the Client: subscribe in envelope mode on one connection,
+// publish by POST, and read the message with its topic and sequence
+// number.
+func ExampleDial() {
 	server, stop := runBroker()
 	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -51,7 +52,7 @@ func Example() {
 	}
 	defer sub.Close()
 
-	seq, err := client.Publish(ctx, client.URL(server, "pub", "/livesys/42", nil), []byte(`{"cmd":"reboot"}`), false, nil)
+	seq, err := client.PublishURL(ctx, client.URL(server, "pub", "/livesys/42", nil), []byte(`{"cmd":"reboot"}`), false, nil)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -76,13 +77,13 @@ func Example() {
 
 // A worker pulls in envelope mode and acknowledges each job; one it does
 // not acknowledge is delivered again.
-func Example_pull() {
+func ExampleConn_Ack() {
 	server, stop := runBroker()
 	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	if _, err := client.Publish(ctx, client.URL(server, "push", "/jobs", nil), []byte(`{"task":"backup"}`), false, nil); err != nil {
+	if _, err := client.PublishURL(ctx, client.URL(server, "push", "/jobs", nil), []byte(`{"task":"backup"}`), false, nil); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -113,13 +114,13 @@ func Example_pull() {
 // A subscriber that lost its connection resumes from the last message it
 // saw, with that message's epoch: what it missed comes first, then live
 // messages, with no gap and no duplicate.
-func Example_resume() {
+func ExampleDial_resume() {
 	server, stop := runBroker()
 	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	publish := func(body string) {
-		if _, err := client.Publish(ctx, client.URL(server, "pub", "/livesys/42", nil), []byte(body), false, nil); err != nil {
+		if _, err := client.PublishURL(ctx, client.URL(server, "pub", "/livesys/42", nil), []byte(body), false, nil); err != nil {
 			fmt.Println(err)
 		}
 	}
@@ -170,7 +171,7 @@ func Example_resume() {
 // A publisher on a socket in envelope mode gets one answer per frame, in
 // order: the sequence number once the broker accepted the message, or the
 // broker's error.
-func Example_publishConfirmed() {
+func ExampleDial_publishConfirmed() {
 	server, stop := runBroker()
 	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -211,13 +212,13 @@ func Example_publishConfirmed() {
 
 // A worker that cannot do a job now nacks it with a reason: the job comes
 // back, with the same id and the next attempt, and is acked when done.
-func Example_nack() {
+func ExampleConn_Nack() {
 	server, stop := runBroker()
 	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	if _, err := client.Publish(ctx, client.URL(server, "push", "/jobs", nil), []byte(`{"task":"backup"}`), false, nil); err != nil {
+	if _, err := client.PublishURL(ctx, client.URL(server, "push", "/jobs", nil), []byte(`{"task":"backup"}`), false, nil); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -252,49 +253,89 @@ func Example_nack() {
 	// job 1, attempt 2
 }
 
-// Subscribe reconnects by itself and resumes from the last message it
-// gave; here the handler stops it after two messages.
-func ExampleSubscribe() {
+// Subscribe to a topic, publish to a topic below it, and get the message
+// with its topic, sequence number and data.
+func Example() {
 	server, stop := runBroker()
 	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, cmd := range []string{`"reboot"`, `"halt"`} {
-		if _, err := client.Publish(ctx, client.URL(server, "pub", "/livesys/42", nil), []byte(cmd), false, nil); err != nil {
+	m := client.New(server, nil) // with &client.Config{Token: …} on a broker with auth
+
+	// The subscription is open once OnState hears "open".
+	open := make(chan struct{})
+	onState := func(s client.State, err error) {
+		if s == client.StateOpen {
+			close(open)
+		}
+	}
+	received := make(chan client.Message, 1)
+	go m.Subscribe(ctx, "/livesys", &client.SubscribeOptions{OnState: onState}, func(msg client.Message) error {
+		received <- msg
+		return nil
+	})
+	<-open
+
+	seq, err := m.Publish(ctx, "/livesys/42", map[string]string{"cmd": "reboot"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	msg := <-received
+	fmt.Println(msg.Topic, msg.Seq == seq, string(msg.Data))
+	// Output:
+	// /livesys/42 true {"cmd":"reboot"}
+}
+
+// Subscribe reconnects by itself and resumes from the last message it
+// gave fn; Since starts with a replay of what the broker keeps. Here fn
+// ends it after two messages.
+func ExampleClient_Subscribe() {
+	server, stop := runBroker()
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m := client.New(server, nil)
+	for _, cmd := range []string{"reboot", "halt"} {
+		if _, err := m.Publish(ctx, "/livesys/42", cmd); err != nil {
 			fmt.Println(err)
 			return
 		}
 	}
 	enough := errors.New("enough")
-	since := uint64(0) // replay what /livesys keeps, then live
 	n := 0
-	err := client.Subscribe(ctx, server, "/livesys", &client.SubscribeOptions{Since: &since}, func(m client.Envelope) error {
-		fmt.Println(m.Topic, m.Seq, string(m.Data))
+	err := m.Subscribe(ctx, "/livesys", &client.SubscribeOptions{
+		Since: "0", // replay what /livesys keeps, then live
+		OnGap: func(g client.Gap) { fmt.Printf("messages %d to %d are no longer kept\n", g.From, g.To) },
+	}, func(msg client.Message) error {
+		fmt.Println(msg.Topic, msg.Seq, string(msg.Data))
 		if n++; n == 2 {
-			return enough
+			return enough // a real subscriber runs until its context ends
 		}
 		return nil
 	})
 	fmt.Println(err)
 	// Output:
-	// /livesys/42 1 "reboot"
-	// /livesys/42 2 "halt"
+	// /livesys/42 1 reboot
+	// /livesys/42 2 halt
 	// enough
 }
 
-// Pull acks each job its handler finishes and nacks each it fails, and
-// reconnects by itself until its context ends.
-func ExamplePull() {
+// Pull acks each job its function finishes and nacks each it fails (the
+// job comes back, with the same ID and the next attempt), and reconnects
+// by itself until its context ends.
+func ExampleClient_Pull() {
 	server, stop := runBroker()
 	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := client.Publish(ctx, client.URL(server, "push", "/jobs", nil), []byte(`{"task":"backup"}`), false, nil); err != nil {
+	m := client.New(server, nil)
+	if _, err := m.Push(ctx, "/jobs", map[string]string{"task": "backup"}); err != nil {
 		fmt.Println(err)
 		return
 	}
-	err := client.Pull(ctx, server, "/jobs", nil, func(job client.Envelope) error {
-		fmt.Printf("job %s, attempt %d\n", job.Data, job.Attempt)
+	err := m.Pull(ctx, "/jobs", &client.PullOptions{Prefetch: 4}, func(job client.Job) error {
+		fmt.Printf("job %s %s, attempt %d\n", job.ID, job.Data, job.Attempt)
 		if job.Attempt == 1 {
 			return errors.New("database down") // nacked: it comes back
 		}
@@ -303,7 +344,77 @@ func ExamplePull() {
 	})
 	fmt.Println(err)
 	// Output:
-	// job {"task":"backup"}, attempt 1
-	// job {"task":"backup"}, attempt 2
+	// job 1 {"task":"backup"}, attempt 1
+	// job 1 {"task":"backup"}, attempt 2
 	// context canceled
+}
+
+// Publish returns the message's sequence number once the broker accepted
+// it, and the broker's refusal otherwise.
+func ExampleClient_Publish() {
+	server, stop := runBroker()
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m := client.New(server, nil)
+	seq, err := m.Publish(ctx, "/livesys/42", []byte(`{"cmd":"reboot"}`)) // JSON goes as it is
+	fmt.Println(seq, err)
+	_, err = m.Publish(ctx, "/livesys//42", "hello")
+	var refusal *client.APIError
+	if errors.As(err, &refusal) {
+		fmt.Println(refusal.Status, refusal.Code)
+	}
+	// Output:
+	// 1 <nil>
+	// 400 topic
+}
+
+// Bus peers send to each other; without Echo a peer does not get what it
+// sends.
+func ExampleClient_Bus() {
+	server, stop := runBroker()
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m := client.New(server, nil)
+	got := make(chan client.Message, 1)
+	b := m.Bus(ctx, "/room", nil, func(msg client.Message) error {
+		got <- msg
+		return nil
+	})
+	defer b.Close()
+	a := m.Bus(ctx, "/room", nil, func(msg client.Message) error {
+		fmt.Println("a got its own message") // never: no Echo
+		return nil
+	})
+	defer a.Close()
+	// Send waits for a's connection; b's may not be open yet: send until b
+	// gets one.
+	for {
+		if _, err := a.Send(ctx, "hello"); err != nil {
+			fmt.Println(err)
+			return
+		}
+		select {
+		case msg := <-got:
+			fmt.Println(msg.Topic, string(msg.Data))
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// Output:
+	// /room hello
+}
+
+// GetToken keeps a connection's JWT fresh: the client sends a new one
+// in-band before the one in use expires, so no connection is cut for it.
+func ExampleConfig_getToken() {
+	fetch := func(ctx context.Context) (string, error) {
+		return "a fresh JWT from your identity provider", nil
+	}
+	m := client.New("wss://broker.example.com", &client.Config{
+		GetToken: fetch,
+		OnError:  func(err error) { slog.Warn("mercury", "err", err) },
+	})
+	_ = m // m.Subscribe, m.Pull … as in the other examples
 }

@@ -59,7 +59,7 @@ func runSender(ctx context.Context, pattern string, args []string, io command.St
 		if err != nil {
 			return err
 		}
-		return postEach(ctx, scr, u, pos[1:], opts, *envelope, accepted)
+		return postEach(ctx, scr, pattern, u, pos[1:], opts, *envelope, accepted)
 	}
 
 	u, err := conn.target(pattern, pos[0], nil)
@@ -86,22 +86,40 @@ func runSender(ctx context.Context, pattern string, args []string, io command.St
 	return d.runWithInput(ctx, io, u)
 }
 
-// postEach sends each message by POST; the broker's refusals are told and
-// make the command fail at the end.
-func postEach(ctx context.Context, scr *screen, u string, messages []string, opts *client.Options, needSeq bool, accepted func(uint64)) error {
+// postEach sends each message by POST, with the Go client when the URL
+// is a topic's; the broker's refusals are told and make the command fail
+// at the end.
+func postEach(ctx context.Context, scr *screen, pattern, u string, messages []string, opts *client.Options, needSeq bool, accepted func(uint64)) error {
+	send := func(m string) (uint64, error) { return client.PublishURL(ctx, u, []byte(m), false, opts) }
+	if server, topic, _, ok := sdkTarget(u); ok {
+		c := sdkClient(server, opts, scr)
+		send = func(m string) (uint64, error) {
+			if pattern == "push" {
+				return c.Push(ctx, topic, m)
+			}
+			return c.Publish(ctx, topic, m)
+		}
+	}
 	refused := 0
 	for _, m := range messages {
-		seq, err := client.Publish(ctx, u, []byte(m), false, opts)
+		seq, err := send(m)
 		var pe *client.PostError
+		var api *client.APIError
 		switch {
 		case errors.As(err, &pe):
 			refused++
 			scr.warn("the broker refused the message: %s", refusal(pe.Status, pe.Body, pe.API()))
 			continue
+		case errors.As(err, &api):
+			refused++
+			scr.warn("the broker refused the message: %s", refusal(api.Status, api.Message, nil))
+			continue
+		case errors.Is(err, client.ErrNoEnvelope) && !needSeq:
+			continue // accepted, by a broker that gives no sequence number
+		case errors.Is(err, client.ErrNoEnvelope) || (err == nil && seq == 0 && needSeq):
+			return &command.ExitError{Code: command.ExitRefused, Err: errors.New(u + ": the broker does not speak envelope mode: it gave no sequence number")}
 		case err != nil:
 			return &command.ExitError{Code: command.ExitConnect, Err: &explained{msg: "cannot connect to " + u + ": " + unwrapDial(err).Error(), err: err}}
-		case seq == 0 && needSeq:
-			return &command.ExitError{Code: command.ExitRefused, Err: errors.New(u + ": the broker does not speak envelope mode: it gave no sequence number")}
 		}
 		if seq > 0 {
 			accepted(seq)
@@ -116,24 +134,41 @@ func postEach(ctx context.Context, scr *screen, u string, messages []string, opt
 // runWithInput runs the session with lines from the prompt, when both
 // ends are a terminal, or else from standard input.
 func (d *duplex) runWithInput(ctx context.Context, io command.Stdio, u string) error {
-	in, out, isTTY := interactive(io)
-	if !isTTY {
-		d.input = newLineReader(io.In)
-		d.lineNumbers = true
-		d.scr.note("connected to %s", u)
-		return d.run(ctx)
-	}
-	p, historyErr, err := startPrompt(in, out)
+	in, closeInput, err := openInput(io, d.scr, u)
 	if err != nil {
 		return err
 	}
-	defer p.Close()
-	d.scr.usePrompt(p)
-	d.input = p
-	d.listen = false // at the prompt, Ctrl-D or Ctrl-C leaves
-	if historyErr != nil {
-		d.scr.warn("%v", historyErr)
+	defer closeInput()
+	d.input = in.lines
+	d.lineNumbers = !in.prompt
+	if in.prompt {
+		d.listen = false // at the prompt, Ctrl-D or Ctrl-C leaves
 	}
-	d.scr.note("connected to %s; Ctrl-D to leave", u)
 	return d.run(ctx)
+}
+
+// input is where the lines to send come from.
+type input struct {
+	lines  lineSource
+	prompt bool // a person at the prompt, not a pipe
+}
+
+// openInput opens the prompt, when both ends are a terminal, or else
+// standard input, and says so.
+func openInput(io command.Stdio, scr *screen, u string) (input, func(), error) {
+	in, out, isTTY := interactive(io)
+	if !isTTY {
+		scr.note("connected to %s", u)
+		return input{lines: newLineReader(io.In)}, func() {}, nil
+	}
+	p, historyErr, err := startPrompt(in, out)
+	if err != nil {
+		return input{}, nil, err
+	}
+	scr.usePrompt(p)
+	if historyErr != nil {
+		scr.warn("%v", historyErr)
+	}
+	scr.note("connected to %s; Ctrl-D to leave", u)
+	return input{lines: p, prompt: true}, func() { p.Close() }, nil
 }

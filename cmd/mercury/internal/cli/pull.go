@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/mercury-broker/mercury/cmd/mercury/internal/command"
 	"github.com/mercury-broker/mercury/web/client"
@@ -75,6 +77,14 @@ func RunPull(ctx context.Context, args []string, io command.Stdio) error {
 	out.apply(scr)
 	ctx, cancel := session.context(ctx)
 	defer cancel()
+
+	if acking {
+		if server, topic, q, ok := sdkTarget(u, "prefetch", "ttl", "must_exist", "exclusive", "takeover"); ok {
+			w := &worker{scr: scr, io: io, exec: *execCommand, nackOnError: *nackOnError, count: session.count}
+			err := w.run(ctx, sdkClient(server, opts, scr), u, topic, q, *nackDelay)
+			return session.outcome(ctx, w.received, err)
+		}
+	}
 
 	received := 0
 	r := &receiver{scr: scr, opts: opts, url: func() (string, error) { return u, nil }}
@@ -155,4 +165,85 @@ func describe(env *client.Envelope) string {
 		s = "id " + unquoteID(env.ID) + " (" + s + ", attempt " + strconv.Itoa(env.Attempt) + ")"
 	}
 	return s
+}
+
+// worker is pull --ack: the Go client's Pull, which acks a job when it
+// was handled and nacks it (with --nack-on-error) when --exec failed.
+type worker struct {
+	scr         *screen
+	io          command.Stdio
+	exec        string
+	nackOnError bool
+	count       int
+	cancel      context.CancelFunc
+
+	mu       sync.Mutex
+	received int
+	failure  error // a failure of the command itself, which ends it
+}
+
+func (w *worker) run(ctx context.Context, m *client.Client, u, topic string, q url.Values, nackDelay time.Duration) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w.cancel = cancel
+	states := &sessionStates{scr: w.scr, url: u, cancel: cancel}
+	opts := &client.PullOptions{NackDelay: nackDelay, OnState: states.on,
+		MustExist: q.Get("must_exist") != "", Exclusive: q.Get("exclusive") != "", Takeover: q.Get("takeover") != ""}
+	opts.Prefetch, _ = strconv.Atoi(q.Get("prefetch"))
+	opts.TTL, _ = time.ParseDuration(q.Get("ttl"))
+	err := m.Pull(wctx, topic, opts, func(job client.Job) error {
+		err := w.handle(wctx, job, jobEnvelope(job), topic)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.failure == nil {
+			if w.received++; w.count > 0 && w.received >= w.count {
+				cancel() // this job is still acked or nacked
+			}
+		}
+		return err
+	})
+	w.mu.Lock()
+	failure := w.failure
+	w.mu.Unlock()
+	if failure != nil {
+		return failure
+	}
+	return states.result(ctx, err)
+}
+
+// handle prints or runs one job; an error nacks it.
+func (w *worker) handle(ctx context.Context, job client.Job, env *client.Envelope, topic string) error {
+	if w.exec == "" {
+		if err := w.scr.message(w.scr.fmt.envelope(env, envelopeFrame(env))); err != nil {
+			return w.fail(ctx, err)
+		}
+		return nil
+	}
+	done := runExec(ctx, w.exec, w.io, job.Data, job.Binary, env, topic)
+	var failed *execFailed
+	switch {
+	case done == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err() // interrupted: given back
+	case errors.As(done, &failed):
+		w.scr.warn("--exec failed for message %s: %s", describe(env), failed.reason)
+		if w.nackOnError {
+			return done
+		}
+		return nil // --ack alone: acked all the same
+	}
+	return w.fail(ctx, done)
+}
+
+// fail ends the worker for a failure of its own (standard output closed,
+// --exec could not start); the job is nacked.
+func (w *worker) fail(ctx context.Context, err error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failure == nil {
+		w.failure = err
+	}
+	w.cancel()
+	return err
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"net/url"
 	"sync"
@@ -87,6 +88,14 @@ func RunSub(ctx context.Context, args []string, io command.Stdio) error {
 
 	ctx, cancel := session.context(ctx)
 	defer cancel()
+
+	if opts.Envelope && *replyExec == "" {
+		if u, err := conn.target("sub", pos[0], nil); err == nil {
+			if server, topic, _, ok := sdkTarget(u); ok {
+				return runSubscriber(ctx, scr, session, sdkClient(server, opts, scr), u, topic, *since, from)
+			}
+		}
+	}
 
 	// In envelope mode the last sequence number seen is where a new
 	// connection resumes: no gap and no duplicate across a reconnection.
@@ -178,4 +187,47 @@ func firstError(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// runSubscriber is sub in envelope mode: the Go client's Subscribe,
+// which resumes from the last message seen after a reconnection.
+func runSubscriber(ctx context.Context, scr *screen, session *sessionFlags, m *client.Client, u, topic, since string, from broker.Position) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	last, resume := from, since != ""
+	states := &sessionStates{scr: scr, url: u, cancel: cancel, current: func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if !resume {
+			return u
+		}
+		return u + "?" + url.Values{"since": {last.String()}}.Encode()
+	}}
+	received := 0
+	opts := &client.SubscribeOptions{Since: since, OnState: states.on, Transport: client.TransportWebSocket,
+		OnGap: func(g client.Gap) { reportGap(scr, &g) }}
+	err := m.Subscribe(sctx, topic, opts, func(msg client.Message) error {
+		mu.Lock()
+		last, resume = broker.Position{Seq: msg.Seq, Epoch: msg.Epoch}, true
+		mu.Unlock()
+		env := messageEnvelope(msg)
+		if err := scr.message(scr.fmt.envelope(env, envelopeFrame(env))); err != nil {
+			return &handlerError{err}
+		}
+		if received++; session.count > 0 && received >= session.count {
+			return errEnough
+		}
+		return nil
+	})
+	var he *handlerError
+	switch {
+	case errors.Is(err, errEnough):
+		err = nil
+	case errors.As(err, &he):
+		return he.err
+	default:
+		err = states.result(ctx, err)
+	}
+	return session.outcome(ctx, received, err)
 }
