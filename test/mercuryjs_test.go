@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,20 +266,8 @@ func TestMercuryJSTokenRefresh(t *testing.T) {
 // the way, a subscription works over Server-Sent Events.
 func TestMercuryJSServerSentEvents(t *testing.T) {
 	b := startBroker(t)
-	target, _ := url.Parse(b.HTTP)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	var refused atomic.Int64
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-			refused.Add(1)
-			http.Error(w, "no WebSockets here", http.StatusForbidden)
-			return
-		}
-		r.Host = target.Host // the broker serves loopback Host names
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close) // after node is gone: its stream holds a connection
-	js := startJS(t, nil, "sse", "ws"+strings.TrimPrefix(front.URL, "http"))
+	server, refused := noWebSocketProxy(t, b) // closed after node is gone: its stream holds a connection
+	js := startJS(t, nil, "sse", server)
 	// The stream's headers come with its first event: publish until the
 	// subscriber has three.
 	stop := make(chan struct{})
