@@ -87,3 +87,72 @@ func TestCrashQueueModel(t *testing.T) {
 	}
 	t.Logf("queue model against mercury serve killed with SIGKILL, seeds %v and %d lists: %s", modelCrashSeeds, len(modelCrashOps), total)
 }
+
+// TestModelNackCrossingItsRedelivery: the ack timeout redelivers a
+// message to its puller while the puller's nack is on the way; the broker
+// settles the redelivery (same id). The model allows that redelivery,
+// and no other inside the nack's delay.
+func TestModelNackCrossingItsRedelivery(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		redeliver time.Duration // after the first delivery
+		violated  bool
+	}{
+		{"after the ack timeout", modelAckTimeout, false},
+		{"well within the ack timeout", 10 * time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := time.Now()
+			q := newQueueModel(modelMaxAttempts, modelAckTimeout)
+			q.now = func() time.Time { return clock }
+			p := &modelPuller{id: 1, env: true}
+			q.pushStarted(1)
+			q.pushConfirmed(1, 7)
+			q.delivered(p, 1, 7, 1)
+			clock = clock.Add(tc.redeliver)
+			q.nackSending(p, q.msgs[1])
+			sent := clock
+			clock = clock.Add(time.Millisecond)
+			q.delivered(p, 1, 7, 2)
+			q.settleResult(p, q.msgs[1], false, 300*time.Millisecond, sent, false, false)
+			if _, violated := q.report(); violated != tc.violated {
+				t.Fatalf("violated %v, want %v:\n%s", violated, tc.violated, q.traceAround(20))
+			}
+		})
+	}
+}
+
+// TestModelCrashUndoesOnlyUnsyncedSettlements: after a crash, an acked
+// message may come back only when no confirmed push followed its ack.
+func TestModelCrashUndoesOnlyUnsyncedSettlements(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pushes   int // confirmed after the ack, before the crash
+		violated bool
+	}{
+		{"not synced", 0, false},
+		{"synced by a later push", 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newQueueModel(modelMaxAttempts, modelAckTimeout)
+			p := &modelPuller{id: 1, env: true}
+			q.pushStarted(1)
+			q.pushConfirmed(1, 7)
+			q.delivered(p, 1, 7, 1)
+			q.settleResult(p, q.msgs[1], true, 0, time.Now(), false, false)
+			for i := range tc.pushes {
+				q.pushStarted(2 + i)
+				q.pushConfirmed(2+i, uint64(8+i))
+			}
+			q.pullerClosed(p)
+			q.restarted()
+			q.crashed()
+			again := &modelPuller{id: 2, env: true}
+			q.delivered(again, 1, 7, 1)
+			q.settleResult(again, q.msgs[1], true, 0, time.Now(), false, false)
+			if _, violated := q.report(); violated != tc.violated {
+				t.Fatalf("violated %v, want %v:\n%s", violated, tc.violated, q.traceAround(20))
+			}
+		})
+	}
+}
