@@ -52,9 +52,10 @@ func (q *queueModel) undo(m *modelMsg, who string) {
 }
 
 // The CI run of the model against `mercury serve` killed with SIGKILL:
-// two seeds, and short lists each checking one point of the contract.
+// a seed, and short lists each checking one point of the contract (the
+// raw one fails on a broker that deletes a raw-pulled message unsynced).
 var (
-	modelCrashSeeds = []uint64{47938864, 362289641}
+	modelCrashSeeds = []uint64{47938864}
 	modelCrashOps   = map[string]string{
 		"push:3:0 pull:r:16:0 sleep:200 close:0 restart pull:e:16:0 sleep:300":            "a raw-pulled message never comes back",
 		"push:2:0 pull:e:16:0 sleep:100 ack:0:2 restart pull:e:16:0 sleep:300":            "an ack no synced write followed may be undone",
