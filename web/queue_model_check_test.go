@@ -294,7 +294,11 @@ func (q *queueModel) settleResult(p *modelPuller, m *modelMsg, ack bool, delay t
 	}
 	if refused {
 		q.counts.refusedSettles++
-		if (m.holder == p || !ack && m.holder == nil && m.heldBy == p) && sent.Sub(m.heldAt) < q.ackTimeout/2 && sent.Sub(m.dispatchedAfter) < q.ackTimeout {
+		// Only a hold that began before the settle was sent: a later
+		// delivery (a redelivery after the ack timeout, on a busy machine)
+		// is not what it named.
+		if (m.holder == p || !ack && m.holder == nil && m.heldBy == p) && m.heldAt.Before(sent) &&
+			sent.Sub(m.heldAt) < q.ackTimeout/2 && sent.Sub(m.dispatchedAfter) < q.ackTimeout {
 			q.violate("puller %d's %s of m%d refused as unknown_id %s after it was received, well within the ack timeout %s",
 				p.id, verb, m.n, sent.Sub(m.heldAt).Round(time.Millisecond), q.ackTimeout)
 		}

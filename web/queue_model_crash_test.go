@@ -157,3 +157,38 @@ func TestModelCrashUndoesOnlyUnsyncedSettlements(t *testing.T) {
 		})
 	}
 }
+
+// TestModelRefusedNackOfAnOlderDelivery: a nack refused as unknown_id is a
+// violation when its puller got the message well within the ack timeout
+// before sending it, not when the hold it names began after it was sent.
+func TestModelRefusedNackOfAnOlderDelivery(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		later    bool // the puller got the message again after the nack was sent
+		violated bool
+	}{
+		{"refused within the ack timeout", false, true},
+		{"redelivered after it was sent", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := time.Now()
+			q := newQueueModel(modelMaxAttempts, modelAckTimeout)
+			q.now = func() time.Time { return clock }
+			p := &modelPuller{id: 1, env: true}
+			q.pushStarted(1)
+			q.pushConfirmed(1, 7)
+			q.delivered(p, 1, 7, 1)
+			clock = clock.Add(200 * time.Millisecond)
+			sent := clock
+			q.nackSending(p, q.msgs[1])
+			if tc.later {
+				clock = clock.Add(4 * time.Second)
+				q.delivered(p, 1, 7, 2)
+			}
+			q.settleResult(p, q.msgs[1], false, 300*time.Millisecond, sent, true, false)
+			if _, violated := q.report(); violated != tc.violated {
+				t.Fatalf("violated %v, want %v:\n%s", violated, tc.violated, q.traceAround(20))
+			}
+		})
+	}
+}
