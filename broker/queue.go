@@ -78,6 +78,7 @@ type Delivery struct {
 	remote    int         // on a QueueBackplane: the attempt it was handed over for
 	holder    *pullerSlot // nil while waiting, settled, or handed to another
 	claimed   bool        // its puller is writing it: it stays with that puller
+	taken     bool        // a raw puller's, removed from the store before its write (Take)
 	deadline  time.Time   // ack mode: redelivered after this
 	notBefore time.Time   // nacked with a delay: not offered before this
 }
@@ -100,6 +101,56 @@ func (d *Delivery) Claim() bool {
 	}
 	d.claimed = true
 	return true
+}
+
+// Take removes claimed raw deliveries of durable queues from the store,
+// on disk, before their frames are written: a crash then cannot bring
+// back a message a raw puller may have read (at most once). The removals
+// of one call share one synced write, and concurrent calls share fsyncs.
+// Deliveries of acking pullers, of queues in memory or not claimed are
+// left alone. When Take fails, the deliveries are not written: Release
+// gives them back.
+func Take(ds []*Delivery) error {
+	var q *queue
+	var ids []uint64
+	var taking []*Delivery
+	flush := func() error {
+		if len(ids) == 0 {
+			return nil
+		}
+		if err := q.b.opts.Store.TakeQueued(q.topic, ids); err != nil {
+			return fmt.Errorf("failed to remove pulled messages from the store: %w", err)
+		}
+		q.mu.Lock()
+		for _, d := range taking {
+			d.taken = true
+		}
+		q.mu.Unlock()
+		ids, taking = ids[:0], taking[:0]
+		return nil
+	}
+	for _, d := range ds {
+		if d.q != q {
+			if err := flush(); err != nil {
+				return err
+			}
+			q = d.q
+		}
+		q.mu.Lock()
+		take := q.durable && d.settler == nil && d.claimed && !d.taken && d.holder != nil && !d.holder.ack
+		q.mu.Unlock()
+		if take {
+			ids = append(ids, d.ID())
+			taking = append(taking, d)
+		}
+	}
+	return flush()
+}
+
+// NeedsTake reports whether d must be taken (Take) before it is written:
+// a raw puller's delivery from a durable queue.
+func (d *Delivery) NeedsTake() bool {
+	return d.q.durable && d.settler == nil
 }
 
 // Done settles d for a raw puller once written. Calling it again, or for
@@ -129,6 +180,12 @@ func (d *Delivery) Release() {
 	q.unhold(s, d)
 	s.stopped = true
 	d.Attempt--
+	if d.taken && !q.deleted {
+		// Not written: back in the store, before anyone else can settle it.
+		d.taken = false
+		q.b.storeErr("put back a message not written", q.b.opts.Store.PutQueued(q.topic, QueuedMessage{
+			Message: d.Message, Attempts: d.Attempt, LastError: d.LastError}, false))
+	}
 	q.pushFront(d)
 	q.dispatch()
 	q.scheduleLocked()
@@ -361,7 +418,7 @@ func (q *queue) settle(s *pullerSlot, d *Delivery) {
 	if !q.deleted { // an expired queue gave back all it held
 		q.drop(heldSize(d.Message))
 	}
-	if q.durable {
+	if q.durable && !d.taken {
 		q.b.storeErr("delete a settled queue message", q.b.opts.Store.DeleteQueued(q.topic, d.ID()))
 	}
 }

@@ -27,8 +27,13 @@ type Store interface {
 	// keyed by queue and Message.Seq; with sync it is on disk before
 	// PutQueued returns.
 	PutQueued(queue Topic, r QueuedMessage, sync bool) error
-	// DeleteQueued deletes one queued message or dead letter.
+	// DeleteQueued deletes one queued message or dead letter. It need not
+	// wait for the disk: a crash may undo it.
 	DeleteQueued(queue Topic, id uint64) error
+	// TakeQueued deletes queued messages, on disk before it returns;
+	// concurrent callers share fsyncs. A raw puller's messages are taken
+	// so before they are written to it: a crash cannot bring them back.
+	TakeQueued(queue Topic, ids []uint64) error
 	// DeleteQueue deletes everything stored for queue with Seq <= upTo:
 	// what the queue held when it expired, and nothing pushed after.
 	DeleteQueue(queue Topic, upTo uint64) error

@@ -218,6 +218,10 @@ func (c *conn) flush(s *shard, windowEnd time.Time) {
 	c.mu.Unlock()
 	defer c.bg.Done()
 	batch = claim(batch)
+	if mustTake(batch) { // waits for the disk: not on the shard
+		c.goSlow(batch, 0)
+		return
+	}
 
 	if !c.wire.mu.TryLock() { // the library is writing a control frame
 		c.goSlow(batch, 0)
@@ -275,15 +279,22 @@ func (c *conn) writeSlow(batch []outFrame, written int) {
 	defer c.bg.Done()
 	var headers []byte
 	for {
-		c.wire.mu.Lock()
 		var err error
-		if !c.closeSent() {
-			bufs := skipBytes(appendFrames(&headers, nil, batch), written)
-			var n int
-			n, err = c.wire.writeAll(bufs)
-			written += n
+		if written == 0 && mustTake(batch) {
+			if err = take(batch); err != nil {
+				c.s.log.Error("pull: not written", "remote", c.remote, "topic", c.topic, "err", err)
+			}
 		}
-		c.wire.mu.Unlock()
+		if err == nil {
+			c.wire.mu.Lock()
+			if !c.closeSent() {
+				bufs := skipBytes(appendFrames(&headers, nil, batch), written)
+				var n int
+				n, err = c.wire.writeAll(bufs)
+				written += n
+			}
+			c.wire.mu.Unlock()
+		}
 		c.done(batch, written, err)
 		c.mu.Lock()
 		if err != nil || c.dead || len(c.out) == 0 {
@@ -313,6 +324,29 @@ func claim(batch []outFrame) []outFrame {
 	}
 	clear(batch[len(kept):])
 	return kept
+}
+
+// mustTake tells whether batch holds a raw puller's delivery from a
+// durable queue, which leaves the store, synced, before it is written
+// (broker.Take): then a crash cannot deliver it again.
+func mustTake(batch []outFrame) bool {
+	for _, f := range batch {
+		if f.delivery != nil && !f.acked && f.delivery.NeedsTake() {
+			return true
+		}
+	}
+	return false
+}
+
+// take removes batch's raw deliveries of durable queues from the store.
+func take(batch []outFrame) error {
+	var ds []*broker.Delivery
+	for _, f := range batch {
+		if f.delivery != nil && !f.acked && f.delivery.NeedsTake() {
+			ds = append(ds, f.delivery)
+		}
+	}
+	return broker.Take(ds)
 }
 
 // allWritten tells done that the whole batch was written.

@@ -157,6 +157,9 @@ func (r *modelRun) do(o op) error {
 		}
 		r.pullers = nil
 		r.model.restarted()
+		if *modelBinaryFlag {
+			r.model.crashed()
+		}
 		// In a cluster, a killed broker's pullers stay registered until
 		// their lease ends (15 s).
 		return r.waitPullers(0)
@@ -210,7 +213,15 @@ func (r *modelRun) push(large bool) error {
 		body = fmt.Sprintf(`{"m":%d,"pad":"%s"}`, n, strings.Repeat("x", 200<<10+r.rng.IntN(500<<10)))
 	}
 	r.model.pushStarted(n)
+	idleSince := r.lastUse
 	seq, err := modelPush(r.sys.httpBase(), modelTopic, []byte(body))
+	if r.puller(0) == nil && time.Since(idleSince) > modelTTL-300*time.Millisecond {
+		// The broker uses the queue when the push arrives, which a large
+		// body on a busy machine delays: it may have expired before.
+		r.tracef("push of m%d answered %s after the queue's last use: it may have expired before", n, time.Since(idleSince).Round(time.Millisecond))
+		r.model.queueExpiredBefore(n)
+	}
+	r.lastUse = time.Now()
 	if err != nil {
 		r.model.mu.Lock()
 		r.model.violate("push of m%d refused: %v", n, err)
@@ -227,6 +238,7 @@ func (r *modelRun) push(large bool) error {
 // with 4409.
 func (r *modelRun) pull(env bool, prefetch int, exclusive, takeover bool) error {
 	r.puller(0) // drop the closed ones
+	idle, idleSince := len(r.pullers) == 0, r.lastUse
 	q := url.Values{"prefetch": {strconv.Itoa(prefetch)}}
 	if env {
 		q.Set("envelope", "1")
@@ -252,7 +264,7 @@ func (r *modelRun) pull(env bool, prefetch int, exclusive, takeover bool) error 
 	}
 	refuse := !takeover && (r.exclusiveHeld() || exclusive && stats.Pullers > 0)
 	r.nextID++
-	mp := &modelPuller{id: r.nextID, env: env}
+	mp := &modelPuller{id: r.nextID, env: env, dialed: time.Now()}
 	u, node := r.sys.wsURL("pull", modelTopic, q)
 	mc, err := dialModelConn(r.model, mp, u, refuse)
 	if err != nil {
@@ -260,6 +272,11 @@ func (r *modelRun) pull(env bool, prefetch int, exclusive, takeover bool) error 
 	}
 	mc.node = node
 	r.tracef("puller %d connects to broker %d: %s", mp.id, node, q.Encode())
+	if idle && time.Since(idleSince) > modelTTL-300*time.Millisecond {
+		// As for a slow push: the queue may have expired before it came.
+		r.tracef("puller %d connected %s after the queue's last use: it may have expired before", mp.id, time.Since(idleSince).Round(time.Millisecond))
+		r.model.queueExpired(false)
+	}
 	if refuse {
 		mc.wait()
 		if code := client.CloseStatus(mc.err); code != 4409 {
@@ -402,6 +419,7 @@ func (r *modelRun) drain() error {
 				continue
 			}
 			p = r.pullers[len(r.pullers)-1]
+			lastProgress = time.Now() // quiet counts from the connection
 		}
 		if ms := r.model.heldBy(p.mp, 1<<20); len(ms) > 0 {
 			p.settle(ms, true, 0)

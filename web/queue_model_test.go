@@ -137,8 +137,12 @@ func failureReport(seed uint64, ops []op, model *queueModel, err error) string {
 	}
 	fmt.Fprintf(&b, "violations:\n%s\n", indent(violations))
 	fmt.Fprintf(&b, "the trace up to the last violation:\n%s\n", indent(model.traceAround(150)))
-	fmt.Fprintf(&b, "reproduce: go test -race -run TestQueueModel ./web/ -model.seed=%d -model.len=%d\n", seed, len(ops))
-	fmt.Fprintf(&b, "      or: go test -race -run TestQueueModel ./web/ -model.ops='%s'", formatOps(ops))
+	mode := ""
+	if *modelBinaryFlag {
+		mode = " -model.binary"
+	}
+	fmt.Fprintf(&b, "reproduce: go test -race -run TestQueueModel ./web/%s -model.seed=%d -model.len=%d\n", mode, seed, len(ops))
+	fmt.Fprintf(&b, "      or: go test -race -run TestQueueModel ./web/%s -model.ops='%s'", mode, formatOps(ops))
 	return b.String()
 }
 
@@ -197,5 +201,7 @@ func addCounts(a, b modelCounts) modelCounts {
 	a.expired += b.expired
 	a.rawLost += b.rawLost
 	a.lateFrames += b.lateFrames
+	a.crashes += b.crashes
+	a.undone += b.undone
 	return a
 }

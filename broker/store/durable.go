@@ -44,7 +44,7 @@ func OpenDurable(dir string) (*Durable, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := newDurable(kv)
+	d, err := NewDurable(kv)
 	if err != nil {
 		kv.Close()
 		return nil, err
@@ -52,9 +52,10 @@ func OpenDurable(dir string) (*Durable, error) {
 	return d, nil
 }
 
-// newDurable returns the store on kv. It deletes once more what each trim
-// mark covers: a trim whose group failed to commit left its messages.
-func newDurable(kv KV) (*Durable, error) {
+// NewDurable returns the store on kv, which Close closes. It deletes
+// once more what each trim mark covers: a trim whose group failed to
+// commit left its messages.
+func NewDurable(kv KV) (*Durable, error) {
 	d := &Durable{kv: kv}
 	trims, err := d.readTrims()
 	if err != nil {
@@ -329,6 +330,15 @@ func (d *Durable) PutQueued(queue broker.Topic, r broker.QueuedMessage, sync boo
 // DeleteQueued deletes one queued message or dead letter.
 func (d *Durable) DeleteQueued(queue broker.Topic, id uint64) error {
 	return d.kv.Apply([]Op{{Key: topicKey(queuePrefix, queue, id, true), Delete: true}}, false)
+}
+
+// TakeQueued deletes queued messages, on disk before it returns.
+func (d *Durable) TakeQueued(queue broker.Topic, ids []uint64) error {
+	ops := make([]Op, len(ids))
+	for i, id := range ids {
+		ops[i] = Op{Key: topicKey(queuePrefix, queue, id, true), Delete: true}
+	}
+	return d.commit.Commit(ops)
 }
 
 // DeleteQueue deletes queue's records with Seq <= upTo.

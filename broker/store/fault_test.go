@@ -39,7 +39,7 @@ func openFaulty(t testing.TB, dir string) (*Durable, *faultKV) {
 		t.Fatal(err)
 	}
 	f := &faultKV{KV: kv}
-	d, err := newDurable(f)
+	d, err := NewDurable(f)
 	if err != nil {
 		kv.Close()
 		t.Fatal(err)

@@ -242,3 +242,42 @@ func waitGone(t *testing.T, d *Durable, queue broker.Topic, payload string) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestTakenButUnwrittenMessageIsKept: a raw puller's delivery taken from
+// the store before its write (broker.Take), whose write then fails
+// (Release), is back in the store: a restart still delivers it. One that
+// was written (Done) stays gone.
+func TestTakenButUnwrittenMessageIsKept(t *testing.T) {
+	dir := t.TempDir()
+	d := openDurable(t, dir)
+	b := queueBroker(t, d, 0, nil)
+	for _, m := range []string{"written", "unwritten"} {
+		if err := b.Push(&broker.Message{Topic: "/q/jobs", Payload: []byte(m)}, broker.PushOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var p puller
+	leave, err := b.Pull("/q/jobs", &p, broker.PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.got) != 2 || !p.got[0].Claim() || !p.got[1].Claim() {
+		t.Fatalf("raw puller got %d deliveries, or could not claim them", len(p.got))
+	}
+	if err := broker.Take(p.got); err != nil {
+		t.Fatal(err)
+	}
+	p.got[0].Done()
+	p.got[1].Release()
+	leave()
+	b.Close()
+	d.Close()
+
+	d = openDurable(t, dir)
+	defer d.Close()
+	b = queueBroker(t, d, 0, nil)
+	defer b.Close()
+	if got := pulled(t, b, "/q/jobs"); len(got) != 1 || got[0] != "unwritten" {
+		t.Fatalf("after a restart, puller got %q, want only the unwritten message", got)
+	}
+}
