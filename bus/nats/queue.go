@@ -311,6 +311,13 @@ func (q *remoteQueue) unregister() {
 	if q.rev == 0 || q.lost.Load() {
 		return
 	}
+	// The pullers leaving are a use: the queue's TTL runs from now, not
+	// from the last refresh (pullerLease/3 ago at most). Recorded before
+	// the key goes, so no sweeper sees the queue unused meanwhile.
+	p.mu.Lock()
+	delete(p.touched, q.topic)
+	p.mu.Unlock()
+	p.useQueue(q.topic, q.ttl, false)
 	// Conditional: the key may be another hold's on the same queue now.
 	if _, err := p.writePullers(q, q.rev, 0, false); err != nil && !errors.Is(err, errLeaseLost) {
 		p.log.Debug("cluster: failed to unregister pullers", "topic", q.topic, "err", err)
