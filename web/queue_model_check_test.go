@@ -46,11 +46,12 @@ type modelCounts struct {
 	ops, pushes, deliveries, rawDeliveries, acks, nacks, refusedSettles int
 	restarts, expiries, takeovers, kills                                int
 	deadLetters, expired, rawLost, lateFrames                           int
+	rawAgain                                                            int
 }
 
 func (c modelCounts) String() string {
-	return fmt.Sprintf("%d operations: %d pushes, %d deliveries (%d raw), %d acks, %d nacks (%d settles refused), %d takeovers, %d kills, %d restarts, %d expiries; end: %d dead letters, %d expired, %d lost to raw pullers at a disconnect (allowed), %d frames to leaving envelope pullers after their message went to another (allowed)",
-		c.ops, c.pushes, c.deliveries, c.rawDeliveries, c.acks, c.nacks, c.refusedSettles, c.takeovers, c.kills, c.restarts, c.expiries, c.deadLetters, c.expired, c.rawLost, c.lateFrames)
+	return fmt.Sprintf("%d operations: %d pushes, %d deliveries (%d raw), %d acks, %d nacks (%d settles refused), %d takeovers, %d kills, %d restarts, %d expiries; end: %d dead letters, %d expired, %d lost to raw pullers at a disconnect (allowed), %d frames to leaving envelope pullers after their message went to another (allowed), %d raw-pulled again after their broker was killed (allowed in a cluster)",
+		c.ops, c.pushes, c.deliveries, c.rawDeliveries, c.acks, c.nacks, c.refusedSettles, c.takeovers, c.kills, c.restarts, c.expiries, c.deadLetters, c.expired, c.rawLost, c.lateFrames, c.rawAgain)
 }
 
 // modelMsg is one pushed message as the model sees it.
@@ -77,6 +78,9 @@ type modelMsg struct {
 	rawAtRisk    *modelPuller // the last raw puller that left while it waited: it may be lost
 	unseenTry    bool         // an envelope puller left while it waited: an attempt may be unseen
 	settleLost   bool         // a settle whose answer was lost with its connection
+	rawAgain     bool         // raw-pulled from a broker killed since: it may come once more
+	rawRepeated  bool         // it did
+	nackLate     bool         // the last nack was sent when its ack timeout may have given it back
 }
 
 func (m *modelMsg) resolved() bool {
@@ -91,6 +95,7 @@ type delivery struct {
 // modelPuller is one puller connection as the model sees it.
 type modelPuller struct {
 	id      int
+	node    int // the broker it is connected to
 	env     bool
 	closed  bool
 	evicted bool        // closed by another's takeover
@@ -177,6 +182,13 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int) {
 	switch {
 	case m.acked > 0:
 		q.violate("%s again after it was acked (at-least-once must stop at the ack)", who)
+	case m.rawRecv > 0 && m.rawAgain:
+		// docs/clustering.md, "Limits of the cluster": a raw puller's
+		// message is acknowledged to JetStream once written; a broker
+		// killed between the two has it delivered again.
+		m.rawAgain, m.rawRepeated = false, true
+		q.counts.rawAgain++
+		q.tracef("m%d again: the broker that wrote it to a raw puller was killed since", m.n)
 	case m.rawRecv > 0:
 		q.violate("%s again after a raw puller had it (raw is at most once)", who)
 	case m.expired:
@@ -241,6 +253,7 @@ func (q *queueModel) heldBy(p *modelPuller, k int) []*modelMsg {
 func (q *queueModel) nackSending(p *modelPuller, m *modelMsg) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	m.nackLate = m.heldBy == p && q.now().Sub(m.heldAt) >= q.ackTimeout/2
 	if m.holder == p {
 		q.release(m)
 	}
@@ -280,7 +293,7 @@ func (q *queueModel) settleResult(p *modelPuller, m *modelMsg, ack bool, delay t
 		if m.acked > 1 {
 			q.violate("m%d acked %d times", m.n, m.acked)
 		}
-		if m.rawRecv > 0 {
+		if m.rawRecv > 0 && !m.rawRepeated {
 			q.violate("m%d acked by puller %d after a raw puller had it", m.n, p.id)
 		}
 		m.ackedAt = sent
@@ -301,6 +314,14 @@ func (q *queueModel) settleResult(p *modelPuller, m *modelMsg, ack bool, delay t
 	if delay > 0 {
 		m.notBefore = sent.Add(delay)
 		for _, d := range m.received {
+			// A nack sent about when the ack timeout gave the message back
+			// may cross its redelivery to the same puller, which it then
+			// settles, as an ack does: the id is the same. In a cluster
+			// the redelivery comes through JetStream, later than on one
+			// broker, so the crossing is likelier.
+			if d.to == p && m.nackLate {
+				continue
+			}
 			if d.at.After(sent) && d.at.Before(m.notBefore) {
 				q.violate("m%d delivered again %s after puller %d's nack with delay %s", m.n, d.at.Sub(sent).Round(time.Millisecond), p.id, delay)
 			}
@@ -339,6 +360,23 @@ func (q *queueModel) pullerLeft(p *modelPuller, quiet bool) {
 			m.unseenTry = true
 		} else {
 			m.rawAtRisk = p
+		}
+	}
+}
+
+// brokerKilled: in a cluster, what the killed broker wrote to a raw
+// puller and had not yet acknowledged to JetStream comes again, once (see
+// delivered); what it had fetched for its pullers spent an attempt no
+// puller saw (docs/clustering.md, "Push/pull").
+func (q *queueModel) brokerKilled(node int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, m := range q.msgs {
+		if !m.resolved() {
+			m.unseenTry = true
+		}
+		if n := len(m.received); m.rawRecv > 0 && n > 0 && !m.received[n-1].to.env && m.received[n-1].to.node == node {
+			m.rawAgain = true
 		}
 	}
 }
@@ -434,7 +472,7 @@ func (q *queueModel) finish(dead []deadLetterEntry) {
 		switch {
 		case m.acked > 0:
 			q.violate("m%d is a dead letter but was acked", m.n)
-		case m.rawRecv > 0:
+		case m.rawRecv > 0 && !m.rawRepeated:
 			q.violate("m%d is a dead letter but a raw puller had it", m.n)
 		case m.expired:
 			q.violate("m%d is a dead letter of a queue that expired", m.n)

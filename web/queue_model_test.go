@@ -52,6 +52,7 @@ func TestQueueModel(t *testing.T) {
 	if *modelBinaryFlag || *modelClusterFlag > 0 {
 		buildModelBinary(t)
 	}
+	startModelNATS(t)
 	switch {
 	case *modelOpsFlag != "":
 		ops, err := parseOps(*modelOpsFlag)
@@ -197,5 +198,6 @@ func addCounts(a, b modelCounts) modelCounts {
 	a.expired += b.expired
 	a.rawLost += b.rawLost
 	a.lateFrames += b.lateFrames
+	a.rawAgain += b.rawAgain
 	return a
 }
