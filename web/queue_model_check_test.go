@@ -80,6 +80,7 @@ type modelMsg struct {
 	settleLost   bool         // a settle whose answer was lost with its connection
 	rawAgain     bool         // raw-pulled from a broker killed since: it may come once more
 	rawRepeated  bool         // it did
+	large        bool         // pushed with a pad of 200–700 KB
 	nackLate     bool         // the last nack was sent when its ack timeout may have given it back
 }
 
@@ -95,7 +96,8 @@ type delivery struct {
 // modelPuller is one puller connection as the model sees it.
 type modelPuller struct {
 	id      int
-	node    int // the broker it is connected to
+	node    int       // the broker it is connected to
+	largeAt time.Time // when it last read a large message
 	env     bool
 	closed  bool
 	evicted bool        // closed by another's takeover
@@ -133,10 +135,18 @@ func (q *queueModel) traceAround(lines int) string {
 }
 
 // pushStarted records a push about to be sent.
-func (q *queueModel) pushStarted(n int) {
+func (q *queueModel) pushStarted(n int, large bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.msgs[n] = &modelMsg{n: n, pushedAt: q.now(), lastLife: -1}
+	q.msgs[n] = &modelMsg{n: n, pushedAt: q.now(), lastLife: -1, large: large}
+}
+
+// handedOverLate reports whether m's ack timeout may have run for long
+// before p read it: it counts from when the broker handed m to p's
+// connection (docs/protocol.md), and a large frame's own transfer, or one
+// ahead of m, spends it. q.mu is held.
+func (q *queueModel) handedOverLate(p *modelPuller, m *modelMsg) bool {
+	return m.large || !p.largeAt.IsZero() && m.heldAt.Sub(p.largeAt) < q.ackTimeout
 }
 
 // pushConfirmed records the broker's answer to a push.
@@ -153,10 +163,9 @@ func (q *queueModel) pushConfirmed(n int, seq uint64) {
 }
 
 // delivered checks one delivery to p: raw when attempt is 0.
-func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int) {
+func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int, now time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	now := q.now()
 	q.counts.deliveries++
 	m := q.msgs[n]
 	if m == nil {
@@ -196,7 +205,7 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int) {
 	case m.expectDead:
 		q.violate("%s after it became a dead letter (max_attempts %d)", who, q.maxAttempts)
 	}
-	if h := m.holder; h != nil && h != p && !h.closed && now.Sub(m.heldAt) < q.ackTimeout/2 {
+	if h := m.holder; h != nil && h != p && !h.closed && now.Sub(m.heldAt) < q.ackTimeout/2 && !q.handedOverLate(h, m) {
 		q.violate("%s while puller %d holds it (received %s ago, ack timeout %s)", who, h.id, now.Sub(m.heldAt).Round(time.Millisecond), q.ackTimeout)
 	}
 	if !m.notBefore.IsZero() && now.Before(m.notBefore) {
@@ -223,6 +232,9 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int) {
 	}
 	m.holder, m.heldBy, m.heldAt = p, p, now
 	p.held = append(p.held, m)
+	if m.large {
+		p.largeAt = now
+	}
 }
 
 // release takes m from its holder's hands in the model.
@@ -274,7 +286,10 @@ func (q *queueModel) settleResult(p *modelPuller, m *modelMsg, ack bool, delay t
 	}
 	if refused {
 		q.counts.refusedSettles++
-		if (m.holder == p || !ack && m.holder == nil && m.heldBy == p) && sent.Sub(m.heldAt) < q.ackTimeout/2 {
+		// sent before heldAt: the refused settle crossed a redelivery
+		// to p, after the ack timeout gave the message back.
+		if held := sent.Sub(m.heldAt); (m.holder == p || !ack && m.holder == nil && m.heldBy == p) &&
+			held >= 0 && held < q.ackTimeout/2 && !q.handedOverLate(p, m) {
 			q.violate("puller %d's %s of m%d refused as unknown_id %s after it was received, well within the ack timeout %s",
 				p.id, verb, m.n, sent.Sub(m.heldAt).Round(time.Millisecond), q.ackTimeout)
 		}

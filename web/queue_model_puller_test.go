@@ -59,12 +59,33 @@ func dialModelConn(model *queueModel, mp *modelPuller, url string, refused bool)
 	return mc, nil
 }
 
+// readFrame is a frame and when it was read off the socket.
+type readFrame struct {
+	data []byte
+	at   time.Time
+	err  error
+}
+
+// pump hands the frames to the model, stamped with when they were read:
+// a reader of its own reads them, so a frame behind a large one (slow
+// to parse, under the race detector) is not stamped late, which would
+// make the broker's ack timeout look short.
 func (mc *modelConn) pump() {
 	defer close(mc.done)
-	for {
-		mc.waitResumed()
-		f, err := mc.conn.Read(context.Background())
-		if err != nil {
+	frames := make(chan readFrame, 4096)
+	go func() {
+		for {
+			mc.waitResumed()
+			f, err := mc.conn.Read(context.Background())
+			if err != nil {
+				frames <- readFrame{err: err}
+				return
+			}
+			frames <- readFrame{data: f.Data, at: time.Now()}
+		}
+	}()
+	for rf := range frames {
+		if err := rf.err; err != nil {
 			mc.err = err
 			mc.model.pullerClosed(mc.mp)
 			if !mc.expectClose.Load() {
@@ -76,14 +97,14 @@ func (mc *modelConn) pump() {
 			return
 		}
 		mc.frames.Add(1)
-		mc.frame(f.Data)
+		mc.frame(rf.data, rf.at)
 	}
 }
 
 // frame hands one frame to the model: a delivery, or an error answer.
-func (mc *modelConn) frame(data []byte) {
+func (mc *modelConn) frame(data []byte, at time.Time) {
 	if !mc.mp.env {
-		mc.deliver(data, 0, 0)
+		mc.deliver(data, 0, 0, at)
 		return
 	}
 	var e struct {
@@ -112,10 +133,10 @@ func (mc *modelConn) frame(data []byte) {
 		mc.errs <- id
 		return
 	}
-	mc.deliver(e.Data, e.ID, e.Attempt)
+	mc.deliver(e.Data, e.ID, e.Attempt, at)
 }
 
-func (mc *modelConn) deliver(data []byte, id uint64, attempt int) {
+func (mc *modelConn) deliver(data []byte, id uint64, attempt int, at time.Time) {
 	var body struct {
 		M int `json:"m"`
 	}
@@ -123,7 +144,7 @@ func (mc *modelConn) deliver(data []byte, id uint64, attempt int) {
 		mc.violate("puller %d got a message that was never pushed: %.200q", mc.mp.id, data)
 		return
 	}
-	mc.model.delivered(mc.mp, body.M, id, attempt)
+	mc.model.delivered(mc.mp, body.M, id, attempt, at)
 }
 
 func (mc *modelConn) violate(format string, args ...any) {

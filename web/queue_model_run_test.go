@@ -219,7 +219,7 @@ func (r *modelRun) push(large bool) error {
 	if large {
 		body = fmt.Sprintf(`{"m":%d,"pad":"%s"}`, n, strings.Repeat("x", 200<<10+r.rng.IntN(500<<10)))
 	}
-	r.model.pushStarted(n)
+	r.model.pushStarted(n, large)
 	seq, err := modelPush(r.sys.httpBase(), modelTopic, []byte(body))
 	if err != nil {
 		r.model.mu.Lock()
