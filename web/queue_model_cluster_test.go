@@ -1,9 +1,15 @@
 package web
 
 import (
+	"context"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mercury-broker/mercury/bus/nats/natstest"
 )
@@ -65,4 +71,41 @@ func natsName(c *natstest.Cluster) string {
 		return c.Binary()
 	}
 	return "embedded"
+}
+
+// dropModelStreams deletes the streams and key-value buckets of this
+// process's model clusters from the NATS at -model.nats, once a run is
+// over: each run makes its own (a cluster name of its own), each stream
+// reserving its max_bytes, and on a shared server they would pile up until
+// JetStream refuses more ("insufficient storage resources").
+func dropModelStreams(t *testing.T) {
+	if *modelClusterFlag == 0 {
+		return
+	}
+	nc, err := nats.Connect(*modelNATSFlag)
+	if err != nil {
+		t.Logf("failed to drop the model's streams: %v", err)
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Logf("failed to drop the model's streams: %v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	prefix := strings.ToUpper(fmt.Sprintf("model-%d-", os.Getpid()%100000))
+	names := js.StreamNames(ctx)
+	var drop []string
+	for name := range names.Name() {
+		if strings.HasPrefix(name, prefix) || strings.HasPrefix(name, "KV_"+prefix) {
+			drop = append(drop, name)
+		}
+	}
+	for _, name := range drop {
+		if err := js.DeleteStream(ctx, name); err != nil {
+			t.Logf("failed to drop stream %s: %v", name, err)
+		}
+	}
 }

@@ -121,6 +121,7 @@ func runModelOnce(t *testing.T, seed uint64, ops []op) (model *queueModel, faile
 		t.Fatal(derr)
 	}
 	defer os.RemoveAll(dir)
+	defer dropModelStreams(t)
 	model, err = runModel(func() (queueSystem, error) { return startQueueSystem(dir, seed) }, seed, ops)
 	if model == nil {
 		t.Fatal(err)
