@@ -46,16 +46,21 @@ type modelCounts struct {
 	ops, pushes, deliveries, rawDeliveries, acks, nacks, refusedSettles int
 	restarts, expiries, takeovers, kills                                int
 	deadLetters, expired, rawLost, lateFrames                           int
-	rawAgain                                                            int
 }
 
 func (c modelCounts) String() string {
-	return fmt.Sprintf("%d operations: %d pushes, %d deliveries (%d raw), %d acks, %d nacks (%d settles refused), %d takeovers, %d kills, %d restarts, %d expiries; end: %d dead letters, %d expired, %d lost to raw pullers at a disconnect (allowed), %d frames to leaving envelope pullers after their message went to another (allowed), %d raw-pulled again after their broker was killed (allowed in a cluster)",
-		c.ops, c.pushes, c.deliveries, c.rawDeliveries, c.acks, c.nacks, c.refusedSettles, c.takeovers, c.kills, c.restarts, c.expiries, c.deadLetters, c.expired, c.rawLost, c.lateFrames, c.rawAgain)
+	return fmt.Sprintf("%d operations: %d pushes, %d deliveries (%d raw), %d acks, %d nacks (%d settles refused), %d takeovers, %d kills, %d restarts, %d expiries; end: %d dead letters, %d expired, %d lost to raw pullers at a disconnect (allowed), %d frames to leaving envelope pullers after their message went to another (allowed)",
+		c.ops, c.pushes, c.deliveries, c.rawDeliveries, c.acks, c.nacks, c.refusedSettles, c.takeovers, c.kills, c.restarts, c.expiries, c.deadLetters, c.expired, c.rawLost, c.lateFrames)
 }
 
 // modelMsg is one pushed message as the model sees it.
 type modelMsg struct {
+	// In a cluster: raw-pulled from a broker killed since, it may come
+	// once more (rawAgain), and did (rawRepeated).
+	rawAgain, rawRepeated bool
+	large                 bool // a frame of 200–700 KB
+	nackLate              bool // its last nack was sent when its ack timeout may have given it back
+
 	n         int    // the number in its payload
 	seq       uint64 // the broker's id, from the push's answer
 	confirmed bool
@@ -78,10 +83,6 @@ type modelMsg struct {
 	rawAtRisk    *modelPuller // the last raw puller that left while it waited: it may be lost
 	unseenTry    bool         // an envelope puller left while it waited: an attempt may be unseen
 	settleLost   bool         // a settle whose answer was lost with its connection
-	rawAgain     bool         // raw-pulled from a broker killed since: it may come once more
-	rawRepeated  bool         // it did
-	large        bool         // pushed with a pad of 200–700 KB
-	nackLate     bool         // the last nack was sent when its ack timeout may have given it back
 }
 
 func (m *modelMsg) resolved() bool {
@@ -135,10 +136,10 @@ func (q *queueModel) traceAround(lines int) string {
 }
 
 // pushStarted records a push about to be sent.
-func (q *queueModel) pushStarted(n int, large bool) {
+func (q *queueModel) pushStarted(n int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.msgs[n] = &modelMsg{n: n, pushedAt: q.now(), lastLife: -1, large: large}
+	q.msgs[n] = &modelMsg{n: n, pushedAt: q.now(), lastLife: -1}
 }
 
 // handedOverLate reports whether m's ack timeout may have run for long
@@ -163,7 +164,7 @@ func (q *queueModel) pushConfirmed(n int, seq uint64) {
 }
 
 // delivered checks one delivery to p: raw when attempt is 0.
-func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int, now time.Time) {
+func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int, now time.Time, large bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.counts.deliveries++
@@ -196,7 +197,6 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int, n
 		// message is acknowledged to JetStream once written; a broker
 		// killed between the two has it delivered again.
 		m.rawAgain, m.rawRepeated = false, true
-		q.counts.rawAgain++
 		q.tracef("m%d again: the broker that wrote it to a raw puller was killed since", m.n)
 	case m.rawRecv > 0:
 		q.violate("%s again after a raw puller had it (raw is at most once)", who)
@@ -232,6 +232,7 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int, n
 	}
 	m.holder, m.heldBy, m.heldAt = p, p, now
 	p.held = append(p.held, m)
+	m.large = m.large || large
 	if m.large {
 		p.largeAt = now
 	}

@@ -156,6 +156,9 @@ func (r *modelRun) do(o op) error {
 			return err
 		}
 		r.tracef("broker %d restarted", node)
+		if *modelClusterFlag > 0 {
+			r.model.brokerKilled(node)
+		}
 		for _, p := range r.pullers {
 			if p.node != node {
 				p.conn.CloseNow()
@@ -164,9 +167,6 @@ func (r *modelRun) do(o op) error {
 		}
 		r.pullers = nil
 		r.model.restarted()
-		if *modelClusterFlag > 0 {
-			r.model.brokerKilled(node)
-		}
 		// In a cluster, a killed broker's pullers stay registered until
 		// their lease ends (15 s).
 		return r.waitPullers(0)
@@ -219,7 +219,7 @@ func (r *modelRun) push(large bool) error {
 	if large {
 		body = fmt.Sprintf(`{"m":%d,"pad":"%s"}`, n, strings.Repeat("x", 200<<10+r.rng.IntN(500<<10)))
 	}
-	r.model.pushStarted(n, large)
+	r.model.pushStarted(n)
 	seq, err := modelPush(r.sys.httpBase(), modelTopic, []byte(body))
 	if err != nil {
 		r.model.mu.Lock()
@@ -264,12 +264,11 @@ func (r *modelRun) pull(env bool, prefetch int, exclusive, takeover bool) error 
 	r.nextID++
 	mp := &modelPuller{id: r.nextID, env: env}
 	u, node := r.sys.wsURL("pull", modelTopic, q)
-	mp.node = node
 	mc, err := dialModelConn(r.model, mp, u, refuse)
 	if err != nil {
 		return fmt.Errorf("failed to connect a puller: %w", err)
 	}
-	mc.node = node
+	mc.node, mp.node = node, node
 	r.tracef("puller %d connects to broker %d: %s", mp.id, node, q.Encode())
 	if refuse {
 		mc.wait()

@@ -199,6 +199,5 @@ func addCounts(a, b modelCounts) modelCounts {
 	a.expired += b.expired
 	a.rawLost += b.rawLost
 	a.lateFrames += b.lateFrames
-	a.rawAgain += b.rawAgain
 	return a
 }
