@@ -58,8 +58,6 @@ type modelMsg struct {
 	// In a cluster: raw-pulled from a broker killed since, it may come
 	// once more (rawAgain), and did (rawRepeated).
 	rawAgain, rawRepeated bool
-	large                 bool // a frame of 200–700 KB
-	nackLate              bool // its last nack was sent when its ack timeout may have given it back
 
 	n         int    // the number in its payload
 	seq       uint64 // the broker's id, from the push's answer
@@ -97,8 +95,7 @@ type delivery struct {
 // modelPuller is one puller connection as the model sees it.
 type modelPuller struct {
 	id      int
-	node    int       // the broker it is connected to
-	largeAt time.Time // when it last read a large message
+	node    int // the broker it is connected to
 	env     bool
 	closed  bool
 	evicted bool        // closed by another's takeover
@@ -142,14 +139,6 @@ func (q *queueModel) pushStarted(n int) {
 	q.msgs[n] = &modelMsg{n: n, pushedAt: q.now(), lastLife: -1}
 }
 
-// handedOverLate reports whether m's ack timeout may have run for long
-// before p read it: it counts from when the broker handed m to p's
-// connection (docs/protocol.md), and a large frame's own transfer, or one
-// ahead of m, spends it. q.mu is held.
-func (q *queueModel) handedOverLate(p *modelPuller, m *modelMsg) bool {
-	return m.large || !p.largeAt.IsZero() && m.heldAt.Sub(p.largeAt) < q.ackTimeout
-}
-
 // pushConfirmed records the broker's answer to a push.
 func (q *queueModel) pushConfirmed(n int, seq uint64) {
 	q.mu.Lock()
@@ -164,7 +153,7 @@ func (q *queueModel) pushConfirmed(n int, seq uint64) {
 }
 
 // delivered checks one delivery to p: raw when attempt is 0.
-func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int, now time.Time, large bool) {
+func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int, now time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.counts.deliveries++
@@ -205,7 +194,7 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int, n
 	case m.expectDead:
 		q.violate("%s after it became a dead letter (max_attempts %d)", who, q.maxAttempts)
 	}
-	if h := m.holder; h != nil && h != p && !h.closed && now.Sub(m.heldAt) < q.ackTimeout/2 && !q.handedOverLate(h, m) {
+	if h := m.holder; h != nil && h != p && !h.closed && now.Sub(m.heldAt) < q.ackTimeout/2 {
 		q.violate("%s while puller %d holds it (received %s ago, ack timeout %s)", who, h.id, now.Sub(m.heldAt).Round(time.Millisecond), q.ackTimeout)
 	}
 	if !m.notBefore.IsZero() && now.Before(m.notBefore) {
@@ -232,10 +221,6 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int, n
 	}
 	m.holder, m.heldBy, m.heldAt = p, p, now
 	p.held = append(p.held, m)
-	m.large = m.large || large
-	if m.large {
-		p.largeAt = now
-	}
 }
 
 // release takes m from its holder's hands in the model.
@@ -266,7 +251,6 @@ func (q *queueModel) heldBy(p *modelPuller, k int) []*modelMsg {
 func (q *queueModel) nackSending(p *modelPuller, m *modelMsg) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	m.nackLate = m.heldBy == p && q.now().Sub(m.heldAt) >= q.ackTimeout/2
 	if m.holder == p {
 		q.release(m)
 	}
@@ -287,10 +271,7 @@ func (q *queueModel) settleResult(p *modelPuller, m *modelMsg, ack bool, delay t
 	}
 	if refused {
 		q.counts.refusedSettles++
-		// sent before heldAt: the refused settle crossed a redelivery
-		// to p, after the ack timeout gave the message back.
-		if held := sent.Sub(m.heldAt); (m.holder == p || !ack && m.holder == nil && m.heldBy == p) &&
-			held >= 0 && held < q.ackTimeout/2 && !q.handedOverLate(p, m) {
+		if (m.holder == p || !ack && m.holder == nil && m.heldBy == p) && sent.Sub(m.heldAt) < q.ackTimeout/2 {
 			q.violate("puller %d's %s of m%d refused as unknown_id %s after it was received, well within the ack timeout %s",
 				p.id, verb, m.n, sent.Sub(m.heldAt).Round(time.Millisecond), q.ackTimeout)
 		}
@@ -330,14 +311,6 @@ func (q *queueModel) settleResult(p *modelPuller, m *modelMsg, ack bool, delay t
 	if delay > 0 {
 		m.notBefore = sent.Add(delay)
 		for _, d := range m.received {
-			// A nack sent about when the ack timeout gave the message back
-			// may cross its redelivery to the same puller, which it then
-			// settles, as an ack does: the id is the same. In a cluster
-			// the redelivery comes through JetStream, later than on one
-			// broker, so the crossing is likelier.
-			if d.to == p && m.nackLate {
-				continue
-			}
 			if d.at.After(sent) && d.at.Before(m.notBefore) {
 				q.violate("m%d delivered again %s after puller %d's nack with delay %s", m.n, d.at.Sub(sent).Round(time.Millisecond), p.id, delay)
 			}

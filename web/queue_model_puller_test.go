@@ -144,7 +144,7 @@ func (mc *modelConn) deliver(data []byte, id uint64, attempt int, at time.Time) 
 		mc.violate("puller %d got a message that was never pushed: %.200q", mc.mp.id, data)
 		return
 	}
-	mc.model.delivered(mc.mp, body.M, id, attempt, at, len(data) >= 100<<10)
+	mc.model.delivered(mc.mp, body.M, id, attempt, at)
 }
 
 func (mc *modelConn) violate(format string, args ...any) {
