@@ -153,9 +153,10 @@ func (q *queueModel) pushConfirmed(n int, seq uint64) {
 }
 
 // delivered checks one delivery to p: raw when attempt is 0.
-func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int, now time.Time) {
+func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	now := q.now()
 	q.counts.deliveries++
 	m := q.msgs[n]
 	if m == nil {

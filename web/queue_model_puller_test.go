@@ -59,33 +59,12 @@ func dialModelConn(model *queueModel, mp *modelPuller, url string, refused bool)
 	return mc, nil
 }
 
-// readFrame is a frame and when it was read off the socket.
-type readFrame struct {
-	data []byte
-	at   time.Time
-	err  error
-}
-
-// pump hands the frames to the model, stamped with when they were read:
-// a reader of its own reads them, so a frame behind a large one (slow
-// to parse, under the race detector) is not stamped late, which would
-// make the broker's ack timeout look short.
 func (mc *modelConn) pump() {
 	defer close(mc.done)
-	frames := make(chan readFrame, 4096)
-	go func() {
-		for {
-			mc.waitResumed()
-			f, err := mc.conn.Read(context.Background())
-			if err != nil {
-				frames <- readFrame{err: err}
-				return
-			}
-			frames <- readFrame{data: f.Data, at: time.Now()}
-		}
-	}()
-	for rf := range frames {
-		if err := rf.err; err != nil {
+	for {
+		mc.waitResumed()
+		f, err := mc.conn.Read(context.Background())
+		if err != nil {
 			mc.err = err
 			mc.model.pullerClosed(mc.mp)
 			if !mc.expectClose.Load() {
@@ -97,14 +76,14 @@ func (mc *modelConn) pump() {
 			return
 		}
 		mc.frames.Add(1)
-		mc.frame(rf.data, rf.at)
+		mc.frame(f.Data)
 	}
 }
 
 // frame hands one frame to the model: a delivery, or an error answer.
-func (mc *modelConn) frame(data []byte, at time.Time) {
+func (mc *modelConn) frame(data []byte) {
 	if !mc.mp.env {
-		mc.deliver(data, 0, 0, at)
+		mc.deliver(data, 0, 0)
 		return
 	}
 	var e struct {
@@ -133,10 +112,10 @@ func (mc *modelConn) frame(data []byte, at time.Time) {
 		mc.errs <- id
 		return
 	}
-	mc.deliver(e.Data, e.ID, e.Attempt, at)
+	mc.deliver(e.Data, e.ID, e.Attempt)
 }
 
-func (mc *modelConn) deliver(data []byte, id uint64, attempt int, at time.Time) {
+func (mc *modelConn) deliver(data []byte, id uint64, attempt int) {
 	var body struct {
 		M int `json:"m"`
 	}
@@ -144,7 +123,7 @@ func (mc *modelConn) deliver(data []byte, id uint64, attempt int, at time.Time) 
 		mc.violate("puller %d got a message that was never pushed: %.200q", mc.mp.id, data)
 		return
 	}
-	mc.model.delivered(mc.mp, body.M, id, attempt, at)
+	mc.model.delivered(mc.mp, body.M, id, attempt)
 }
 
 func (mc *modelConn) violate(format string, args ...any) {
