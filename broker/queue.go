@@ -215,9 +215,12 @@ func (d *Delivery) Sent() {
 }
 
 // giveBack returns an acking puller's delivery to the queue, or to the
-// dead letters when it has had its attempts; q.mu is held.
+// dead letters when it has had its attempts; q.mu is held. A cluster's
+// delivery goes back to the cluster, which counts the attempts: handed to
+// a puller here again, its next attempt would bear the number of this one
+// once the cluster delivered it again.
 func (q *queue) giveBack(d *Delivery) {
-	if d.Attempt >= q.policy.MaxAttempts {
+	if d.Attempt >= q.policy.MaxAttempts || d.settler != nil {
 		q.retry(d, 0, "puller disconnected")
 		return
 	}
@@ -466,7 +469,8 @@ func (q *queue) retry(d *Delivery, delay time.Duration, reason string) {
 
 // removePuller takes s out of the rotation, keeping the turn where it was,
 // and gives back what s held: a raw puller never wrote it (no attempt
-// spent); an acking puller may have started on it (an attempt spent).
+// spent); an acking puller may have started on it (an attempt spent,
+// and a cluster's delivery goes back to the cluster, see giveBack).
 // What a puller is writing (claimed) stays with it until the write ends
 // (Done, Release, Sent).
 func (q *queue) removePuller(s *pullerSlot) {
@@ -499,7 +503,7 @@ func (q *queue) removePuller(s *pullerSlot) {
 			back = append(back, d)
 			continue
 		}
-		if d.Attempt >= q.policy.MaxAttempts {
+		if d.Attempt >= q.policy.MaxAttempts || d.settler != nil {
 			q.retry(d, 0, "puller disconnected")
 		} else {
 			d.LastError = "puller disconnected"

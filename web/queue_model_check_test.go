@@ -64,6 +64,10 @@ func (c modelCounts) String() string {
 
 // modelMsg is one pushed message as the model sees it.
 type modelMsg struct {
+	// In a cluster: raw-pulled from a broker killed since, it may come
+	// once more (rawAgain), and did (rawRepeated).
+	rawAgain, rawRepeated bool
+
 	n         int    // the number in its payload
 	seq       uint64 // the broker's id, from the push's answer
 	confirmed bool
@@ -112,6 +116,7 @@ type delivery struct {
 // modelPuller is one puller connection as the model sees it.
 type modelPuller struct {
 	id      int
+	node    int // the broker it is connected to
 	env     bool
 	closed  bool
 	evicted bool        // closed by another's takeover
@@ -203,6 +208,12 @@ func (q *queueModel) delivered(p *modelPuller, n int, seq uint64, attempt int) {
 	switch {
 	case m.acked > 0:
 		q.violate("%s again after it was acked (at-least-once must stop at the ack)", who)
+	case m.rawRecv > 0 && m.rawAgain:
+		// docs/clustering.md, "Limits of the cluster": a raw puller's
+		// message is acknowledged to JetStream once written; a broker
+		// killed between the two has it delivered again.
+		m.rawAgain, m.rawRepeated = false, true
+		q.tracef("m%d again: the broker that wrote it to a raw puller was killed since", m.n)
 	case m.rawRecv > 0:
 		q.violate("%s again after a raw puller had it (raw is at most once)", who)
 	case m.expired:
@@ -322,7 +333,7 @@ func (q *queueModel) settleResult(p *modelPuller, m *modelMsg, ack bool, delay t
 		if m.acked > 1 {
 			q.violate("m%d acked %d times", m.n, m.acked)
 		}
-		if m.rawRecv > 0 {
+		if m.rawRecv > 0 && !m.rawRepeated {
 			q.violate("m%d acked by puller %d after a raw puller had it", m.n, p.id)
 		}
 		m.ackedAt = sent
@@ -396,6 +407,23 @@ func (q *queueModel) pullerLeft(p *modelPuller, quiet bool) {
 			m.unseenTry = true
 		} else {
 			m.rawAtRisk = p
+		}
+	}
+}
+
+// brokerKilled: in a cluster, what the killed broker wrote to a raw
+// puller and had not yet acknowledged to JetStream comes again, once (see
+// delivered); what it had fetched for its pullers spent an attempt no
+// puller saw (docs/clustering.md, "Push/pull").
+func (q *queueModel) brokerKilled(node int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, m := range q.msgs {
+		if !m.resolved() {
+			m.unseenTry = true
+		}
+		if n := len(m.received); m.rawRecv > 0 && n > 0 && !m.received[n-1].to.env && m.received[n-1].to.node == node {
+			m.rawAgain = true
 		}
 	}
 }
@@ -512,7 +540,7 @@ func (q *queueModel) finish(dead []deadLetterEntry) {
 		switch {
 		case m.acked > 0:
 			q.violate("m%d is a dead letter but was acked", m.n)
-		case m.rawRecv > 0:
+		case m.rawRecv > 0 && !m.rawRepeated:
 			q.violate("m%d is a dead letter but a raw puller had it", m.n)
 		case m.expired:
 			q.violate("m%d is a dead letter of a queue that expired", m.n)

@@ -94,9 +94,16 @@ func (r *modelRun) checkIdle() {
 
 func (r *modelRun) do(o op) error {
 	switch o.kind {
-	case opPush, opPull, opTakeover, opClose, opKill, opRestart:
+	case opPush, opPull, opTakeover, opClose, opKill:
 		// What uses the queue; acks need a puller (checkIdle).
 		defer func() { r.lastUse = time.Now() }()
+	case opRestart:
+		// A broker killed in a cluster records no use: the queue's last
+		// use is the last one the cluster recorded, and its pullers' leases
+		// (15 s) may outlast the TTL (docs/clustering.md, "Queue lifetime").
+		if *modelClusterFlag == 0 {
+			defer func() { r.lastUse = time.Now() }()
+		}
 	}
 	switch o.kind {
 	case opPush:
@@ -149,6 +156,9 @@ func (r *modelRun) do(o op) error {
 			return err
 		}
 		r.tracef("broker %d restarted", node)
+		if *modelClusterFlag > 0 {
+			r.model.brokerKilled(node)
+		}
 		for _, p := range r.pullers {
 			if p.node != node {
 				p.conn.CloseNow()
@@ -270,7 +280,7 @@ func (r *modelRun) pull(env bool, prefetch int, exclusive, takeover bool) error 
 	if err != nil {
 		return fmt.Errorf("failed to connect a puller: %w", err)
 	}
-	mc.node = node
+	mc.node, mp.node = node, node
 	r.tracef("puller %d connects to broker %d: %s", mp.id, node, q.Encode())
 	if idle && time.Since(idleSince) > modelTTL-300*time.Millisecond {
 		// As for a slow push: the queue may have expired before it came.
@@ -288,12 +298,31 @@ func (r *modelRun) pull(env bool, prefetch int, exclusive, takeover bool) error 
 		old := r.pullers
 		r.pullers = nil
 		for _, p := range old {
-			p.wait()
+			r.waitEvicted(p, mc)
 		}
 	}
 	r.pullers = append(r.pullers, mc)
 	mc.exclusive = exclusive || takeover
 	return r.waitPullers(len(r.pullers))
+}
+
+// waitEvicted waits until the broker closes p, taken over by mc: the
+// queue is mc's alone, so p must go, with 4409 (in a cluster too, where
+// the broker holding p learns of the takeover from NATS).
+func (r *modelRun) waitEvicted(p, mc *modelConn) {
+	const within = 10 * time.Second
+	select {
+	case <-p.done:
+		if code := client.CloseStatus(p.err); code != 4409 && !mc.closed() {
+			p.violate("puller %d taken over by puller %d: closed with %d %v, want 4409", p.mp.id, mc.mp.id, code, p.err)
+		}
+	case <-time.After(within):
+		if !mc.closed() {
+			p.violate("puller %d is still open %s after puller %d took the queue over", p.mp.id, within, mc.mp.id)
+		}
+		p.conn.CloseNow()
+		<-p.done
+	}
 }
 
 func (r *modelRun) exclusiveHeld() bool {

@@ -52,6 +52,7 @@ func TestQueueModel(t *testing.T) {
 	if *modelBinaryFlag || *modelClusterFlag > 0 {
 		buildModelBinary(t)
 	}
+	startModelNATS(t)
 	switch {
 	case *modelOpsFlag != "":
 		ops, err := parseOps(*modelOpsFlag)
@@ -120,6 +121,7 @@ func runModelOnce(t *testing.T, seed uint64, ops []op) (model *queueModel, faile
 		t.Fatal(derr)
 	}
 	defer os.RemoveAll(dir)
+	defer dropModelStreams(t)
 	model, err = runModel(func() (queueSystem, error) { return startQueueSystem(dir, seed) }, seed, ops)
 	if model == nil {
 		t.Fatal(err)

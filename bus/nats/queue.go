@@ -218,6 +218,10 @@ func (q *remoteQueue) run() {
 		}
 		batch, err := q.cons.Fetch(min(n, 256), jetstream.FetchMaxWait(fetchWait))
 		if err == nil {
+			// What this broker may no longer take goes back once the
+			// fetch is over: given back during it, a message would come
+			// back to the same fetch, each time a delivery JetStream counts.
+			var back []*settler
 			for msg := range batch.Messages() {
 				m, meta, err := messageOf(q.p.queuePrefix, msg)
 				if err != nil {
@@ -226,15 +230,15 @@ func (q *remoteQueue) run() {
 					continue
 				}
 				st := &settler{p: q.p, msg: msg, topic: q.topic, key: uncountedKey(q.key, meta.Sequence.Stream)}
-				if q.suspect.Load() || q.lost.Load() {
-					st.Return() // perhaps no longer this broker's to take
-					continue
-				}
 				attempt := int(meta.NumDelivered)
 				if attempt > 1 {
 					// JetStream counts every delivery; some were no attempt.
 					st.uncounted = q.p.uncountedOf(st.key)
 					attempt = max(attempt-st.uncounted, 1)
+				}
+				if q.suspect.Load() || q.lost.Load() || q.stopped() {
+					back = append(back, st) // perhaps no longer this broker's to take
+					continue
 				}
 				if id, err := strconv.ParseUint(msg.Headers().Get(hdrID), 10, 64); err == nil && id > 0 {
 					m.Seq = id // a requeued dead letter keeps the id it had
@@ -242,6 +246,9 @@ func (q *remoteQueue) run() {
 				q.feed.Offer(m, attempt, st)
 			}
 			err = batch.Error()
+			for _, st := range back {
+				st.Return()
+			}
 		}
 		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
 			q.p.log.Debug("cluster: fetch", "topic", q.topic, "err", err)
@@ -256,6 +263,16 @@ func (q *remoteQueue) run() {
 			return
 		default:
 		}
+	}
+}
+
+// stopped reports whether Close was called.
+func (q *remoteQueue) stopped() bool {
+	select {
+	case <-q.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -294,6 +311,13 @@ func (q *remoteQueue) unregister() {
 	if q.rev == 0 || q.lost.Load() {
 		return
 	}
+	// The pullers leaving are a use: the queue's TTL runs from now, not
+	// from the last refresh (pullerLease/3 ago at most). Recorded before
+	// the key goes, so no sweeper sees the queue unused meanwhile.
+	p.mu.Lock()
+	delete(p.touched, q.topic)
+	p.mu.Unlock()
+	p.useQueue(q.topic, q.ttl, false)
 	// Conditional: the key may be another hold's on the same queue now.
 	if _, err := p.writePullers(q, q.rev, 0, false); err != nil && !errors.Is(err, errLeaseLost) {
 		p.log.Debug("cluster: failed to unregister pullers", "topic", q.topic, "err", err)
