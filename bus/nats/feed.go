@@ -61,9 +61,10 @@ type feed struct {
 	wmu  sync.Mutex
 	refs map[interest]int // how many subscribers and peers want each
 
-	kick     chan struct{} // a change is due now
-	narrow   chan struct{} // a change is due after narrowDelay
-	received atomic.Uint64 // messages decoded
+	narrowDelay time.Duration
+	kick        chan struct{} // a change is due now
+	narrow      chan struct{} // a change is due after narrowDelay
+	received    atomic.Uint64 // messages decoded
 }
 
 // pendingWant is a new interest waiting for the next change of consumer.
@@ -92,7 +93,7 @@ func (p *Backplane) Start(deliver func(m *broker.Message, kind broker.Kind, from
 	// its creation names their epoch, the same for every broker.
 	epoch := strconv.FormatInt(info.Created.UnixNano(), 36)
 	f := &feed{
-		p: p, deliver: deliver, last: last, sel: p.selectionOf(nil, maxFeedFilters),
+		p: p, deliver: deliver, last: last, sel: p.selectionOf(nil, maxFeedFilters), narrowDelay: narrowDelay,
 		refs: make(map[interest]int), kick: make(chan struct{}, 1), narrow: make(chan struct{}, 1),
 	}
 	f.mu.Lock()
@@ -191,7 +192,7 @@ func (f *feed) changer() {
 		case <-f.kick:
 		case <-f.narrow:
 			if narrowAt == nil {
-				narrowAt = time.After(narrowDelay)
+				narrowAt = time.After(f.narrowDelay)
 			}
 			continue
 		case <-narrowAt:
