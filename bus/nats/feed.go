@@ -409,3 +409,13 @@ func (f *feed) handle(msg jetstream.Msg) {
 	from.Peer, _ = strconv.ParseUint(msg.Headers().Get(hdrPeer), 10, 64)
 	f.deliver(m, kind, from)
 }
+
+// Epoch returns the epoch of the stream's sequence numbers, known once
+// the feed started (broker.Epocher).
+func (p *Backplane) Epoch() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.epoch
+}
+
+var _ broker.Epocher = (*Backplane)(nil)
