@@ -66,6 +66,21 @@ type AsyncPublisher interface {
 	PublishAsync(m *Message, kind Kind, from Origin, done func(error))
 }
 
+// InterestFeed is the capability of a backplane whose feed brings only
+// what this broker's subscribers and bus peers want, instead of every
+// message: Start's deliver then sees a subsequence of the stream, still in
+// sequence order.
+type InterestFeed interface {
+	// Want adds an interest in kind's messages on topic (its subtree for
+	// KindPublish, exactly topic for KindBus) and calls attach, which
+	// must not call the backplane, while the feed is paused at from:
+	// every message of the interest numbered above from is delivered
+	// afterwards, once, and none up to from. from is at least the last
+	// sequence number delivered before. release drops the interest; the
+	// feed may bring its messages a while longer.
+	Want(kind Kind, topic Topic, attach func(from uint64)) (release func())
+}
+
 // PolicyWatcher is the capability of a backplane that sizes its storage
 // from the bus settings. SetPolicies is called at Open and on each reload.
 type PolicyWatcher interface {

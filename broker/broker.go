@@ -97,6 +97,7 @@ type Broker struct {
 	bp      Backplane      // nil for a single broker
 	qbp     QueueBackplane // nil unless bp shares queues
 	abp     AsyncPublisher // nil unless bp publishes without waiting
+	ibp     InterestFeed   // nil unless bp's feed brings only what is wanted
 	peerIDs atomic.Uint64  // numbers bus peers, for a backplane's Origin
 
 	agbp     AgentBackplane // nil unless bp shares presence and requests
@@ -147,6 +148,7 @@ func Open(opts Options) (*Broker, error) {
 	if b.bp != nil {
 		b.qbp, _ = b.bp.(QueueBackplane)
 		b.abp, _ = b.bp.(AsyncPublisher)
+		b.ibp, _ = b.bp.(InterestFeed)
 		b.agbp, _ = b.bp.(AgentBackplane)
 	}
 	b.presence.peers = make(map[string]map[uint64]Presence)
@@ -276,9 +278,24 @@ func (b *Broker) Publish(m *Message) error {
 // Subscribe makes r receive what is published to topic and below it, until
 // the returned function is called.
 func (b *Broker) Subscribe(topic Topic, r Receiver) (unsubscribe func()) {
-	b.subs.Insert(string(topic), r)
+	return b.want(KindPublish, topic, func(uint64) { b.subs.Insert(string(topic), r) },
+		func() { b.subs.Remove(string(topic), r) })
+}
+
+// want runs attach, after which the receiver it attaches gets what is
+// sent, and returns what runs detach once. On a backplane whose feed
+// brings only what is wanted, attach runs as the interest is added, told
+// the sequence number the feed is paused at (see InterestFeed), and the
+// interest is dropped after detach; otherwise from is 0.
+func (b *Broker) want(kind Kind, topic Topic, attach func(from uint64), detach func()) func() {
+	release := func() {}
+	if b.ibp != nil {
+		release = b.ibp.Want(kind, topic, attach)
+	} else {
+		attach(0)
+	}
 	var once sync.Once
-	return func() { once.Do(func() { b.subs.Remove(string(topic), r) }) }
+	return func() { once.Do(func() { detach(); release() }) }
 }
 
 // Subscriptions returns the number of live subscriptions and the number of

@@ -1,7 +1,5 @@
 package broker
 
-import "sync"
-
 // busPeer is one connection on a bus topic.
 type busPeer struct {
 	r    Receiver
@@ -14,9 +12,8 @@ type busPeer struct {
 // also receives the frames it sends.
 func (b *Broker) JoinBus(topic Topic, r Receiver, echo bool) (leave func()) {
 	p := &busPeer{r: r, echo: echo, id: b.peerIDs.Add(1)}
-	b.peers.Insert(string(topic), p)
-	var once sync.Once
-	return func() { once.Do(func() { b.peers.Remove(string(topic), p) }) }
+	return b.want(KindBus, topic, func(uint64) { b.peers.Insert(string(topic), p) },
+		func() { b.peers.Remove(string(topic), p) })
 }
 
 // SendBus accepts m on the bus namespace and hands it to every peer on

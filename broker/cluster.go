@@ -36,18 +36,22 @@ func (b *Broker) receive(m *Message, kind Kind, from Origin) {
 }
 
 // subscribeFromCluster is SubscribeFrom on a backplane: r is attached
-// first, then the backlog up to the last message the feed brought (what r
-// has not received) is read from the backplane. Live messages that reach r
+// first, then the backlog up to the last message the feed brought, or the
+// point an interest feed resumed from (what r has not received), is read
+// from the backplane. Live messages that reach r
 // meanwhile come after the backlog, which the caller sends first.
 //
 // Only an epoch tells a position from another life here: one beyond the
 // last sequence number this broker's feed brought may come from a broker
 // whose feed is ahead.
 func (b *Broker) subscribeFromCluster(topic Topic, r Receiver, pos Position) (backlog []*Message, gap *Gap, unsubscribe func()) {
-	b.pubMu.Lock()
-	unsubscribe = b.Subscribe(topic, r)
-	last := b.seq
-	b.pubMu.Unlock()
+	var last uint64
+	unsubscribe = b.want(KindPublish, topic, func(from uint64) {
+		b.pubMu.Lock()
+		b.subs.Insert(string(topic), r)
+		last = max(b.seq, from)
+		b.pubMu.Unlock()
+	}, func() { b.subs.Remove(string(topic), r) })
 	if pos.Epoch != "" && pos.Epoch != b.epoch {
 		backlog, gap = b.replayCluster(topic, 0, last)
 		return backlog, resetGap(gap, b.epoch), unsubscribe

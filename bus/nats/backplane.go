@@ -87,7 +87,7 @@ type Backplane struct {
 	oneFilter atomic.Bool // the servers take one subject filter per consumer (before 2.10)
 
 	mu        sync.Mutex
-	feed      jetstream.ConsumeContext
+	feed      *feed                      // this broker's consumer of the message stream
 	epoch     string                     // of the message stream's sequence numbers
 	queues    map[string]*remoteQueue    // this broker's holds on queues, by key
 	touched   map[broker.Topic]time.Time // when to record a queue's use next
@@ -250,8 +250,7 @@ func (p *Backplane) Close() error {
 	}
 	p.mu.Unlock()
 	if feed != nil {
-		feed.Stop()
-		<-feed.Closed()
+		feed.close()
 	}
 	for _, q := range held {
 		q.Close()
@@ -317,4 +316,5 @@ var (
 	_ broker.QueueBackplane = (*Backplane)(nil)
 	_ broker.PolicyWatcher  = (*Backplane)(nil)
 	_ broker.AsyncPublisher = (*Backplane)(nil)
+	_ broker.InterestFeed   = (*Backplane)(nil)
 )

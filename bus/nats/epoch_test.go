@@ -50,7 +50,12 @@ func TestEpochIsTheStreamsCreation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the feed", func() bool { return fresh.b.LastSeq() == 2 })
+	// A feed of the whole stream (before NATS 2.10) must have brought
+	// them; an interest feed takes nothing nobody wants, and the
+	// subscription below reads the stream up to its end as it attaches.
+	if fresh.bp.oneFilter.Load() {
+		waitFor(t, "the feed", func() bool { return fresh.b.LastSeq() == 2 })
+	}
 	backlog, gap, unsub := fresh.b.SubscribeFrom("/logs", &recorder{}, broker.Position{Seq: 1, Epoch: epoch})
 	defer unsub()
 	if got := fmt.Sprint(payloads(backlog)); got != "[new 0 new 1]" || gap == nil || !gap.Reset || gap.Epoch != fresh.b.Epoch() {

@@ -47,7 +47,7 @@ type node struct {
 
 // startNodes starts n brokers sharing a fresh cluster name on c, each
 // connected to a different NATS server.
-func startNodes(t *testing.T, c *natstest.Cluster, n int, policies []broker.Policy) []*node {
+func startNodes(t testing.TB, c *natstest.Cluster, n int, policies []broker.Policy) []*node {
 	t.Helper()
 	name := clusterName()
 	var nodes []*node
@@ -60,7 +60,7 @@ func startNodes(t *testing.T, c *natstest.Cluster, n int, policies []broker.Poli
 // clusterName returns a cluster name no other test uses.
 func clusterName() string { return fmt.Sprintf("t%d-%d", os.Getpid()%100000, names.Add(1)) }
 
-func startNode(t *testing.T, c *natstest.Cluster, name string, i int, policies []broker.Policy) *node {
+func startNode(t testing.TB, c *natstest.Cluster, name string, i int, policies []broker.Policy) *node {
 	t.Helper()
 	urls := c.URLs()
 	urls = append(urls[i%len(urls):], urls[:i%len(urls)]...) // a different server first
@@ -68,7 +68,7 @@ func startNode(t *testing.T, c *natstest.Cluster, name string, i int, policies [
 }
 
 // startNodeAt starts a broker of cluster name connected to NATS at urls.
-func startNodeAt(t *testing.T, name string, urls []string, policies []broker.Policy) *node {
+func startNodeAt(t testing.TB, name string, urls []string, policies []broker.Policy) *node {
 	t.Helper()
 	bp, err := Connect(Options{URLs: urls, Name: name, Logger: testLogger(), Timeout: 3 * time.Second})
 	if err != nil {

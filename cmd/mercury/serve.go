@@ -127,6 +127,9 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 		}
 		defer bp.Close()
 		bopts.Backplane = bp
+		reg.Counter("mercury_cluster_messages_received_total",
+			"Messages this broker's cluster feed brought and decoded (those its subscribers and bus peers want).",
+			func() float64 { return float64(bp.MessagesReceived()) })
 	} else {
 		st, err := openStore(cfg, buses.Policies, logger)
 		if err != nil {
