@@ -35,10 +35,6 @@ type conn struct {
 	wire   *wireConn // set with ws, under mu
 	shard  *shard    // writes this connection's frames
 	pinger *time.Timer
-	// Under mu: a ping is out and no pong has come back; the pinger is
-	// due at pingDue (a firing before it was reset meanwhile).
-	awaitingPong bool
-	pingDue      time.Time
 
 	grant  atomic.Pointer[auth.Grant] // what the client may do; a token frame replaces it
 	expiry *deadlineTimer             // closes the connection when the grant expires; nil: none yet
@@ -46,25 +42,30 @@ type conn struct {
 	pause  *readerPause               // the reader's deliberate stops (rate, a pusher's full queue); nil if it never stops
 	idle   *quietTimer                // nil: no idle limit
 
-	mu          sync.Mutex
-	out         []outFrame // waiting to be written
-	spare       []outFrame // the writer's previous batch, reused
-	outBytes    int        // bytes of the counted frames in out
-	scheduled   bool       // on the shard's ready list (or waiting in its coalescing window)
-	lastWrite   time.Time  // of the shard's last write, with a coalescing window
-	heldUntil   time.Time  // the end of the coalescing window it waits in; zero: not held
-	slow        bool       // the socket was full: a goroutine of its own writes
-	closing     bool       // a close was requested; nothing more is queued
-	closeQueued bool       // the close is sent once the frames queued before it are written
+	mu        sync.Mutex
+	out       []outFrame // waiting to be written
+	spare     []outFrame // the writer's previous batch, reused
+	outBytes  int        // bytes of the counted frames in out
+	lastWrite time.Time  // of the shard's last write, with a coalescing window
+	heldUntil time.Time  // the end of the coalescing window it waits in; zero: not held
+	// pingDue is when the pinger fires (from opened): a firing that finds
+	// it later was reset while it waited for mu.
+	pingDue time.Duration
+	// The flags sit together: an idle connection's struct stays small.
+	scheduled    bool // on the shard's ready list (or waiting in its coalescing window)
+	slow         bool // the socket was full: a goroutine of its own writes
+	closing      bool // a close was requested; nothing more is queued
+	closeQueued  bool // the close is sent once the frames queued before it are written
+	dead         bool // torn down; no goroutine may start
+	awaitingPong bool // a ping is out and no pong has come back
 	// closeGone is closing && !closeQueued, set under mu and read without
 	// it: once set, the close frame may have been written.
 	closeGone   atomic.Bool
 	closeCode   websocket.StatusCode
 	closeReason string
-	dead        bool // torn down; no goroutine may start
 	bg          sync.WaitGroup
 
-	pubs pubOrder // a publisher's answers in order, on a cluster
+	pubs *pubOrder // a publisher's answers in order, on a cluster; the reader creates it
 
 	replies replyIDs // requests received and not answered (request.go)
 }
@@ -237,7 +238,7 @@ func (c *conn) serve(ws *websocket.Conn, wire *wireConn) {
 		}()
 	}
 	c.mu.Lock()
-	c.pingDue = time.Now().Add(c.s.opts.PingInterval)
+	c.pingDue = time.Since(c.opened) + c.s.opts.PingInterval
 	c.pinger = time.AfterFunc(c.s.opts.PingInterval, c.ping)
 	c.mu.Unlock()
 
@@ -353,7 +354,7 @@ func (c *conn) ping() {
 		c.mu.Unlock()
 		return
 	}
-	if time.Now().Before(c.pingDue) {
+	if time.Since(c.opened) < c.pingDue {
 		c.mu.Unlock() // reset while this firing waited for the lock
 		return
 	}
@@ -401,7 +402,7 @@ func (c *conn) pong(context.Context, []byte) {
 
 // resetPinger fires the pinger again after d; c.mu is held.
 func (c *conn) resetPinger(d time.Duration) {
-	c.pingDue = time.Now().Add(d)
+	c.pingDue = time.Since(c.opened) + d
 	c.pinger.Reset(d)
 }
 
