@@ -42,25 +42,30 @@ type conn struct {
 	pause  *readerPause               // the reader's deliberate stops (rate, a pusher's full queue); nil if it never stops
 	idle   *quietTimer                // nil: no idle limit
 
-	mu          sync.Mutex
-	out         []outFrame // waiting to be written
-	spare       []outFrame // the writer's previous batch, reused
-	outBytes    int        // bytes of the counted frames in out
-	scheduled   bool       // on the shard's ready list (or waiting in its coalescing window)
-	lastWrite   time.Time  // of the shard's last write, with a coalescing window
-	heldUntil   time.Time  // the end of the coalescing window it waits in; zero: not held
-	slow        bool       // the socket was full: a goroutine of its own writes
-	closing     bool       // a close was requested; nothing more is queued
-	closeQueued bool       // the close is sent once the frames queued before it are written
+	mu        sync.Mutex
+	out       []outFrame // waiting to be written
+	spare     []outFrame // the writer's previous batch, reused
+	outBytes  int        // bytes of the counted frames in out
+	lastWrite time.Time  // of the shard's last write, with a coalescing window
+	heldUntil time.Time  // the end of the coalescing window it waits in; zero: not held
+	// pingDue is when the pinger fires (from opened): a firing that finds
+	// it later was reset while it waited for mu.
+	pingDue time.Duration
+	// The flags sit together: an idle connection's struct stays small.
+	scheduled    bool // on the shard's ready list (or waiting in its coalescing window)
+	slow         bool // the socket was full: a goroutine of its own writes
+	closing      bool // a close was requested; nothing more is queued
+	closeQueued  bool // the close is sent once the frames queued before it are written
+	dead         bool // torn down; no goroutine may start
+	awaitingPong bool // a ping is out and no pong has come back
 	// closeGone is closing && !closeQueued, set under mu and read without
 	// it: once set, the close frame may have been written.
 	closeGone   atomic.Bool
 	closeCode   websocket.StatusCode
 	closeReason string
-	dead        bool // torn down; no goroutine may start
 	bg          sync.WaitGroup
 
-	pubs pubOrder // a publisher's answers in order, on a cluster
+	pubs *pubOrder // a publisher's answers in order, on a cluster; the reader creates it
 
 	replies replyIDs // requests received and not answered (request.go)
 }
@@ -132,6 +137,7 @@ func (s *Server) handleWebSocket(p pattern) http.HandlerFunc {
 			InsecureSkipVerify: true,
 			Subprotocols:       []string{subprotocolEnvelope, subprotocolRaw},
 			CompressionMode:    s.compressionMode(),
+			OnPongReceived:     c.pong,
 		})
 		if err != nil {
 			s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
@@ -231,7 +237,10 @@ func (c *conn) serve(ws *websocket.Conn, wire *wireConn) {
 			ws.Close(c.closeCode, c.closeReason)
 		}()
 	}
+	c.mu.Lock()
+	c.pingDue = time.Since(c.opened) + c.s.opts.PingInterval
 	c.pinger = time.AfterFunc(c.s.opts.PingInterval, c.ping)
+	c.mu.Unlock()
 
 	err := c.readLoop()
 	c.s.log.Info("connection closed", "id", c.id, "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic,
@@ -331,38 +340,70 @@ func (c *conn) isClosing() bool {
 // Evict closes a puller that lost its place to another (broker.Puller).
 func (c *conn) Evict(reason string) { c.closeWith(closeConflict, reason) }
 
-// ping checks the peer is alive, and schedules the next check.
+// pingFrame is an unmasked ping with no payload.
+var pingFrame = []byte{0x89, 0x00}
+
+// ping checks the peer is alive, and schedules the next check. It writes
+// the ping itself and does not wait for the pong: the timer comes back
+// after the pong timeout, and pong stops that wait. An idle connection
+// so costs no goroutine, context or timer of its own while a ping is out,
+// where the library's Ping holds all three for each ping.
 func (c *conn) ping() {
 	c.mu.Lock()
 	if c.dead {
 		c.mu.Unlock()
 		return
 	}
-	c.bg.Add(1)
-	c.mu.Unlock()
-	defer c.bg.Done()
-
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.PongTimeout)
-	err := c.ws.Ping(ctx)
-	cancel()
-	if errors.Is(err, context.DeadlineExceeded) && c.pause.pausedWithin(c.s.opts.PongTimeout) {
-		// A paced publisher or a paused pusher: its pong waits behind
-		// frames not read yet.
-		err = nil
+	if time.Since(c.opened) < c.pingDue {
+		c.mu.Unlock() // reset while this firing waited for the lock
+		return
 	}
-	if err != nil {
-		if !c.isClosing() {
+	if c.awaitingPong {
+		c.awaitingPong = false
+		if c.pause.pausedWithin(c.s.opts.PongTimeout) {
+			// A paced publisher or a paused pusher: its pong waits behind
+			// frames not read yet.
+			c.resetPinger(c.s.opts.PingInterval)
+			c.mu.Unlock()
+			return
+		}
+		closing := c.closing
+		c.mu.Unlock()
+		if !closing {
 			c.s.log.Info("connection dropped: no pong", "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic,
 				"timeout", c.s.opts.PongTimeout)
 			c.ws.CloseNow()
 		}
 		return
 	}
+	c.awaitingPong = true
+	c.resetPinger(c.s.opts.PongTimeout)
+	c.bg.Add(1)
+	c.mu.Unlock()
+	defer c.bg.Done()
+
+	if err := c.wire.writeControl(pingFrame, c.closeSent); err != nil && !c.isClosing() {
+		c.s.log.Info("connection dropped: ping failed", "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic,
+			"err", err)
+		c.ws.CloseNow()
+	}
+}
+
+// pong notes the peer's answer to a ping (the WebSocket library calls it
+// from the reader): the next ping is due an interval from now.
+func (c *conn) pong(context.Context, []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.dead { // teardown stopped the timer while this ping was out
-		c.pinger.Reset(c.s.opts.PingInterval)
+	if c.awaitingPong && !c.dead {
+		c.awaitingPong = false
+		c.resetPinger(c.s.opts.PingInterval)
 	}
+}
+
+// resetPinger fires the pinger again after d; c.mu is held.
+func (c *conn) resetPinger(d time.Duration) {
+	c.pingDue = time.Since(c.opened) + d
+	c.pinger.Reset(d)
 }
 
 var (

@@ -193,6 +193,29 @@ func TestUnansweredPingsDropTheConnection(t *testing.T) {
 	}
 }
 
+// An idle connection's ping waits for its pong on the connection's timer,
+// not in a goroutine (with a context and a timer of its own) for each of
+// thousands of connections.
+func TestOutstandingPingHoldsNoGoroutine(t *testing.T) {
+	ts := startServer(t, Options{PingInterval: 20 * time.Millisecond, PongTimeout: 5 * time.Second})
+	// A client that never reads never answers: its ping stays out.
+	c, err := client.Dial(context.Background(), ts.ws+"/sub/quiet", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	waitFor(t, func() bool { return ts.Connections() == 1 })
+	time.Sleep(200 * time.Millisecond) // the ping went out
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	if strings.Contains(stacks, "(*conn).ping") {
+		t.Fatalf("a goroutine waits for the pong:\n%s", stacks)
+	}
+	if ts.Connections() != 1 {
+		t.Fatal("dropped before the pong timeout")
+	}
+}
+
 func TestShutdownClosesWith1001(t *testing.T) {
 	ts := startServer(t, Options{})
 	sub := ts.dial(t, "sub", "/s")

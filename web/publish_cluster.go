@@ -18,7 +18,6 @@ const maxInFlight = 256
 
 // pubOrder puts a connection's answers back in the order of its frames.
 type pubOrder struct {
-	once  sync.Once
 	room  chan struct{} // a token per message in flight
 	mu    sync.Mutex
 	slots []*pubSlot // in frame order
@@ -46,8 +45,10 @@ func (c *conn) publishFrame(m *broker.Message) {
 		}
 		return
 	}
-	o := &c.pubs
-	o.once.Do(func() { o.room = make(chan struct{}, maxInFlight) })
+	if c.pubs == nil {
+		c.pubs = &pubOrder{room: make(chan struct{}, maxInFlight)}
+	}
+	o := c.pubs
 	o.room <- struct{}{}
 	slot := &pubSlot{}
 	o.mu.Lock()
@@ -58,7 +59,7 @@ func (c *conn) publishFrame(m *broker.Message) {
 
 // answered records a frame's answer and sends every answer now due.
 func (c *conn) answered(slot *pubSlot, m *broker.Message, aerr *apiError) {
-	o := &c.pubs
+	o := c.pubs
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	slot.known, slot.seq, slot.aerr = true, m.Seq, aerr

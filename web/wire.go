@@ -94,6 +94,19 @@ func (w *wireConn) Write(p []byte) (int, error) {
 	return w.writeLocked(p)
 }
 
+// writeControl writes a control frame of the broker's own (a ping), unless
+// gone reports that the close frame may have been written: nothing may
+// follow it.
+func (w *wireConn) writeControl(frame []byte, gone func() bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if gone() {
+		return net.ErrClosed
+	}
+	_, err := w.writeLocked(frame)
+	return err
+}
+
 func (w *wireConn) writeLocked(p []byte) (int, error) {
 	defer w.deadline()()
 	return w.Conn.Write(p)
@@ -182,8 +195,14 @@ type hijackWriter struct {
 
 // Read buffer sizes: a connection that receives messages reads through the
 // server's 4 KiB buffer; one that only gets control frames through a small
-// one, which matters with thousands of idle subscribers.
-const smallReadBuffer = 256
+// one, which matters with thousands of idle subscribers. A control frame
+// (at most 2+125 bytes from a server, 6+125 from a client) needs no more:
+// a longer payload is read past the buffer, straight into the message.
+const smallReadBuffer = 128
+
+// controlWriteBuffer holds one whole control frame a server writes (a
+// 2-byte header and at most 125 bytes), so each goes out in one write.
+const controlWriteBuffer = 128
 
 func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
@@ -207,7 +226,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	// The library's own writes are control frames: a small buffer, flushed
 	// whole through the wireConn.
-	return h.wire, bufio.NewReadWriter(r, bufio.NewWriterSize(h.wire, 256)), nil
+	return h.wire, bufio.NewReadWriter(r, bufio.NewWriterSize(h.wire, controlWriteBuffer)), nil
 }
 
 func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
