@@ -32,7 +32,6 @@ type shard struct {
 	// the shard's goroutine only.
 	delayed []delayedConn
 	timer   *time.Timer
-	armed   time.Time // what timer is set for; zero: not set
 
 	// Scratch, used by the shard's goroutine only.
 	spare   []*conn
@@ -87,21 +86,16 @@ func (s *shard) run() {
 	for {
 		var due <-chan time.Time
 		if len(s.delayed) > 0 {
-			// Set once per wake-up time, not on every wake-up.
-			if next := s.wakeAt(); !next.Equal(s.armed) {
-				s.timer.Reset(time.Until(next))
-				s.armed = next
-			}
+			s.timer.Reset(time.Until(s.delayed[0].due))
 			due = s.timer.C
 		}
 		select {
 		case <-s.wake:
 		case <-due:
-			s.armed = time.Time{}
 		case <-s.quit:
 			return
 		}
-		s.flushDue(time.Now())
+		s.flushDue()
 		for {
 			s.mu.Lock()
 			batch := s.ready
@@ -133,19 +127,9 @@ func (s *shard) delay(c *conn, due time.Time) {
 	}
 }
 
-// dueTogether is how far apart window ends may be and still be written in
-// one pass: the connections written in one pass have windows that end
-// within a moment of each other, and a wake-up of the shard for each of
-// them would cost more than the write. A window ends at most this late.
-func (s *shard) dueTogether() time.Duration { return min(s.coalesce/10, 500*time.Microsecond) }
-
-// wakeAt is when the shard wakes for its held connections: dueTogether
-// after the first window's end, so that the windows ending meanwhile are
-// written in the same pass; delayed is not empty.
-func (s *shard) wakeAt() time.Time { return s.delayed[0].due.Add(s.dueTogether()) }
-
-// flushDue writes the delayed connections whose window has ended by now.
-func (s *shard) flushDue(now time.Time) {
+// flushDue writes the delayed connections whose window has ended.
+func (s *shard) flushDue() {
+	now := time.Now()
 	n := 0
 	for n < len(s.delayed) && !s.delayed[n].due.After(now) {
 		s.delayed[n].c.flush(s, s.delayed[n].due)
