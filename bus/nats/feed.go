@@ -355,38 +355,11 @@ func (f *feed) catchUp() error {
 		f.last = upTo
 		return nil
 	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: f.sel.filters,
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: f.last + 1,
-		InactiveThreshold: 30 * time.Second,
-	})
-	if err != nil {
+	if err := readRange(ctx, st, f.sel.filters, f.last, upTo, f.handle); err != nil {
 		return err
 	}
-	for {
-		batch, err := cons.FetchNoWait(replayBatch)
-		if err != nil {
-			return err
-		}
-		n, done := 0, false
-		for msg := range batch.Messages() {
-			n++
-			meta, err := msg.Metadata()
-			if err != nil || done || meta.Sequence.Stream > upTo {
-				done = true
-				continue
-			}
-			f.handle(msg)
-			done = meta.Sequence.Stream == upTo || meta.NumPending == 0
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return err
-		}
-		if done || n == 0 {
-			f.last = upTo
-			return nil
-		}
-	}
+	f.last = upTo
+	return nil
 }
 
 // handle decodes a message of the stream and delivers it. mu is held.

@@ -78,6 +78,17 @@ func (p *Backplane) replay(topic broker.Topic, since, upTo uint64, fn func(*brok
 // replayFiltered reads the messages of the range on the subjects of
 // filters with one ordered consumer.
 func (p *Backplane) replayFiltered(ctx context.Context, st jetstream.Stream, filters []string, since, upTo uint64, fn func(*broker.Message)) error {
+	return readRange(ctx, st, filters, since, upTo, func(msg jetstream.Msg) {
+		if m, _, err := messageOf(p.pubPrefix, msg); err == nil {
+			fn(m)
+		}
+	})
+}
+
+// readRange hands fn the stream's messages after since up to upTo on the
+// subjects of filters (every subject without filters), in order, read
+// with one ordered consumer.
+func readRange(ctx context.Context, st jetstream.Stream, filters []string, since, upTo uint64, fn func(jetstream.Msg)) error {
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: filters,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: since + 1,
@@ -91,22 +102,19 @@ func (p *Backplane) replayFiltered(ctx context.Context, st jetstream.Stream, fil
 		if err != nil {
 			return err
 		}
-		n := 0
-		done := false
+		n, done := 0, false
 		for msg := range batch.Messages() {
 			n++
-			m, meta, err := messageOf(p.pubPrefix, msg)
+			meta, err := msg.Metadata()
 			if err != nil || done {
 				continue
 			}
-			if m.Seq > upTo {
+			if meta.Sequence.Stream > upTo {
 				done = true
 				continue
 			}
-			fn(m)
-			if m.Seq == upTo || meta.NumPending == 0 {
-				done = true
-			}
+			fn(msg)
+			done = meta.Sequence.Stream == upTo || meta.NumPending == 0
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return err

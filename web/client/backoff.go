@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -31,16 +30,4 @@ func (b *backoff) next() time.Duration {
 	d := b.delay/2 + rand.N(b.delay/2+1)
 	b.delay = min(2*b.delay, b.most)
 	return d
-}
-
-// wait sleeps for d; false when ctx ended first.
-func (b *backoff) wait(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

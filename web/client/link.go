@@ -74,7 +74,7 @@ func (l *link) run(ctx context.Context, connect func(ctx context.Context, opened
 		}
 		d := bo.next()
 		l.setState(StateReconnecting, &RetryError{Err: err, Delay: d})
-		if !bo.wait(ctx, d) {
+		if !sleepCtx(ctx, d) {
 			l.setState(StateClosed, ctx.Err())
 			return ctx.Err()
 		}

@@ -257,6 +257,7 @@ func (c *Client) keepTokenFresh(ctx context.Context, conn *Conn) {
 	}
 }
 
+// sleepCtx sleeps for d; false when ctx ended first.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -299,3 +299,19 @@ func TestQueueMaxBytesAndMaxMemory(t *testing.T) {
 		t.Fatalf("err = %v, want %s", err, want)
 	}
 }
+
+// The example file says it shows every setting at its default: a default
+// changed in the settings table must change there too.
+func TestExampleFileShowsTheDefaults(t *testing.T) {
+	example, err := Load(exampleFile, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults, err := load(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if differ := Restart(example, defaults); len(differ) > 0 {
+		t.Fatalf("mercury.example.yaml differs from the defaults in %v", differ)
+	}
+}
