@@ -94,9 +94,15 @@ func (r *modelRun) checkIdle() {
 
 func (r *modelRun) do(o op) error {
 	switch o.kind {
-	case opPush, opPull, opTakeover, opClose, opKill:
+	case opPush, opPull, opTakeover:
 		// What uses the queue; acks need a puller (checkIdle).
 		defer func() { r.lastUse = time.Now() }()
+	case opClose, opKill:
+		// A puller leaving uses the queue (its TTL runs from then); with
+		// no puller there is nobody to close, and the broker sees nothing.
+		if r.puller(0) != nil {
+			defer func() { r.lastUse = time.Now() }()
+		}
 	case opRestart:
 		// A broker killed in a cluster records no use: the queue's last
 		// use is the last one the cluster recorded, and its pullers' leases

@@ -42,6 +42,7 @@ var modelCISeeds = []uint64{7, 9, 11, 730897119, 624154634, 619870699, 12}
 var modelCIOps = map[string]string{
 	"pull:e:1:0 push:1:0 sleep:50 nack:0:1:500 restart pull:e:1:0":       "a nack's delay is kept across a restart",
 	"push:1:1 push:1:1 push:1:1 push:1:1 push:1:1 pull:r:16:0 sleep:500": "a raw puller of large messages is not a slow consumer",
+	"push:1:0 sleep:900 close:0 sleep:900 pull:e:1:0 sleep:300":          "closing no puller is no use of the queue: it expires from the push",
 }
 
 // modelFailingSeeds fail today; run them with -model.seed=N, and move them
