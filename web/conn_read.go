@@ -16,7 +16,7 @@ import (
 func (c *conn) readLoop() error {
 	ctx := context.Background()
 	for {
-		if c.wire.awaitPong() {
+		if c.awaitPong() {
 			c.pong(ctx, nil)
 			continue
 		}
@@ -33,6 +33,17 @@ func (c *conn) readLoop() error {
 		c.idle.note()
 		c.handle(typ, data)
 	}
+}
+
+// awaitPong is wireConn.awaitPong when the connection is quiet and no
+// close handshake runs: the library's Close reads the connection from a
+// goroutine of its own, which c.mu orders against the look at what the
+// library holds.
+func (c *conn) awaitPong() bool {
+	c.mu.Lock()
+	quiet := !c.closing && c.wire.quiet()
+	c.mu.Unlock()
+	return quiet && c.wire.awaitPong(&c.closeGone)
 }
 
 // handle acts on a message from the client. Out of readLoop, so that what

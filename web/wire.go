@@ -54,27 +54,34 @@ func (w *wireConn) Read(p []byte) (int, error) {
 // the mask bit and length 0, then the 4-byte masking key.
 const bareClientPongLen = 6
 
+// quiet reports whether the WebSocket library holds nothing read from the
+// network that it has not handled: then it is at a frame boundary, and
+// awaitPong may look at the socket. Only for connections that only receive
+// (Hijack sets br): for a publisher, awaitPong's peek would be one system
+// call more per read. The reader's only, while no close handshake reads
+// too.
+func (w *wireConn) quiet() bool {
+	return w.raw != nil && w.br != nil && w.br.Buffered() == 0 && len(w.pending) == 0
+}
+
 // awaitPong waits until the peer sends something and, when that is a
 // bare pong, takes it off the socket and reports true. Anything else (a
 // frame, a pong not whole yet, the end of the connection, an error) stays
-// for the WebSocket library to read next.
+// for the WebSocket library to read next, and so does everything once
+// closing is set: the library's close handshake then reads the socket.
+// Only when quiet.
 //
 // It is the idle reader's wait. Waiting in the library's Read, a reader
 // sits about 2.4 KB deep, so its goroutine needs a 4 KB stack for good (the
 // runtime halves a stack only when less than a quarter of it is used);
 // waiting and taking pongs here, a few shallow frames deep, it keeps the
 // 2 KB a goroutine starts with.
-//
-// Only between messages, when the library's reader holds nothing: it is
-// then at a frame boundary. Only for connections that only receive (Hijack
-// sets br): for a publisher, the peek would be one system call more per
-// read.
-func (w *wireConn) awaitPong() bool {
-	if w.raw == nil || w.br == nil || w.br.Buffered() > 0 || len(w.pending) > 0 {
-		return false
-	}
+func (w *wireConn) awaitPong(closing *atomic.Bool) bool {
 	var pong bool
 	err := w.raw.Read(func(fd uintptr) bool {
+		if closing.Load() {
+			return true
+		}
 		var f [bareClientPongLen]byte
 		n, errno := recvNonBlocking(fd, f[:], true)
 		if errno == syscall.EAGAIN {
