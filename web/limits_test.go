@@ -356,3 +356,40 @@ func TestIdleReaderKeepsSmallStack(t *testing.T) {
 		t.Fatalf("%d connections open, want %d", ts.Connections(), conns)
 	}
 }
+
+// The idle reader takes bare pongs itself and leaves every other frame to
+// the WebSocket library, also one that arrives with a pong in one segment:
+// a ping (answered with its payload) and a close (answered with a close).
+func TestIdleReaderLeavesOtherFramesToLibrary(t *testing.T) {
+	ts := startServer(t, Options{PingInterval: time.Hour})
+	p := dialRaw(t, ts, "/sub/frames", 1<<16)
+	ts.waitSubscribed(t, 1)
+	pong := []byte{0x8a, 0x80, 1, 2, 3, 4}
+	ping := []byte{0x89, 0x82, 0, 0, 0, 0, 'h', 'i'} // masked with zeros
+	closeFrame := []byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8}
+	next := func() (op byte, payload []byte) {
+		t.Helper()
+		p.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var h [2]byte
+		if _, err := io.ReadFull(p.br, h[:]); err != nil {
+			t.Fatal(err)
+		}
+		payload = make([]byte, h[1]&0x7f)
+		if _, err := io.ReadFull(p.br, payload); err != nil {
+			t.Fatal(err)
+		}
+		return h[0] & 0x0f, payload
+	}
+	if _, err := p.nc.Write(append(append([]byte{}, pong...), ping...)); err != nil {
+		t.Fatal(err)
+	}
+	if op, payload := next(); op != 0xa || string(payload) != "hi" {
+		t.Fatalf("got opcode %x %q, want the pong hi", op, payload)
+	}
+	if _, err := p.nc.Write(append(append([]byte{}, pong...), closeFrame...)); err != nil {
+		t.Fatal(err)
+	}
+	if op, payload := next(); op != 0x8 || len(payload) < 2 || payload[0] != 0x03 || payload[1] != 0xe8 {
+		t.Fatalf("got opcode %x %x, want the close 1000", op, payload)
+	}
+}
