@@ -56,9 +56,9 @@ const bareClientPongLen = 6
 
 // quiet reports whether the WebSocket library holds nothing read from the
 // network that it has not handled: then it is at a frame boundary, and
-// awaitPong may look at the socket. Only for connections that only receive
-// (Hijack sets br): for a publisher, awaitPong's peek would be one system
-// call more per read. The reader's only, while no close handshake reads
+// awaitPong may look at the socket. Only for plain TCP connections that
+// only receive (Hijack sets br): for a publisher, awaitPong's peek would be
+// one system call more per read. The reader's only, while no close handshake reads
 // too.
 func (w *wireConn) quiet() bool {
 	return w.raw != nil && w.br != nil && w.br.Buffered() == 0 && len(w.pending) == 0
@@ -278,7 +278,12 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			h.wire.pending = bytes.Clone(held)
 		}
 		r = bufio.NewReaderSize(h.wire, smallReadBuffer)
-		h.wire.br = r
+		if _, direct := nc.(*net.TCPConn); direct {
+			// Reads go straight to the socket, so awaitPong's peek sees
+			// what the library would read next: not under TLS, nor
+			// through the PROXY protocol's parser, which reads ahead.
+			h.wire.br = r
+		}
 	}
 	// The library's own writes are control frames: a small buffer, flushed
 	// whole through the wireConn.
