@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mercury-broker/mercury/test/syncbuf"
 	"github.com/mercury-broker/mercury/web/auth/authtest"
 	"github.com/mercury-broker/mercury/web/client"
 )
@@ -67,7 +68,7 @@ func startJS(t *testing.T, env []string, scenario string, args ...string) *jsRun
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
