@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mercury-broker/mercury/test/syncbuf"
 )
 
 // cliProc is a running mercury client command (sub, pub, bus …) whose
@@ -17,8 +19,8 @@ type cliProc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string // standard output, line by line
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *syncbuf.Buffer
+	stderr *syncbuf.Buffer
 	done   chan struct{}
 }
 
@@ -39,7 +41,7 @@ func cliEnv(t testing.TB, extra ...string) []string {
 // ends.
 func startCLI(t testing.TB, env []string, args ...string) *cliProc {
 	t.Helper()
-	c := &cliProc{lines: make(chan string, 1000), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	c := &cliProc{lines: make(chan string, 1000), stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	c.cmd = exec.Command(mercuryBin, args...)
 	c.cmd.Env = env
 	if env == nil {

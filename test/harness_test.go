@@ -2,7 +2,6 @@ package test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,13 +12,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/mercury-broker/mercury/test/syncbuf"
 	"github.com/mercury-broker/mercury/web/client"
 )
 
@@ -57,28 +56,10 @@ func runTests(m *testing.M) int {
 	return code
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and many readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // brokerProc is a running mercury serve process.
 type brokerProc struct {
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	done   chan struct{}
 	exit   error
 	HTTP   string // http://127.0.0.1:port (https:// with TLS)
@@ -117,7 +98,7 @@ func startBrokerOn(t testing.TB, listen string, args ...string) *brokerProc {
 // variables ("MERCURY_X=v"); args must say where to listen.
 func startBrokerEnv(t testing.TB, env []string, args ...string) *brokerProc {
 	t.Helper()
-	b := &brokerProc{logs: &syncBuffer{}, done: make(chan struct{})}
+	b := &brokerProc{logs: &syncbuf.Buffer{}, done: make(chan struct{})}
 	b.cmd = exec.Command(mercuryBin, append([]string{"serve"}, args...)...)
 	b.cmd.Env = append(os.Environ(), env...)
 	b.cmd.Stdout = b.logs
@@ -259,7 +240,7 @@ func startNodeClient(t testing.TB, url string, args ...string) *nodeClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

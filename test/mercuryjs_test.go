@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mercury-broker/mercury/test/syncbuf"
 	"github.com/mercury-broker/mercury/web/auth/authtest"
 	"github.com/mercury-broker/mercury/web/client"
 )
@@ -67,7 +68,7 @@ func startJS(t *testing.T, env []string, scenario string, args ...string) *jsRun
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -402,26 +403,36 @@ func TestMercuryJSAgents(t *testing.T) {
 	}
 }
 
+// agentBroker starts a broker with authorization and mints agent 42 a
+// token, good for an hour, to subscribe and publish on /livesys/42.
+func agentBroker(t *testing.T) (*authBroker, string) {
+	t.Helper()
+	ab := startAuthBroker(t)
+	rights := map[string]any{"sub": []any{"/livesys/42"}, "pub": []any{"/livesys/42"}}
+	return ab, ab.keys.Sign(t, "HS256", ab.keys.Claims("42", time.Hour, rights), "")
+}
+
+// jsRefusal is what mercury.js rejects with: a MercuryError with the
+// broker's status and code.
+type jsRefusal struct {
+	Name, Code string
+	Status     int
+}
+
 // TestMercuryJSAgentToken: m.request and m.presence carry the client's
 // token; what it does not allow rejects with the broker's 403.
 func TestMercuryJSAgentToken(t *testing.T) {
-	ab := startAuthBroker(t)
-	rights := map[string]any{"sub": []any{"/livesys/42"}, "pub": []any{"/livesys/42"}}
-	token := ab.keys.Sign(t, "HS256", ab.keys.Claims("42", time.Hour, rights), "")
-	type refusal struct {
-		Name, Code string
-		Status     int
-	}
+	ab, token := agentBroker(t)
 	var res struct {
 		Answer                      string
 		Presence                    []struct{ Topic, User string }
-		OtherPresence, OtherRequest refusal
+		OtherPresence, OtherRequest jsRefusal
 	}
 	startJS(t, nil, "agentToken", ab.WS, token).result(t, &res, 30*time.Second)
 	if res.Answer != "me" || len(res.Presence) != 1 || res.Presence[0].Topic != "/livesys/42" || res.Presence[0].User != "42" {
 		t.Errorf("answer %q, presence %+v", res.Answer, res.Presence)
 	}
-	for _, r := range []refusal{res.OtherPresence, res.OtherRequest} {
+	for _, r := range []jsRefusal{res.OtherPresence, res.OtherRequest} {
 		if r.Name != "MercuryError" || r.Status != 403 || r.Code == "" {
 			t.Errorf("outside its rights: %+v", r)
 		}
@@ -457,21 +468,15 @@ func TestMercuryJSEncodings(t *testing.T) {
 // onError none of them. A post is accepted with its sequence number, or
 // refused at once with its HTTP status.
 func TestMercuryJSRefreshToken(t *testing.T) {
-	ab := startAuthBroker(t)
-	rights := map[string]any{"sub": []any{"/livesys/42"}, "pub": []any{"/livesys/42"}}
-	token := ab.keys.Sign(t, "HS256", ab.keys.Claims("42", time.Hour, rights), "")
-	type refusal struct {
-		Name, Code string
-		Status     int
-	}
+	ab, token := agentBroker(t)
 	var res struct {
-		HandleError  refusal
+		HandleError  jsRefusal
 		Waited       int
 		Got          []any
-		Refusals     []refusal
+		Refusals     []jsRefusal
 		Posted       uint64
-		PostRefused  refusal
-		After        refusal
+		PostRefused  jsRefusal
+		After        jsRefusal
 		ClientErrors []string
 	}
 	startJS(t, nil, "refresh", ab.WS, token).result(t, &res, 60*time.Second)

@@ -15,12 +15,13 @@ import (
 
 	"github.com/mercury-broker/mercury/bus/minion"
 	"github.com/mercury-broker/mercury/bus/minion/miniontest"
+	"github.com/mercury-broker/mercury/test/syncbuf"
 )
 
 // proc is a mercury subcommand other than serve, running in the background.
 type proc struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	done chan struct{}
 	exit error
 }
@@ -28,7 +29,7 @@ type proc struct {
 // startMercury runs the mercury binary with args until the test ends.
 func startMercury(t testing.TB, args ...string) *proc {
 	t.Helper()
-	p := &proc{logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{logs: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(mercuryBin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -61,7 +62,7 @@ func (p *proc) stop(t testing.TB, sig syscall.Signal) {
 func runMercury(t testing.TB, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(mercuryBin, args...)
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if cmd.ProcessState == nil {
@@ -125,7 +126,7 @@ func auditEvents(t testing.TB, conn *pgx.Conn) []*minion.Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	if _, err := l.Export(context.Background(), conn, minion.ExportFilter{}, &buf); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mercury-broker/mercury/test/syncbuf"
 	"github.com/mercury-broker/mercury/web/client"
 )
 
@@ -43,7 +44,7 @@ func startHAProxy(t testing.TB, config string, addr string) {
 	if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd := exec.Command(haproxyPath, "-db", "-f", file)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mercury-broker/mercury/test/syncbuf"
 )
 
 // runServeBriefly runs mercury serve with args, for a start that must
@@ -17,7 +19,7 @@ func runServeBriefly(t *testing.T, args ...string) (stdout, stderr string, code 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, mercuryBin, append([]string{"serve"}, args...)...)
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.Run()
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode()

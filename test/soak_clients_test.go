@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mercury-broker/mercury/test/syncbuf"
 	"github.com/mercury-broker/mercury/web/client"
 )
 
@@ -144,7 +145,7 @@ func startSoakProcess(t testing.TB, kind string, n int, name string, args ...str
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

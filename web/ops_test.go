@@ -21,26 +21,9 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/test/syncbuf"
 	"github.com/mercury-broker/mercury/web/auth"
 )
-
-// syncBuffer is a log destination the server's goroutines share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func getBody(t testing.TB, url, token string) (int, []byte) {
 	t.Helper()
@@ -107,7 +90,7 @@ next:
 // TestMetricsCountWhatWasSent runs a scripted workload and checks every
 // count /metrics and /api/overview report against what was sent.
 func TestMetricsCountWhatWasSent(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	buses := testBuses(t, "livesys.json")
 	ts := startServerWithBroker(t, broker.Options{Policies: buses.Policies}, Options{Buses: buses,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -212,7 +195,7 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 // TestRefusalLogIsRateLimited: a flood of refusals logs a burst, then a
 // line that says how many were left out; the counter counts them all.
 func TestRefusalLogIsRateLimited(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	ts := startServer(t, Options{Buses: testBuses(t, "livesys.json"), LogBodies: true,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	pub := ts.dial(t, "pub", "/livesys/42")

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mercury-broker/mercury/test/syncbuf"
 	"github.com/mercury-broker/mercury/web/client"
 )
 
@@ -137,7 +138,7 @@ func (sys *procSystem) close() error {
 type modelProc struct {
 	args []string
 	cmd  *exec.Cmd
-	logs *modelLogs
+	logs *syncbuf.Buffer
 	done chan struct{}
 	base string
 }
@@ -145,7 +146,7 @@ type modelProc struct {
 var modelListeningRE = regexp.MustCompile(`msg="mercury listening" addr=http://([0-9.:]+)`)
 
 func startProc(args []string) (*modelProc, error) {
-	p := &modelProc{args: args, logs: &modelLogs{}, done: make(chan struct{})}
+	p := &modelProc{args: args, logs: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.CommandContext(context.Background(), modelBin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -172,22 +173,4 @@ func startProc(args []string) (*modelProc, error) {
 func (p *modelProc) kill() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
-}
-
-// modelLogs is a process's output, safe to read while it is written.
-type modelLogs struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *modelLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *modelLogs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

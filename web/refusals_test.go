@@ -5,13 +5,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/mercury-broker/mercury/test/syncbuf"
 )
 
 // TestEveryRefusalIsCountedAndLogged: refusals for the origin, the Host,
 // the topic and the schema (over HTTP too) each count under their reason
 // and log a line with the client's address.
 func TestEveryRefusalIsCountedAndLogged(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	ts := startServer(t, Options{Buses: testBuses(t, "livesys.json"), AllowedHosts: []string{"127.0.0.1"},
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	for _, c := range []struct {

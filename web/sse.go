@@ -106,8 +106,7 @@ type sseWriter struct {
 // send writes what write puts in the buffer, and flushes it to the client.
 func (sw *sseWriter) send(write func(bw *bufio.Writer)) error {
 	// Set before writing: the buffer may flush to the network on its own.
-	sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
-	defer sw.rc.SetWriteDeadline(time.Time{})
+	defer boundWrite(sw.rc, sw.timeout).lift()
 	write(sw.bw)
 	if err := sw.bw.Flush(); err != nil {
 		return err

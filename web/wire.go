@@ -163,20 +163,36 @@ func (w *wireConn) writeControl(frame []byte, gone func() bool) error {
 }
 
 func (w *wireConn) writeLocked(p []byte) (int, error) {
-	defer w.deadline()()
+	defer boundWrite(w.Conn, w.writeTimeout).lift()
 	return w.Conn.Write(p)
 }
 
-// deadline bounds the blocking write about to start by the write timeout,
-// and returns the function that lifts the bound once it is done; w.mu is
-// held. A deadline left in force would fail a later write, even a
-// non-blocking one, of a connection that has simply been quiet since.
-func (w *wireConn) deadline() (clear func()) {
-	if w.writeTimeout <= 0 {
-		return func() {}
+// writeDeadliner is what takes a write deadline: a connection, or the
+// controller of an HTTP response.
+type writeDeadliner interface {
+	SetWriteDeadline(time.Time) error
+}
+
+// writeBound is a write deadline in force until lifted.
+type writeBound struct{ d writeDeadliner }
+
+// boundWrite bounds the blocking write about to start on d by timeout
+// (none when it is not positive); lift the bound once the write is done.
+// A deadline left in force would fail a later write, even a non-blocking
+// one, of a connection that has simply been quiet since.
+func boundWrite(d writeDeadliner, timeout time.Duration) writeBound {
+	if timeout <= 0 {
+		return writeBound{}
 	}
-	w.Conn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
-	return func() { w.Conn.SetWriteDeadline(time.Time{}) }
+	d.SetWriteDeadline(time.Now().Add(timeout))
+	return writeBound{d}
+}
+
+// lift removes the deadline.
+func (b writeBound) lift() {
+	if b.d != nil {
+		b.d.SetWriteDeadline(time.Time{})
+	}
 }
 
 // tryWritev writes bufs without blocking, as much as the socket takes;
@@ -201,7 +217,7 @@ func (w *wireConn) tryWritev(bufs [][]byte, iov *[]syscall.Iovec) (n int, blocke
 // writeAll writes bufs, blocking up to the write deadline, and returns
 // how many bytes went; w.mu is held.
 func (w *wireConn) writeAll(bufs [][]byte) (int, error) {
-	defer w.deadline()()
+	defer boundWrite(w.Conn, w.writeTimeout).lift()
 	if w.raw != nil {
 		nb := net.Buffers(bufs)
 		n, err := nb.WriteTo(w.Conn) // writev on a socket

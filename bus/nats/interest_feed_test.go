@@ -1,7 +1,6 @@
 package nats
 
 import (
-	"bytes"
 	"cmp"
 	"fmt"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/test/syncbuf"
 )
 
 // sent is one message a test published, with when its publish started
@@ -270,24 +270,6 @@ func TestInterestFeedChurnUnderLoad(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestInterestFeedFallback: on a server that takes one subject filter per
 // consumer (2.9; taken for one on a newer server), the feed reads the
 // whole stream, says so once in the log however often the interest
@@ -295,7 +277,7 @@ func (b *syncBuffer) String() string {
 func TestInterestFeedFallback(t *testing.T) {
 	c := cluster(t)
 	name := clusterName()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	bp, err := Connect(Options{URLs: c.URLs(), Name: name, Timeout: 3 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {

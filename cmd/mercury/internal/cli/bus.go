@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"sync"
 
@@ -146,22 +145,12 @@ func (p *busPeer) run(ctx context.Context, std command.Stdio, m *client.Client, 
 // send sends each line of the input and waits for its answer; empty
 // lines are skipped.
 func (p *busPeer) send(ctx context.Context, bus *client.Bus, in input) error {
-	for n := 1; ; n++ {
-		line, err := in.lines.ReadLine()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("failed to read standard input: %w", err)
-		}
-		if line == "" {
-			continue
-		}
-		_, err = bus.Send(ctx, line)
+	return eachLine(in.lines, func(n int, line string) (bool, error) {
+		_, err := bus.Send(ctx, line)
 		var refusal *client.APIError
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return false, nil
 		case errors.As(err, &refusal):
 			p.mu.Lock()
 			p.sent++
@@ -173,11 +162,12 @@ func (p *busPeer) send(ctx context.Context, bus *client.Bus, in input) error {
 				p.scr.warn("line %d refused: %v", n, refusal)
 			}
 		case err != nil:
-			return err
+			return false, err
 		default:
 			p.mu.Lock()
 			p.sent++
 			p.mu.Unlock()
 		}
-	}
+		return true, nil
+	})
 }

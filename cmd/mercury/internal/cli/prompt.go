@@ -22,6 +22,27 @@ type lineSource interface {
 	ReadLine() (string, error)
 }
 
+// eachLine calls send with each non-empty line of src and its number
+// (empty lines count), until the input ends, reading it fails, or send
+// fails or returns more false.
+func eachLine(src lineSource, send func(n int, line string) (more bool, err error)) error {
+	for n := 1; ; n++ {
+		line, err := src.ReadLine()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("failed to read standard input: %w", err)
+		}
+		if line == "" {
+			continue
+		}
+		if more, err := send(n, line); err != nil || !more {
+			return err
+		}
+	}
+}
+
 // lineReader reads lines from a pipe or a file.
 type lineReader struct{ r *bufio.Reader }
 

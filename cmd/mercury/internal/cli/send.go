@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 
 	"github.com/mercury-broker/mercury/cmd/mercury/internal/command"
@@ -156,34 +155,25 @@ func (d *duplex) endInput() {
 // send sends each line of the input as a text frame; empty lines are
 // skipped.
 func (d *duplex) send(ctx context.Context) error {
-	for n := 1; ; n++ {
-		line, err := d.input.ReadLine()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("failed to read standard input: %w", err)
-		}
-		if line == "" {
-			continue
-		}
+	return eachLine(d.input, func(n int, line string) (bool, error) {
 		if d.confirms {
 			select {
 			case d.window <- struct{}{}:
 			case <-ctx.Done():
-				return nil
+				return false, nil
 			}
 			d.mu.Lock()
 			d.pending = append(d.pending, n)
 			d.mu.Unlock()
 		}
 		if err := d.conn.WriteText(ctx, line); err != nil {
-			return errConnGone
+			return false, errConnGone
 		}
 		d.mu.Lock()
 		d.sent++
 		d.mu.Unlock()
-	}
+		return true, nil
+	})
 }
 
 // receive reads frames until the connection ends: answers to what was
