@@ -58,8 +58,8 @@ const bareClientPongLen = 6
 // network that it has not handled: then it is at a frame boundary, and
 // awaitPong may look at the socket. Only for plain TCP connections that
 // only receive (Hijack sets br): for a publisher, awaitPong's peek would be
-// one system call more per read. The reader's only, while no close handshake reads
-// too.
+// one system call more per read. The reader's only, while no close
+// handshake reads too.
 func (w *wireConn) quiet() bool {
 	return w.raw != nil && w.br != nil && w.br.Buffered() == 0 && len(w.pending) == 0
 }
