@@ -215,13 +215,14 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 	for b.Loop() {
 		heap0, stack0 := measure()
 		var open []net.Conn
+		host := strings.TrimPrefix(ts.http.URL, "http://")
 		for i := range conns {
-			nc, err := net.Dial("tcp", strings.TrimPrefix(ts.http.URL, "http://"))
+			nc, err := net.Dial("tcp", host)
 			if err != nil {
 				b.Fatal(err)
 			}
-			fmt.Fprintf(nc, "GET /sub/idle/%d HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", i)
+			fmt.Fprintf(nc, "GET /sub/idle/%d HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", i, host)
 			resp, err := http.ReadResponse(bufio.NewReaderSize(nc, 512), nil)
 			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 				b.Fatalf("handshake: %v %v", resp, err)

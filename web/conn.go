@@ -220,8 +220,21 @@ func (c *conn) attach() (detach func(), _ *refusal) {
 	return nothing, nil
 }
 
-// serve runs the connection until it ends.
+// serve runs the connection until it ends. Its frame, with readLoop's,
+// is under the idle reader's wait, which must fit the 2 KB a goroutine
+// starts with (see wireConn.awaitPong): what needs room is in start and
+// closed.
 func (c *conn) serve(ws *websocket.Conn, wire *wireConn) {
+	c.start(ws, wire)
+	err := c.readLoop()
+	c.closed(err)
+	ws.CloseNow() // unblocks a writer stuck on the network
+}
+
+// start hands the connection to its writer and starts its pinger.
+//
+//go:noinline
+func (c *conn) start(ws *websocket.Conn, wire *wireConn) {
 	c.mu.Lock()
 	c.ws, c.wire = ws, wire
 	pending := c.closing // a close requested during the handshake
@@ -241,12 +254,15 @@ func (c *conn) serve(ws *websocket.Conn, wire *wireConn) {
 	c.pingDue = time.Since(c.opened) + c.s.opts.PingInterval
 	c.pinger = time.AfterFunc(c.s.opts.PingInterval, c.ping)
 	c.mu.Unlock()
+}
 
-	err := c.readLoop()
+// closed logs the connection's end.
+//
+//go:noinline
+func (c *conn) closed(err error) {
 	c.s.log.Info("connection closed", "id", c.id, "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic,
 		"duration", time.Since(c.opened).Round(time.Millisecond), "reason", closeReason(err),
 		"messages_in", c.msgsIn.Load(), "messages_out", c.msgsOut.Load())
-	ws.CloseNow() // unblocks a writer stuck on the network
 }
 
 // teardown stops the connection's goroutines and leaves the broker.

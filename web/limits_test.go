@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"runtime"
 	"strings"
@@ -301,5 +303,97 @@ func TestConnectCyclesLeaveNothingBehind(t *testing.T) {
 	t.Logf("%d cycles: heap %d KB before, %d KB after", cycles, before>>10, after>>10)
 	if after > before+4<<20 {
 		t.Fatalf("heap grew from %d KB to %d KB over %d cycles", before>>10, after>>10, cycles)
+	}
+}
+
+// An idle subscriber's reader waits, and takes its pongs, a few frames
+// deep, so its goroutine keeps the 2 KB stack it starts with; waiting in
+// the WebSocket library's Read, it needs 4 KB for good. Raw clients: no
+// goroutine of the test's per connection.
+func TestIdleReaderKeepsSmallStack(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector doubles every stack's guard: no reader fits 2 KB")
+	}
+	// Enough connections that the stacks of goroutines that came and went
+	// (the handshakes', the pings'), which the runtime keeps a while, are
+	// small beside theirs.
+	const conns = 1000
+	ts := startServer(t, unlimited(Options{PingInterval: 20 * time.Millisecond, PongTimeout: time.Minute}))
+	stacks := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.StackInuse
+	}
+	before := stacks()
+	peers := make([]*rawPeer, conns)
+	for i := range peers {
+		peers[i] = dialRaw(t, ts, fmt.Sprintf("/sub/idle/%d", i), 1<<16)
+	}
+	ts.waitSubscribed(t, conns)
+	readPing := func(p *rawPeer) {
+		t.Helper()
+		var f [2]byte
+		if _, err := io.ReadFull(p.br, f[:]); err != nil || f != [2]byte{0x89, 0} {
+			t.Fatalf("want a ping, got %x, %v", f, err)
+		}
+	}
+	for _, p := range peers {
+		readPing(p)
+		// A masked pong with no payload, as browsers answer.
+		if _, err := p.nc.Write([]byte{0x8a, 0x80, 1, 2, 3, 4}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A ping comes again only once the pong was taken (or the connection
+	// would close at the pong timeout).
+	for _, p := range peers {
+		readPing(p)
+	}
+	perConn := float64(stacks()-before) / conns
+	t.Logf("stacks grew %.0f bytes per idle connection", perConn)
+	if perConn > 3072 {
+		t.Fatalf("stacks grew %.0f bytes per idle connection, want about 2048", perConn)
+	}
+	if ts.Connections() != conns {
+		t.Fatalf("%d connections open, want %d", ts.Connections(), conns)
+	}
+}
+
+// The idle reader takes bare pongs itself and leaves every other frame to
+// the WebSocket library, also one that arrives with a pong in one segment:
+// a ping (answered with its payload) and a close (answered with a close).
+func TestIdleReaderLeavesOtherFramesToLibrary(t *testing.T) {
+	ts := startServer(t, Options{PingInterval: time.Hour})
+	p := dialRaw(t, ts, "/sub/frames", 1<<16)
+	ts.waitSubscribed(t, 1)
+	pong := []byte{0x8a, 0x80, 1, 2, 3, 4}
+	ping := []byte{0x89, 0x82, 0, 0, 0, 0, 'h', 'i'} // masked with zeros
+	closeFrame := []byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8}
+	next := func() (op byte, payload []byte) {
+		t.Helper()
+		p.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var h [2]byte
+		if _, err := io.ReadFull(p.br, h[:]); err != nil {
+			t.Fatal(err)
+		}
+		payload = make([]byte, h[1]&0x7f)
+		if _, err := io.ReadFull(p.br, payload); err != nil {
+			t.Fatal(err)
+		}
+		return h[0] & 0x0f, payload
+	}
+	if _, err := p.nc.Write(append(append([]byte{}, pong...), ping...)); err != nil {
+		t.Fatal(err)
+	}
+	if op, payload := next(); op != 0xa || string(payload) != "hi" {
+		t.Fatalf("got opcode %x %q, want the pong hi", op, payload)
+	}
+	if _, err := p.nc.Write(append(append([]byte{}, pong...), closeFrame...)); err != nil {
+		t.Fatal(err)
+	}
+	if op, payload := next(); op != 0x8 || len(payload) < 2 || payload[0] != 0x03 || payload[1] != 0xe8 {
+		t.Fatalf("got opcode %x %x, want the close 1000", op, payload)
 	}
 }

@@ -30,6 +30,9 @@ type wireConn struct {
 	// knows better (see conn.readLoop).
 	readFailed atomic.Bool
 	pending    []byte // read before the network; the reader's only
+	// br is what the library reads the connection through, for
+	// awaitPong; nil: the library reads every frame.
+	br *bufio.Reader
 }
 
 // Read reads what is pending, then from the network, noting a failure.
@@ -44,6 +47,58 @@ func (w *wireConn) Read(p []byte) (int, error) {
 		w.readFailed.Store(true)
 	}
 	return n, err
+}
+
+// bareClientPongLen is the length of a pong as a client sends it in
+// answer to the broker's ping, which has no payload: FIN and opcode 0xA,
+// the mask bit and length 0, then the 4-byte masking key.
+const bareClientPongLen = 6
+
+// quiet reports whether the WebSocket library holds nothing read from the
+// network that it has not handled: then it is at a frame boundary, and
+// awaitPong may look at the socket. Only for plain TCP connections that
+// only receive (Hijack sets br): for a publisher, awaitPong's peek would be
+// one system call more per read. The reader's only, while no close
+// handshake reads too.
+func (w *wireConn) quiet() bool {
+	return w.raw != nil && w.br != nil && w.br.Buffered() == 0 && len(w.pending) == 0
+}
+
+// awaitPong waits until the peer sends something and, when that is a
+// bare pong, takes it off the socket and reports true. Anything else (a
+// frame, a pong not whole yet, the end of the connection, an error) stays
+// for the WebSocket library to read next, and so does everything once
+// closing is set: the library's close handshake then reads the socket.
+// Only when quiet.
+//
+// It is the idle reader's wait. Waiting in the library's Read, a reader
+// sits about 2.4 KB deep, so its goroutine needs a 4 KB stack for good (the
+// runtime halves a stack only when less than a quarter of it is used);
+// waiting and taking pongs here, a few shallow frames deep, it keeps the
+// 2 KB a goroutine starts with.
+func (w *wireConn) awaitPong(closing *atomic.Bool) bool {
+	var pong bool
+	err := w.raw.Read(func(fd uintptr) bool {
+		if closing.Load() {
+			return true
+		}
+		var f [bareClientPongLen]byte
+		n, errno := recvNonBlocking(fd, f[:], true)
+		if errno == syscall.EAGAIN {
+			return false // nothing yet: wait
+		}
+		if errno != 0 || n < len(f) || f[0] != 0x8a || f[1] != 0x80 {
+			return true // for the library
+		}
+		// The peek saw the whole frame, and no one else reads the socket.
+		n, errno = recvNonBlocking(fd, f[:], false)
+		pong = errno == 0 && n == len(f)
+		if !pong {
+			w.Conn.Close() // cannot happen; the stream would be cut mid-frame
+		}
+		return true
+	})
+	return err == nil && pong
 }
 
 // newWireConn wraps nc; sendBuffer, when positive, caps the kernel's send
@@ -239,6 +294,12 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			h.wire.pending = bytes.Clone(held)
 		}
 		r = bufio.NewReaderSize(h.wire, smallReadBuffer)
+		if _, direct := nc.(*net.TCPConn); direct {
+			// Reads go straight to the socket, so awaitPong's peek sees
+			// what the library would read next: not under TLS, nor
+			// through the PROXY protocol's parser, which reads ahead.
+			h.wire.br = r
+		}
 	}
 	// The library's own writes are control frames: a small buffer, flushed
 	// whole through the wireConn.
