@@ -25,22 +25,28 @@ import (
 // stream sequence, so the copy this broker holds settles the dropped one
 // too. A copy delivered to another broker is beyond it.
 
-// takenKeep is how long a settled sequence is remembered: a repeated first
-// delivery comes when the consumer next delivers, soon after in every case
-// seen; this bounds the memory. A sequence held longer than that was
-// surely lost track of here: it is handed out again rather than stuck.
-const takenKeep = 2 * time.Minute
+// takenKeep is how long a settled sequence is remembered, and takenMax
+// how many at most: a repeated first delivery comes when the consumer next
+// delivers, soon after in every case seen; this bounds the memory of a
+// busy queue. A sequence held longer than takenKeep was surely lost track
+// of here: it is handed out again rather than stuck.
+const (
+	takenKeep = 2 * time.Minute
+	takenMax  = 1 << 14
+)
 
 type settledSeq struct {
+	seq   uint64
 	acked bool
 	at    time.Time
 }
 
 type taken struct {
-	mu        sync.Mutex
-	held      map[uint64]time.Time  // offered here, not settled yet: since when
-	settled   map[uint64]settledSeq // settled here lately
-	lastPrune time.Time
+	mu      sync.Mutex
+	held    map[uint64]time.Time  // offered here, not settled yet: since when
+	settled map[uint64]settledSeq // settled here lately
+	order   []settledSeq          // settled, oldest first from head (some since taken again)
+	head    int
 }
 
 func newTaken() *taken {
@@ -70,20 +76,26 @@ func (t *taken) settle(seq uint64, acked bool, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.held, seq)
-	if s := t.settled[seq]; !s.acked { // an ack is not undone by a later give-back
-		t.settled[seq] = settledSeq{acked: acked, at: now}
+	if s, ok := t.settled[seq]; ok && s.acked {
+		return // an ack is not undone by a later give-back
 	}
+	s := settledSeq{seq: seq, acked: acked, at: now}
+	t.settled[seq] = s
+	t.order = append(t.order, s)
+	t.prune(now)
 }
 
-// prune forgets the settlements older than takenKeep; t.mu is held.
+// prune forgets the settlements older than takenKeep, and the oldest past
+// takenMax; t.mu is held.
 func (t *taken) prune(now time.Time) {
-	if now.Sub(t.lastPrune) < takenKeep/4 {
-		return
-	}
-	t.lastPrune = now
-	for seq, s := range t.settled {
-		if now.Sub(s.at) > takenKeep {
-			delete(t.settled, seq)
+	for t.head < len(t.order) && (len(t.order)-t.head > takenMax || now.Sub(t.order[t.head].at) > takenKeep) {
+		if s := t.order[t.head]; t.settled[s.seq] == s {
+			delete(t.settled, s.seq)
 		}
+		t.head++
+	}
+	if t.head > 1024 && t.head > len(t.order)/2 {
+		n := copy(t.order, t.order[t.head:])
+		t.order, t.head = t.order[:n], 0
 	}
 }

@@ -87,8 +87,18 @@ func TestTakenRules(t *testing.T) {
 		t.Fatal("a message held here for longer than anything is held stays refused")
 	}
 	later := now.Add(takenKeep + time.Minute)
-	if ok, _ := tk.take(5, 1, later); !ok || len(tk.settled) > 2 {
-		t.Fatalf("settlements not forgotten after %s: %d kept", takenKeep, len(tk.settled))
+	if ok, _ := tk.take(5, 1, later); !ok {
+		t.Fatalf("a settlement not forgotten after %s", takenKeep)
+	}
+	for seq := uint64(100); seq < 100+2*takenMax; seq++ {
+		tk.take(seq, 1, later)
+		tk.settle(seq, true, later)
+	}
+	if n := len(tk.settled); n != takenMax {
+		t.Fatalf("%d settlements kept, want the last %d", n, takenMax)
+	}
+	if ok, _ := tk.take(100+2*takenMax-1, 1, later); ok {
+		t.Fatal("the last settlement forgotten")
 	}
 }
 
