@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -27,6 +28,7 @@ var (
 	modelBinaryFlag  = flag.Bool("model.binary", os.Getenv("MERCURY_MODEL_BINARY") != "", "run the queue model against the built mercury serve, restarts by SIGKILL")
 	modelClusterFlag = flag.Int("model.cluster", 0, "run the queue model against this many mercury serve brokers on NATS (-model.nats)")
 	modelNATSFlag    = flag.String("model.nats", "nats://127.0.0.1:4222", "the NATS servers of -model.cluster")
+	modelLogsFlag    = flag.String("model.logs", "", "keep each mercury serve's log in a file of this directory")
 )
 
 // modelConfig is the queue policy of modelPolicies, as a config file.
@@ -148,11 +150,29 @@ var modelListeningRE = regexp.MustCompile(`msg="mercury listening" addr=http://(
 func startProc(args []string) (*modelProc, error) {
 	p := &modelProc{args: args, logs: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.CommandContext(context.Background(), modelBin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	var out io.Writer = p.logs
+	var file *os.File
+	if *modelLogsFlag != "" {
+		var err error
+		if file, err = os.CreateTemp(*modelLogsFlag, "mercury-*.log"); err != nil {
+			return nil, err
+		}
+		out = io.MultiWriter(p.logs, file)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = out, out
 	if err := p.cmd.Start(); err != nil {
+		if file != nil {
+			file.Close()
+		}
 		return nil, err
 	}
-	go func() { p.cmd.Wait(); close(p.done) }()
+	go func() {
+		p.cmd.Wait()
+		if file != nil {
+			file.Close()
+		}
+		close(p.done)
+	}()
 	deadline := time.After(20 * time.Second)
 	for {
 		if m := modelListeningRE.FindStringSubmatch(p.logs.String()); m != nil {

@@ -23,6 +23,8 @@ import (
 //	                            random seeds against the NATS at -model.nats
 //	                            (default nats://127.0.0.1:4222; natstest: a cluster
 //	                            of bus/nats/natstest, as the CI seeds)
+//	-model.logs=DIR             keeps each broker's log in DIR (a repeated delivery
+//	                            is logged as "NATS delivered a queued message again")
 
 // modelClusterCISeeds run in CI against two brokers: seeds with few
 // broker kills, as each costs a puller lease (15 s) at most.
@@ -62,6 +64,7 @@ func startModelNATS(t *testing.T) {
 	if *modelClusterFlag > 0 && *modelNATSFlag == "natstest" {
 		c := natstest.Start(t)
 		*modelNATSFlag = strings.Join(c.URLs(), ",")
+		t.Cleanup(func() { *modelNATSFlag = "natstest" }) // -count=N starts a cluster each time
 		t.Logf("NATS: %s", natsName(c))
 	}
 }

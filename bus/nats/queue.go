@@ -138,7 +138,7 @@ func (p *Backplane) OpenQueue(topic broker.Topic, qp broker.QueuePolicy, feed br
 	if err != nil {
 		return nil, p.unavailable("open the queue's consumer", err)
 	}
-	q := &remoteQueue{p: p, topic: topic, key: key, cons: cons, feed: feed, ttl: qp.TTL,
+	q := &remoteQueue{p: p, topic: topic, key: key, cons: cons, feed: feed, ttl: qp.TTL, taken: newTaken(),
 		poke: make(chan struct{}, 1), stop: make(chan struct{}), reconnects: p.nc.Stats().Reconnects}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -158,6 +158,7 @@ type remoteQueue struct {
 	ttl   time.Duration // the queue's, should this broker make it again
 	cons  jetstream.Consumer
 	feed  broker.QueueFeed
+	taken *taken // the stream sequences this hold took (taken.go)
 
 	want     atomic.Int64
 	poke     chan struct{}
@@ -223,27 +224,9 @@ func (q *remoteQueue) run() {
 			// back to the same fetch, each time a delivery JetStream counts.
 			var back []*settler
 			for msg := range batch.Messages() {
-				m, meta, err := messageOf(q.p.queuePrefix, msg)
-				if err != nil {
-					q.p.log.Error("cluster: a message that is not Mercury's in the queue stream", "subject", msg.Subject(), "err", err)
-					msg.Term()
-					continue
+				if st := q.take(msg); st != nil {
+					back = append(back, st)
 				}
-				st := &settler{p: q.p, msg: msg, topic: q.topic, key: uncountedKey(q.key, meta.Sequence.Stream)}
-				attempt := int(meta.NumDelivered)
-				if attempt > 1 {
-					// JetStream counts every delivery; some were no attempt.
-					st.uncounted = q.p.uncountedOf(st.key)
-					attempt = max(attempt-st.uncounted, 1)
-				}
-				if q.suspect.Load() || q.lost.Load() || q.stopped() {
-					back = append(back, st) // perhaps no longer this broker's to take
-					continue
-				}
-				if id, err := strconv.ParseUint(msg.Headers().Get(hdrID), 10, 64); err == nil && id > 0 {
-					m.Seq = id // a requeued dead letter keeps the id it had
-				}
-				q.feed.Offer(m, attempt, st)
 			}
 			err = batch.Error()
 			for _, st := range back {
@@ -264,6 +247,44 @@ func (q *remoteQueue) run() {
 		default:
 		}
 	}
+}
+
+// take offers one fetched message, and returns its settler when this
+// broker may no longer take it, to be given back once the fetch is over.
+func (q *remoteQueue) take(msg jetstream.Msg) (back *settler) {
+	m, meta, err := messageOf(q.p.queuePrefix, msg)
+	if err != nil {
+		q.p.log.Error("cluster: a message that is not Mercury's in the queue stream", "subject", msg.Subject(), "err", err)
+		msg.Term()
+		return nil
+	}
+	seq := meta.Sequence.Stream
+	if ok, acked := q.taken.take(seq, meta.NumDelivered, time.Now()); !ok {
+		// Settled by the copy this broker holds, or settled already: an
+		// acknowledged one is acknowledged again, in case the first went
+		// astray.
+		q.p.log.Warn("cluster: NATS delivered a queued message again that this broker holds or just settled; not handed out twice",
+			"topic", q.topic, "seq", seq, "delivered", meta.NumDelivered, "acked", acked)
+		if acked {
+			msg.Ack()
+		}
+		return nil
+	}
+	st := &settler{p: q.p, msg: msg, topic: q.topic, key: uncountedKey(q.key, seq), seq: seq, taken: q.taken}
+	attempt := int(meta.NumDelivered)
+	if attempt > 1 {
+		// JetStream counts every delivery; some were no attempt.
+		st.uncounted = q.p.uncountedOf(st.key)
+		attempt = max(attempt-st.uncounted, 1)
+	}
+	if q.suspect.Load() || q.lost.Load() || q.stopped() {
+		return st // perhaps no longer this broker's to take
+	}
+	if id, err := strconv.ParseUint(msg.Headers().Get(hdrID), 10, 64); err == nil && id > 0 {
+		m.Seq = id // a requeued dead letter keeps the id it had
+	}
+	q.feed.Offer(m, attempt, st)
+	return nil
 }
 
 // stopped reports whether Close was called.
@@ -332,6 +353,8 @@ type settler struct {
 	topic     broker.Topic
 	key       string // in the uncounted bucket
 	uncounted int    // its deliveries so far that were no attempt
+	seq       uint64 // in the queue stream
+	taken     *taken
 }
 
 // uncountedKey names a queued message in the uncounted bucket.
@@ -360,6 +383,7 @@ func (s *settler) forget() {
 }
 
 func (s *settler) Ack() {
+	s.taken.settle(s.seq, true, time.Now())
 	if err := s.msg.Ack(); err != nil {
 		s.p.log.Warn("cluster: failed to acknowledge; the message will be delivered again", "topic", s.topic, "err", err)
 		return
@@ -381,6 +405,7 @@ func (s *settler) Return() {
 }
 
 func (s *settler) Nak(delay time.Duration) {
+	s.taken.settle(s.seq, false, time.Now())
 	var err error
 	if delay > 0 {
 		err = s.msg.NakWithDelay(delay)
@@ -403,9 +428,11 @@ func (s *settler) Dead(dl broker.DeadLetter) {
 	defer cancel()
 	if _, err := s.p.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(s.p.deadStream)); err != nil {
 		s.p.log.Warn("cluster: failed to store a dead letter; it stays queued", "topic", s.topic, "id", dl.ID, "err", err)
+		s.taken.settle(s.seq, false, time.Now())
 		s.msg.Nak()
 		return
 	}
+	s.taken.settle(s.seq, true, time.Now())
 	if err := s.msg.Ack(); err != nil {
 		s.p.log.Warn("cluster: failed to take a dead letter off its queue", "topic", s.topic, "id", dl.ID, "err", err)
 		return

@@ -22,6 +22,9 @@ var (
 	// v2_10 takes several subject filters on one consumer; before it a
 	// replay reads each filter with a consumer of its own.
 	v2_10 = version{2, 10, 0}
+	// v2_10_14 fixed a pull consumer delivering a message twice after a
+	// pull request was lost (nats-server#5305; taken.go).
+	v2_10_14 = version{2, 10, 14}
 )
 
 // parseVersion reads a server's version, "2.9.10" or "v2.11.0-RC.1".
@@ -71,6 +74,10 @@ func (p *Backplane) adaptToServer() error {
 	}
 	if !v.atLeast(v2_10) {
 		p.oneFilter.Store(true)
+	}
+	if !v.atLeast(v2_10_14) {
+		p.log.Warn("cluster: NATS Server before 2.10.14 may deliver a queued message twice after a pull request was lost (nats-server#5305): a broker drops the second copy when it holds or just settled the first, but not when another broker does; raw pullers of a queue on several brokers are at most once from 2.10.14",
+			"version", s)
 	}
 	return nil
 }
