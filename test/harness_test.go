@@ -98,8 +98,14 @@ func startBrokerOn(t testing.TB, listen string, args ...string) *brokerProc {
 // variables ("MERCURY_X=v"); args must say where to listen.
 func startBrokerEnv(t testing.TB, env []string, args ...string) *brokerProc {
 	t.Helper()
+	return startBrokerBin(t, mercuryBin, env, args...)
+}
+
+// startBrokerBin is startBrokerEnv with another build of mercury.
+func startBrokerBin(t testing.TB, bin string, env []string, args ...string) *brokerProc {
+	t.Helper()
 	b := &brokerProc{logs: &syncbuf.Buffer{}, done: make(chan struct{})}
-	b.cmd = exec.Command(mercuryBin, append([]string{"serve"}, args...)...)
+	b.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
 	b.cmd.Env = append(os.Environ(), env...)
 	b.cmd.Stdout = b.logs
 	b.cmd.Stderr = b.logs
