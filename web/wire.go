@@ -3,8 +3,10 @@ package web
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,12 +41,56 @@ func (w *wireConn) Read(p []byte) (int, error) {
 		w.pending = w.pending[n:]
 		return n, nil
 	}
-	n, err := w.Conn.Read(p)
+	var n int
+	var err error
+	if rawIO && w.raw != nil {
+		n, err = w.rawRead(p)
+	} else {
+		n, err = w.Conn.Read(p)
+	}
 	if err != nil {
 		w.readFailed.Store(true)
 	}
 	return n, err
 }
+
+// rawRead reads from the socket with a raw system call, waiting in the
+// network poller while nothing is there. The net package's read marks a
+// blocking system call, and the first one after the process was idle
+// wakes the runtime's monitor thread (sysmon), which then wakes every
+// 20 µs until every processor is idle again: at a low rate of messages,
+// a wake-up per message and a dozen ticks for each fan-out. Neither call
+// here can block, so the monitor has nothing to watch; its other duties
+// (preempting long runs, polling the network when every processor is
+// busy) resume with the next timer.
+func (w *wireConn) rawRead(p []byte) (int, error) {
+	if len(p) > maxRead {
+		p = p[:maxRead]
+	}
+	var n int
+	var rerr error
+	err := w.raw.Read(func(fd uintptr) bool {
+		var again bool
+		n, again, rerr = readNonBlocking(fd, p)
+		return !again
+	})
+	if err == nil {
+		err = rerr
+		if err != nil {
+			err = &net.OpError{Op: "read", Net: w.LocalAddr().Network(), Source: w.LocalAddr(), Addr: w.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// maxRead bounds one read, as the net package does.
+const maxRead = 1 << 30
 
 // newWireConn wraps nc; sendBuffer, when positive, caps the kernel's send
 // buffer of its socket (SO_SNDBUF), which otherwise grows to megabytes

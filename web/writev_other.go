@@ -9,3 +9,10 @@ import "syscall"
 func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec) (n int, blocked bool, err error) {
 	return 0, true, nil
 }
+
+// rawIO: elsewhere reads go through the net package.
+const rawIO = false
+
+func readNonBlocking(fd uintptr, p []byte) (n int, again bool, err error) {
+	return 0, false, syscall.ENOTSUP
+}
