@@ -245,7 +245,7 @@ func (c *conn) flush(s *shard, windowEnd mono) {
 		return
 	}
 	bufs := s.frames(batch)
-	n, blocked, err := c.wire.tryWritev(bufs, &s.iov)
+	n, blocked, err := c.wire.tryWritev(s.call, bufs)
 	c.wire.mu.Unlock()
 	clear(bufs)
 	s.bufs = bufs[:0]

@@ -67,13 +67,12 @@ func (w *wireConn) rawRead(p []byte) (int, error) {
 	if len(p) > maxRead {
 		p = p[:maxRead]
 	}
-	var n int
-	var rerr error
-	err := w.raw.Read(func(fd uintptr) bool {
-		var again bool
-		n, again, rerr = readNonBlocking(fd, p)
-		return !again
-	})
+	call := readCalls.Get().(*readCall)
+	call.p = p
+	err := w.raw.Read(call.run)
+	n, rerr := call.n, call.err
+	*call = readCall{run: call.run}
+	readCalls.Put(call)
 	if err == nil {
 		err = rerr
 		if err != nil {
@@ -170,24 +169,66 @@ func (w *wireConn) deadline() (clear func()) {
 	return func() { w.Conn.SetWriteDeadline(time.Time{}) }
 }
 
-// tryWritev writes bufs without blocking, as much as the socket takes;
-// w.mu is held. blocked reports that the socket is full (or that this
-// connection cannot be written without blocking, under TLS) and n how
-// many bytes went.
-func (w *wireConn) tryWritev(bufs [][]byte, iov *[]syscall.Iovec) (n int, blocked bool, err error) {
+// tryWritev writes bufs without blocking, as much as the socket takes,
+// with call's scratch; w.mu is held. blocked reports that the socket is
+// full (or that this connection cannot be written without blocking, under
+// TLS) and n how many bytes went.
+//
+// The call runs under Control rather than Write: w.mu already keeps every
+// other write out, and a write that never waits for the socket needs
+// neither the poller's write lock nor its readiness reset.
+func (w *wireConn) tryWritev(call *writevCall, bufs [][]byte) (n int, blocked bool, err error) {
 	if w.raw == nil {
 		return 0, true, nil
 	}
-	var werr error
-	cerr := w.raw.Write(func(fd uintptr) bool {
-		n, blocked, werr = writevNonBlocking(fd, bufs, iov)
-		return true // never wait for the socket: a full one goes to the slow path
-	})
+	call.bufs, call.n, call.blocked, call.err = bufs, 0, false, nil
+	cerr := w.raw.Control(call.run)
+	n, blocked, err = call.n, call.blocked, call.err
+	call.bufs, call.err = nil, nil
 	if cerr != nil {
 		return n, false, cerr
 	}
-	return n, blocked, werr
+	return n, blocked, err
 }
+
+// writevCall holds a non-blocking writev's arguments, results and scratch,
+// and the function that runs it on the socket, made once: a closure made
+// for each write would be an allocation per delivery.
+type writevCall struct {
+	bufs    [][]byte
+	iov     []syscall.Iovec
+	n       int
+	blocked bool
+	err     error
+	run     func(fd uintptr)
+}
+
+func newWritevCall() *writevCall {
+	c := &writevCall{}
+	c.run = func(fd uintptr) {
+		c.n, c.blocked, c.err = writevNonBlocking(fd, c.bufs, &c.iov)
+	}
+	return c
+}
+
+// readCall is writevCall's counterpart for reads; they are pooled, as
+// only the connections that receive messages read often.
+type readCall struct {
+	p     []byte
+	n     int
+	again bool
+	err   error
+	run   func(fd uintptr) bool
+}
+
+var readCalls = sync.Pool{New: func() any {
+	c := &readCall{}
+	c.run = func(fd uintptr) bool {
+		c.n, c.again, c.err = readNonBlocking(fd, c.p)
+		return !c.again // nothing there yet: wait in the poller
+	}
+	return c
+}}
 
 // writeAll writes bufs, blocking up to the write deadline, and returns
 // how many bytes went; w.mu is held.

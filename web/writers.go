@@ -4,7 +4,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -37,7 +36,7 @@ type shard struct {
 	spare   []*conn
 	headers []byte
 	bufs    [][]byte
-	iov     []syscall.Iovec
+	call    *writevCall
 }
 
 type delayedConn struct {
@@ -60,7 +59,7 @@ func monoOf(t time.Time) mono { return mono(t.Sub(clockBase)) }
 func startWriters(coalesce time.Duration) *writers {
 	w := &writers{shards: make([]*shard, runtime.GOMAXPROCS(0))}
 	for i := range w.shards {
-		s := &shard{coalesce: coalesce, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+		s := &shard{coalesce: coalesce, wake: make(chan struct{}, 1), quit: make(chan struct{}), call: newWritevCall()}
 		w.shards[i] = s
 		w.wg.Go(s.run)
 	}
