@@ -197,6 +197,7 @@ func (w *wireConn) tryWritev(call *writevCall, bufs [][]byte) (n int, blocked bo
 type writevCall struct {
 	bufs    [][]byte
 	iov     []syscall.Iovec
+	flat    []byte
 	n       int
 	blocked bool
 	err     error
@@ -206,7 +207,7 @@ type writevCall struct {
 func newWritevCall() *writevCall {
 	c := &writevCall{}
 	c.run = func(fd uintptr) {
-		c.n, c.blocked, c.err = writevNonBlocking(fd, c.bufs, &c.iov)
+		c.n, c.blocked, c.err = writevNonBlocking(fd, c.bufs, &c.iov, &c.flat)
 	}
 	return c
 }

@@ -82,11 +82,17 @@ func (w *writers) stop() {
 // schedule puts c on the ready list.
 func (s *shard) schedule(c *conn) {
 	s.mu.Lock()
+	first := len(s.ready) == 0
 	s.ready = append(s.ready, c)
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	// A list that was not empty has been signalled already, and the shard
+	// empties the list before it waits again: a message to a hundred
+	// subscribers signals once, not a hundred times.
+	if first {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
