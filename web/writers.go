@@ -24,8 +24,11 @@ type shard struct {
 
 	mu    sync.Mutex
 	ready []*conn
-	wake  chan struct{} // capacity 1
-	quit  chan struct{}
+	// idle: the shard found its ready list empty and waits (or is about
+	// to) for wake; under mu. Only then does a new entry signal it.
+	idle bool
+	wake chan struct{} // capacity 1
+	quit chan struct{}
 
 	// Connections whose write waits for the coalescing window; used by
 	// the shard's goroutine only.
@@ -59,7 +62,7 @@ func monoOf(t time.Time) mono { return mono(t.Sub(clockBase)) }
 func startWriters(coalesce time.Duration) *writers {
 	w := &writers{shards: make([]*shard, runtime.GOMAXPROCS(0))}
 	for i := range w.shards {
-		s := &shard{coalesce: coalesce, wake: make(chan struct{}, 1), quit: make(chan struct{}), call: newWritevCall()}
+		s := &shard{coalesce: coalesce, wake: make(chan struct{}, 1), quit: make(chan struct{}), call: newWritevCall(), idle: true}
 		w.shards[i] = s
 		w.wg.Go(s.run)
 	}
@@ -82,13 +85,13 @@ func (w *writers) stop() {
 // schedule puts c on the ready list.
 func (s *shard) schedule(c *conn) {
 	s.mu.Lock()
-	first := len(s.ready) == 0
 	s.ready = append(s.ready, c)
+	idle := s.idle
+	s.idle = false
 	s.mu.Unlock()
-	// A list that was not empty has been signalled already, and the shard
-	// empties the list before it waits again: a message to a hundred
-	// subscribers signals once, not a hundred times.
-	if first {
+	// A shard at work looks at its list again before it waits: a message
+	// to a hundred subscribers signals it at most once.
+	if idle {
 		select {
 		case s.wake <- struct{}{}:
 		default:
@@ -117,11 +120,13 @@ func (s *shard) run() {
 			s.mu.Lock()
 			batch := s.ready
 			s.ready = s.spare[:0]
-			s.mu.Unlock()
 			if len(batch) == 0 {
+				s.idle = true
+				s.mu.Unlock()
 				s.spare = batch
 				break
 			}
+			s.mu.Unlock()
 			for i, c := range batch {
 				c.flush(s, 0)
 				batch[i] = nil
