@@ -124,6 +124,7 @@ func (s *shard) run() {
 				s.idle = true
 				s.mu.Unlock()
 				s.spare = batch
+				s.call.calls = 0 // monitorEvery counts a run of writes
 				break
 			}
 			s.mu.Unlock()

@@ -14,7 +14,13 @@ import (
 // its segments). (send(2) would skip a little more of the kernel's file
 // layer, but /proc/PID/io counts only write calls, which the benchmarks
 // report.)
-func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec, flat *[]byte) (n int, blocked bool, err error) {
+//
+// The system calls are raw: the socket never blocks, and the runtime's
+// bookkeeping around a blocking call would wake its monitor thread, which
+// then polls every 20 µs for as long as the shards write (see rawRead).
+// monitored asks for the ordinary call, which a shard makes now and then
+// so that in a long run of writes the monitor keeps its watch.
+func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec, flat *[]byte, monitored bool) (n int, blocked bool, err error) {
 	if total := buffersLen(bufs); total > 0 && total <= flatMax {
 		if cap(*flat) < flatMax {
 			*flat = make([]byte, 0, flatMax)
@@ -24,7 +30,7 @@ func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec, flat *[]
 			b = append(b, p...)
 		}
 		*flat = b
-		return writeNonBlocking(fd, b)
+		return writeNonBlocking(fd, b, monitored)
 	}
 	for len(bufs) > 0 {
 		v := (*iov)[:0]
@@ -43,11 +49,7 @@ func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec, flat *[]
 		if len(v) == 0 {
 			return n, false, nil
 		}
-		// A raw system call: the socket never blocks, and the runtime's
-		// bookkeeping around a blocking one would wake its monitor
-		// thread, which then polls every 20 µs for as long as the
-		// shards write (see rawRead).
-		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v[0])), uintptr(len(v)))
+		r, errno := syscall3(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v[0])), uintptr(len(v)), monitored)
 		runtime.KeepAlive(bufs)
 		switch errno {
 		case 0:
@@ -97,10 +99,10 @@ const flatMax = 4096
 
 // writeNonBlocking writes b to the non-blocking socket fd until all of it
 // is written or the socket is full.
-func writeNonBlocking(fd uintptr, b []byte) (n int, blocked bool, err error) {
+func writeNonBlocking(fd uintptr, b []byte, monitored bool) (n int, blocked bool, err error) {
 	for n < len(b) {
 		p := b[n:]
-		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		r, errno := syscall3(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), monitored)
 		runtime.KeepAlive(p)
 		switch errno {
 		case 0:
@@ -114,4 +116,14 @@ func writeNonBlocking(fd uintptr, b []byte) (n int, blocked bool, err error) {
 		n += int(r)
 	}
 	return n, false, nil
+}
+
+// syscall3 makes a raw system call, or an ordinary one if monitored.
+func syscall3(trap, a1, a2, a3 uintptr, monitored bool) (uintptr, syscall.Errno) {
+	if monitored {
+		r, _, errno := syscall.Syscall(trap, a1, a2, a3)
+		return r, errno
+	}
+	r, _, errno := syscall.RawSyscall(trap, a1, a2, a3)
+	return r, errno
 }
