@@ -198,7 +198,7 @@ type writevCall struct {
 	bufs    [][]byte
 	iov     []syscall.Iovec
 	flat    []byte
-	calls   uint32 // since the shard last waited, for monitorEvery
+	calls   uint32 // since the shard last waited, for rawRun
 	n       int
 	blocked bool
 	err     error
@@ -209,18 +209,18 @@ func newWritevCall() *writevCall {
 	c := &writevCall{}
 	c.run = func(fd uintptr) {
 		c.calls++
-		c.n, c.blocked, c.err = writevNonBlocking(fd, c.bufs, &c.iov, &c.flat, c.calls%monitorEvery == 0)
+		c.n, c.blocked, c.err = writevNonBlocking(fd, c.bufs, &c.iov, &c.flat, c.calls > rawRun)
 	}
 	return c
 }
 
-// monitorEvery: in a run of writes without a wait between them, one in
-// this many is an ordinary system call, which wakes the runtime's monitor
-// (sysmon) if it sleeps. A fan-out to a few hundred subscribers stays raw
-// throughout; in a longer run the monitor is awake to preempt a shard that
-// holds its processor for long and to poll the network meanwhile, as it
-// would be with ordinary calls.
-const monitorEvery = 256
+// rawRun: in a run of writes without a wait between them, the first this
+// many are raw system calls, the rest ordinary ones. A fan-out to a few
+// hundred subscribers stays raw throughout; a longer one is written as it
+// was before raw calls, with the runtime's monitor awake to hand the
+// processor of a slow call to other goroutines, to preempt and to poll
+// the network.
+const rawRun = 256
 
 // readCall is writevCall's counterpart for reads; they are pooled, as
 // only the connections that receive messages read often.
