@@ -46,8 +46,13 @@ type conn struct {
 	out       []outFrame // waiting to be written
 	spare     []outFrame // the writer's previous batch, reused
 	outBytes  int        // bytes of the counted frames in out
-	lastWrite time.Time  // of the shard's last write, with a coalescing window
-	heldUntil time.Time  // the end of the coalescing window it waits in; zero: not held
+	lastWrite mono       // of the shard's last write, with a coalescing window
+	heldUntil mono       // the end of the coalescing window it waits in; zero: not held
+	// lastAccepted is when the broker accepted the newest message queued
+	// (Unix ns), lastGap how long after the one before it: a coalescing
+	// window is worth holding only if the next is due before it ends.
+	lastAccepted int64
+	lastGap      int64
 	// pingDue is when the pinger fires (from opened): a firing that finds
 	// it later was reset while it waited for mu.
 	pingDue time.Duration

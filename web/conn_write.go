@@ -117,6 +117,12 @@ func (c *conn) enqueue(f outFrame) {
 	if !f.uncounted {
 		c.outBytes += frameCost(f)
 	}
+	if f.accepted != 0 && !f.replay {
+		if c.lastAccepted != 0 {
+			c.lastGap = f.accepted - c.lastAccepted
+		}
+		c.lastAccepted = f.accepted
+	}
 	c.kick()
 	c.mu.Unlock()
 }
@@ -138,8 +144,8 @@ func (c *conn) kick() {
 		return
 	}
 	if c.scheduled {
-		if !c.heldUntil.IsZero() && c.batchFull() {
-			c.heldUntil = time.Time{} // its entry in the window list is now stale
+		if c.heldUntil != 0 && c.batchFull() {
+			c.heldUntil = 0 // its entry in the window list is now stale
 			c.shard.schedule(c)
 		}
 		return
@@ -189,18 +195,22 @@ func (c *conn) take() []outFrame {
 // full batch has gathered (batchFull), whichever comes first: what arrives
 // meanwhile shares the write. Only subscribers are held: publishers
 // (confirms), pullers (a job after each ack) and buses talk back and forth,
-// where a held write would slow every round trip. windowEnd is zero when c
-// comes off the ready list, else the end of the window it was held for.
-func (c *conn) flush(s *shard, windowEnd time.Time) {
+// where a held write would slow every round trip. Nor is a subscriber
+// whose messages come further apart than what is left of its window (the
+// gap between its last two, by the broker's clock): the next would not
+// arrive in time to share the write, and holding would cost a wake-up of
+// the shard for nothing. windowEnd is zero when c comes off the ready
+// list, else the end of the window it was held for.
+func (c *conn) flush(s *shard, windowEnd mono) {
 	c.mu.Lock()
-	if !windowEnd.IsZero() {
-		if !c.heldUntil.Equal(windowEnd) { // released early by kick: the ready list has it
+	if windowEnd != 0 {
+		if c.heldUntil != windowEnd { // released early by kick: the ready list has it
 			c.mu.Unlock()
 			return
 		}
-		c.heldUntil = time.Time{}
+		c.heldUntil = 0
 	} else if s.coalesce > 0 && c.pattern == patternSub && !c.closing && !c.dead && !c.slow && len(c.out) > 0 && !c.batchFull() {
-		if due := c.lastWrite.Add(s.coalesce); time.Now().Before(due) {
+		if due, now := c.lastWrite+mono(s.coalesce), monoNow(); c.lastWrite != 0 && now < due && c.lastGap < int64(due-now) {
 			c.heldUntil = due // still scheduled: frames arriving now join this write
 			c.mu.Unlock()
 			s.delay(c, due)
@@ -235,7 +245,7 @@ func (c *conn) flush(s *shard, windowEnd time.Time) {
 		return
 	}
 	bufs := s.frames(batch)
-	n, blocked, err := c.wire.tryWritev(bufs, &s.iov)
+	n, blocked, err := c.wire.tryWritev(s.call, bufs)
 	c.wire.mu.Unlock()
 	clear(bufs)
 	s.bufs = bufs[:0]
@@ -250,7 +260,7 @@ func (c *conn) flush(s *shard, windowEnd time.Time) {
 		c.mu.Lock()
 		c.release(batch, counted)
 		if s.coalesce > 0 {
-			c.lastWrite = now
+			c.lastWrite = monoOf(now)
 		}
 		c.kick() // more may have come meanwhile
 		c.closeIfDrained()

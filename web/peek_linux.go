@@ -6,7 +6,8 @@ import (
 )
 
 // recvNonBlocking reads into p from the non-blocking socket fd, leaving
-// the bytes there with peek, retrying on EINTR. A direct system call keeps
+// the bytes there with peek, retrying on EINTR. A raw system call (it
+// cannot block; see wireConn.rawRead) keeps
 // the waiting reader's stack shallow (see wireConn.awaitPong).
 func recvNonBlocking(fd uintptr, p []byte, peek bool) (int, syscall.Errno) {
 	flags := uintptr(syscall.MSG_DONTWAIT)
@@ -14,7 +15,7 @@ func recvNonBlocking(fd uintptr, p []byte, peek bool) (int, syscall.Errno) {
 		flags |= syscall.MSG_PEEK
 	}
 	for {
-		n, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), flags, 0, 0)
+		n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), flags, 0, 0)
 		if errno != syscall.EINTR {
 			return int(n), errno
 		}

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/mercury-broker/mercury/broker"
 	"github.com/mercury-broker/mercury/web/client"
 )
 
@@ -189,6 +191,31 @@ func TestWriteCoalesce(t *testing.T) {
 	post(t, ts, "pub", "/c", "", "after a pause")
 	if got := sub.nextText(t); got != "after a pause" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestWriteCoalesceSparseMessagesAreNotHeld: a subscriber whose messages
+// come further apart than its window is written at once, not held until
+// the window ends: the next message would not share the write. The
+// broker's clock moves two hours per message, the window is an hour, so a
+// held write would not come within the test's time.
+func TestWriteCoalesceSparseMessagesAreNotHeld(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(2 * time.Hour)
+		return clock
+	}
+	ts := startServerWithBroker(t, broker.Options{Now: now}, Options{WriteCoalesce: time.Hour})
+	sub := ts.dial(t, "sub", "/c")
+	pub := ts.dial(t, "pub", "/c")
+	for _, m := range []string{"first", "second", "third"} {
+		pub.send(t, m)
+		if got := sub.nextText(t); got != m {
+			t.Fatalf("got %q, want %q", got, m)
+		}
 	}
 }
 

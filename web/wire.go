@@ -3,8 +3,10 @@ package web
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,7 +44,13 @@ func (w *wireConn) Read(p []byte) (int, error) {
 		w.pending = w.pending[n:]
 		return n, nil
 	}
-	n, err := w.Conn.Read(p)
+	var n int
+	var err error
+	if rawIO && w.raw != nil {
+		n, err = w.rawRead(p)
+	} else {
+		n, err = w.Conn.Read(p)
+	}
 	if err != nil {
 		w.readFailed.Store(true)
 	}
@@ -100,6 +108,43 @@ func (w *wireConn) awaitPong(closing *atomic.Bool) bool {
 	})
 	return err == nil && pong
 }
+
+// rawRead reads from the socket with a raw system call, waiting in the
+// network poller while nothing is there. The net package's read marks a
+// blocking system call, and the first one after the process was idle
+// wakes the runtime's monitor thread (sysmon), which then wakes every
+// 20 µs until every processor is idle again: at a low rate of messages,
+// a wake-up per message and a dozen ticks for each fan-out. Neither call
+// here can block, so the monitor has nothing to watch; its other duties
+// (preempting long runs, polling the network when every processor is
+// busy) resume with the next timer.
+func (w *wireConn) rawRead(p []byte) (int, error) {
+	if len(p) > maxRead {
+		p = p[:maxRead]
+	}
+	call := readCalls.Get().(*readCall)
+	call.p = p
+	err := w.raw.Read(call.run)
+	n, rerr := call.n, call.err
+	*call = readCall{run: call.run}
+	readCalls.Put(call)
+	if err == nil {
+		err = rerr
+		if err != nil {
+			err = &net.OpError{Op: "read", Net: w.LocalAddr().Network(), Source: w.LocalAddr(), Addr: w.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// maxRead bounds one read, as the net package does.
+const maxRead = 1 << 30
 
 // newWireConn wraps nc; sendBuffer, when positive, caps the kernel's send
 // buffer of its socket (SO_SNDBUF), which otherwise grows to megabytes
@@ -195,24 +240,77 @@ func (b writeBound) lift() {
 	}
 }
 
-// tryWritev writes bufs without blocking, as much as the socket takes;
-// w.mu is held. blocked reports that the socket is full (or that this
-// connection cannot be written without blocking, under TLS) and n how
-// many bytes went.
-func (w *wireConn) tryWritev(bufs [][]byte, iov *[]syscall.Iovec) (n int, blocked bool, err error) {
+// tryWritev writes bufs without blocking, as much as the socket takes,
+// with call's scratch; w.mu is held. blocked reports that the socket is
+// full (or that this connection cannot be written without blocking, under
+// TLS) and n how many bytes went.
+//
+// The call runs under Control rather than Write: w.mu already keeps every
+// other write out, and a write that never waits for the socket needs
+// neither the poller's write lock nor its readiness reset.
+func (w *wireConn) tryWritev(call *writevCall, bufs [][]byte) (n int, blocked bool, err error) {
 	if w.raw == nil {
 		return 0, true, nil
 	}
-	var werr error
-	cerr := w.raw.Write(func(fd uintptr) bool {
-		n, blocked, werr = writevNonBlocking(fd, bufs, iov)
-		return true // never wait for the socket: a full one goes to the slow path
-	})
+	call.bufs, call.n, call.blocked, call.err = bufs, 0, false, nil
+	cerr := w.raw.Control(call.run)
+	n, blocked, err = call.n, call.blocked, call.err
+	call.bufs, call.err = nil, nil
 	if cerr != nil {
 		return n, false, cerr
 	}
-	return n, blocked, werr
+	return n, blocked, err
 }
+
+// writevCall holds a non-blocking writev's arguments, results and scratch,
+// and the function that runs it on the socket, made once: a closure made
+// for each write would be an allocation per delivery.
+type writevCall struct {
+	bufs    [][]byte
+	iov     []syscall.Iovec
+	flat    []byte
+	calls   uint32 // since the shard last waited, for rawRun
+	n       int
+	blocked bool
+	err     error
+	run     func(fd uintptr)
+}
+
+func newWritevCall() *writevCall {
+	c := &writevCall{}
+	c.run = func(fd uintptr) {
+		c.calls++
+		c.n, c.blocked, c.err = writevNonBlocking(fd, c.bufs, &c.iov, &c.flat, c.calls > rawRun)
+	}
+	return c
+}
+
+// rawRun: in a run of writes without a wait between them, the first this
+// many are raw system calls, the rest ordinary ones. A fan-out to a few
+// hundred subscribers stays raw throughout; a longer one is written as it
+// was before raw calls, with the runtime's monitor awake to hand the
+// processor of a slow call to other goroutines, to preempt and to poll
+// the network.
+const rawRun = 256
+
+// readCall is writevCall's counterpart for reads; they are pooled, as
+// only the connections that receive messages read often.
+type readCall struct {
+	p     []byte
+	n     int
+	again bool
+	err   error
+	run   func(fd uintptr) bool
+}
+
+var readCalls = sync.Pool{New: func() any {
+	c := &readCall{}
+	c.run = func(fd uintptr) bool {
+		c.n, c.again, c.err = readNonBlocking(fd, c.p)
+		return !c.again // nothing there yet: wait in the poller
+	}
+	return c
+}}
 
 // writeAll writes bufs, blocking up to the write deadline, and returns
 // how many bytes went; w.mu is held.

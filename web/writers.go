@@ -4,7 +4,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -25,8 +24,11 @@ type shard struct {
 
 	mu    sync.Mutex
 	ready []*conn
-	wake  chan struct{} // capacity 1
-	quit  chan struct{}
+	// idle: the shard found its ready list empty and waits (or is about
+	// to) for wake; under mu. Only then does a new entry signal it.
+	idle bool
+	wake chan struct{} // capacity 1
+	quit chan struct{}
 
 	// Connections whose write waits for the coalescing window; used by
 	// the shard's goroutine only.
@@ -37,18 +39,30 @@ type shard struct {
 	spare   []*conn
 	headers []byte
 	bufs    [][]byte
-	iov     []syscall.Iovec
+	call    *writevCall
 }
 
 type delayedConn struct {
 	c   *conn
-	due time.Time
+	due mono
 }
+
+// mono is a reading of the monotonic clock: nanoseconds since clockBase,
+// which the coalescing windows use. Reading it is one clock call where
+// time.Now makes two, and it takes a word where a time.Time takes three.
+type mono int64
+
+var clockBase = time.Now()
+
+func monoNow() mono { return mono(time.Since(clockBase)) }
+
+// monoOf is t, read with time.Now, on the monotonic clock.
+func monoOf(t time.Time) mono { return mono(t.Sub(clockBase)) }
 
 func startWriters(coalesce time.Duration) *writers {
 	w := &writers{shards: make([]*shard, runtime.GOMAXPROCS(0))}
 	for i := range w.shards {
-		s := &shard{coalesce: coalesce, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+		s := &shard{coalesce: coalesce, wake: make(chan struct{}, 1), quit: make(chan struct{}), call: newWritevCall(), idle: true}
 		w.shards[i] = s
 		w.wg.Go(s.run)
 	}
@@ -72,10 +86,16 @@ func (w *writers) stop() {
 func (s *shard) schedule(c *conn) {
 	s.mu.Lock()
 	s.ready = append(s.ready, c)
+	idle := s.idle
+	s.idle = false
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	// A shard at work looks at its list again before it waits: a message
+	// to a hundred subscribers signals it at most once.
+	if idle {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -86,7 +106,7 @@ func (s *shard) run() {
 	for {
 		var due <-chan time.Time
 		if len(s.delayed) > 0 {
-			s.timer.Reset(time.Until(s.delayed[0].due))
+			s.timer.Reset(time.Duration(s.delayed[0].due - monoNow()))
 			due = s.timer.C
 		}
 		select {
@@ -100,13 +120,16 @@ func (s *shard) run() {
 			s.mu.Lock()
 			batch := s.ready
 			s.ready = s.spare[:0]
-			s.mu.Unlock()
 			if len(batch) == 0 {
+				s.idle = true
+				s.mu.Unlock()
 				s.spare = batch
+				s.call.calls = 0 // rawRun counts a run of writes
 				break
 			}
+			s.mu.Unlock()
 			for i, c := range batch {
-				c.flush(s, time.Time{})
+				c.flush(s, 0)
 				batch[i] = nil
 			}
 			s.spare = batch[:0]
@@ -117,21 +140,21 @@ func (s *shard) run() {
 // delay puts c aside until due, when its coalescing window ends. An entry
 // whose connection was released early (conn.kick) stays until then and is
 // passed over.
-func (s *shard) delay(c *conn, due time.Time) {
+func (s *shard) delay(c *conn, due mono) {
 	s.delayed = append(s.delayed, delayedConn{c, due})
 	// Windows are the same length and start at each connection's last
 	// write, so entries arrive nearly in order: keep them sorted by a
 	// short walk from the end.
-	for i := len(s.delayed) - 1; i > 0 && s.delayed[i].due.Before(s.delayed[i-1].due); i-- {
+	for i := len(s.delayed) - 1; i > 0 && s.delayed[i].due < s.delayed[i-1].due; i-- {
 		s.delayed[i], s.delayed[i-1] = s.delayed[i-1], s.delayed[i]
 	}
 }
 
 // flushDue writes the delayed connections whose window has ended.
 func (s *shard) flushDue() {
-	now := time.Now()
+	now := monoNow()
 	n := 0
-	for n < len(s.delayed) && !s.delayed[n].due.After(now) {
+	for n < len(s.delayed) && s.delayed[n].due <= now {
 		s.delayed[n].c.flush(s, s.delayed[n].due)
 		s.delayed[n] = delayedConn{}
 		n++

@@ -6,6 +6,13 @@ import "syscall"
 
 // writevNonBlocking is Linux only; elsewhere every batch takes the
 // blocking path, in a goroutine of its own.
-func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec) (n int, blocked bool, err error) {
+func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec, flat *[]byte, monitored bool) (n int, blocked bool, err error) {
 	return 0, true, nil
+}
+
+// rawIO: elsewhere reads go through the net package.
+const rawIO = false
+
+func readNonBlocking(fd uintptr, p []byte) (n int, again bool, err error) {
+	return 0, false, syscall.ENOTSUP
 }

@@ -44,7 +44,7 @@ cleanup() {
   for p in "${pids[@]}"; do
     wait "$p" 2>/dev/null || true
   done
-  rm -rf "$work/nginx" "$work/mercury"
+  rm -rf "$work/nginx" "$work/mercury" "$work/mercury.link" "$work/mercury-before"
 }
 trap cleanup EXIT
 
@@ -62,8 +62,17 @@ if ! command -v nginx >/dev/null || [ ! -f "$nchan_module" ]; then
 fi
 
 say "building mercury"
-go build -o "$work/mercury" ./cmd/mercury
+# Each server runs from a copy: a file the linker has just written maps
+# into a process differently (about 9 MB more of its resident size is the
+# binary's pages) from one written by cp, which would skew the RSS row.
+go build -o "$work/mercury.link" ./cmd/mercury
+cp "$work/mercury.link" "$work/mercury"
 bin="$work/mercury"
+before_src=$BEFORE
+if [ -n "$BEFORE" ]; then
+  cp "$BEFORE" "$work/mercury-before"
+  BEFORE="$work/mercury-before"
+fi
 
 # free_port prints a loopback TCP port nothing listens on, below the
 # ephemeral range so that outgoing connections cannot hold it.
@@ -114,7 +123,7 @@ fi
 
 # --- an earlier Mercury, for a before-and-after comparison
 if [ -n "$BEFORE" ]; then
-  say "starting mercury-before ($BEFORE)"
+  say "starting mercury-before ($before_src)"
   "$BEFORE" serve --listen 127.0.0.1:0 --max-connections $((IDLE_CONNS + 1000)) --max-connections-per-ip 0 --publish-rate 0 \
     >"$work/mercury-before.log" 2>&1 &
   before_pid=$!
@@ -243,7 +252,7 @@ if [ "$NODELAY" = 1 ]; then
 fi
 if [ -n "$BEFORE" ]; then
   echo
-  echo "Mercury against mercury-before ($BEFORE):"
+  echo "Mercury against mercury-before ($before_src):"
   "$bin" bench table "${before_reports[@]}"
 fi
 echo
