@@ -7,8 +7,8 @@ import (
 
 // recvNonBlocking reads into p from the non-blocking socket fd, leaving
 // the bytes there with peek, retrying on EINTR. A raw system call (it
-// cannot block; see wireConn.rawRead) keeps
-// the waiting reader's stack shallow (see wireConn.awaitPong).
+// cannot block; see wireConn.rawRead) keeps the waiting reader's stack
+// shallow (see wireConn.awaitPong).
 func recvNonBlocking(fd uintptr, p []byte, peek bool) (int, syscall.Errno) {
 	flags := uintptr(syscall.MSG_DONTWAIT)
 	if peek {
