@@ -400,7 +400,9 @@ func (q *queueModel) pullerLeft(p *modelPuller, quiet bool) {
 	}
 	p.held = nil
 	for _, m := range q.msgs {
-		if m.resolved() || m.holder != nil && now.Sub(m.heldAt) < q.ackTimeout/2 || quiet && m.notBefore.IsZero() {
+		// A settlement a crash may have undone leaves the message waiting
+		// again, as any other (see crashed).
+		if m.resolved() && !m.mayReturn || m.holder != nil && now.Sub(m.heldAt) < q.ackTimeout/2 || quiet && m.notBefore.IsZero() {
 			continue
 		}
 		if p.env {
@@ -561,6 +563,11 @@ func (q *queueModel) finish(dead []deadLetterEntry) {
 		m := q.msgs[n]
 		if !m.confirmed {
 			continue
+		}
+		if m.mayReturn && m.expectDead && !inDLQ[m] && m.acked == 0 {
+			// A crash undid its dead-letter move: it waited in the queue
+			// again, and is checked as a waiting message.
+			q.undo(m, fmt.Sprintf("m%d is no dead letter at the end", m.n))
 		}
 		switch {
 		case m.expired || m.maybeExpired && m.acked == 0 && m.rawRecv == 0 && !inDLQ[m]:

@@ -16,7 +16,9 @@ import (
 // crash may undo exactly the settlements that no confirmed push followed,
 // and nothing else:
 //   - such an acked, dead-lettered or expired message may come back, with
-//     its id, and must then be settled again (once, outside crashes);
+//     its id, and must then be settled again (once, outside crashes); it
+//     waits in its queue as any other, and may go to a raw puller that
+//     leaves without reading it (at most once);
 //   - such a nack's delay may be lost: the message may come back at once;
 //   - a raw-pulled message never comes back; a confirmed push is never
 //     lost; no two live pullers hold a message within its ack timeout.
@@ -188,6 +190,49 @@ func TestModelRefusedNackOfAnOlderDelivery(t *testing.T) {
 			q.settleResult(p, q.msgs[1], false, 300*time.Millisecond, sent, true, false)
 			if _, violated := q.report(); violated != tc.violated {
 				t.Fatalf("violated %v, want %v:\n%s", violated, tc.violated, q.traceAround(20))
+			}
+		})
+	}
+}
+
+// TestModelCrashUndoneDeadLetterTakenByRawPuller: a crash undid a
+// dead-letter move no synced write followed, so the message waits in its
+// queue again, and a raw puller that leaves may have had it (at most
+// once): it is then neither a dead letter nor delivered, which is
+// allowed. Once a confirmed push followed the move, it must be a dead
+// letter.
+func TestModelCrashUndoneDeadLetterTakenByRawPuller(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pushes   int // confirmed after the nack, before the crash
+		violated bool
+	}{
+		{"not synced", 0, false},
+		{"synced by a later push", 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newQueueModel(modelMaxAttempts, modelAckTimeout)
+			p := &modelPuller{id: 1, env: true}
+			q.pushStarted(1)
+			q.pushConfirmed(1, 7)
+			q.delivered(p, 1, 7, modelMaxAttempts)
+			q.nackSending(p, q.msgs[1])
+			q.settleResult(p, q.msgs[1], false, 0, time.Now(), false, false)
+			for i := range tc.pushes {
+				q.pushStarted(2 + i)
+				q.pushConfirmed(2+i, uint64(8+i))
+			}
+			q.pullerClosed(p)
+			q.restarted()
+			q.crashed()
+			raw := &modelPuller{id: 2}
+			q.pullerClosed(raw) // it read nothing before it left
+			q.finish(nil)
+			if _, violated := q.report(); violated != tc.violated {
+				t.Fatalf("violated %v, want %v:\n%s", violated, tc.violated, q.traceAround(20))
+			}
+			if !tc.violated && q.counts.rawLost != 1 {
+				t.Fatalf("%d messages counted lost to a raw puller, want 1:\n%s", q.counts.rawLost, q.traceAround(20))
 			}
 		})
 	}
