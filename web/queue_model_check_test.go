@@ -564,14 +564,15 @@ func (q *queueModel) finish(dead []deadLetterEntry) {
 		if !m.confirmed {
 			continue
 		}
-		if m.mayReturn && m.expectDead && !inDLQ[m] && m.acked == 0 {
-			// A crash undid its dead-letter move: it waited in the queue
-			// again, and is checked as a waiting message.
-			q.undo(m, fmt.Sprintf("m%d is no dead letter at the end", m.n))
-		}
 		switch {
 		case m.expired || m.maybeExpired && m.acked == 0 && m.rawRecv == 0 && !inDLQ[m]:
 			q.counts.expired++
+		case m.expectDead && !inDLQ[m] && m.acked == 0 && m.mayReturn && m.rawAtRisk != nil:
+			// A crash undid its dead-letter move: it waited in its queue
+			// again, and a raw puller that left since may have had it.
+			q.counts.undone++
+			q.counts.rawLost++
+			q.tracef("m%d is no dead letter: a crash undid its dead-letter move, not synced, and a raw puller may have had it when it left", m.n)
 		case m.expectDead && !inDLQ[m] && m.acked == 0:
 			if !m.settleLost {
 				q.violate("m%d left at max_attempts but is no dead letter", m.n)

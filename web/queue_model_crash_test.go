@@ -33,8 +33,11 @@ func (q *queueModel) crashed() {
 		if m.settledSync < q.syncs {
 			continue // a confirmed push came after its settlement
 		}
-		if m.acked > 0 || m.expectDead || m.expired {
+		if (m.acked > 0 || m.expectDead || m.expired) && !m.mayReturn {
 			m.mayReturn = true
+			// A raw puller that left before it was settled did not
+			// have it: only one that leaves from now on may.
+			m.rawAtRisk = nil
 		}
 		if !m.notBefore.IsZero() {
 			q.tracef("m%d: the nack's delay, not synced, may be lost", m.n)
@@ -195,20 +198,26 @@ func TestModelRefusedNackOfAnOlderDelivery(t *testing.T) {
 	}
 }
 
-// TestModelCrashUndoneDeadLetterTakenByRawPuller: a crash undid a
-// dead-letter move no synced write followed, so the message waits in its
-// queue again, and a raw puller that leaves may have had it (at most
-// once): it is then neither a dead letter nor delivered, which is
-// allowed. Once a confirmed push followed the move, it must be a dead
-// letter.
-func TestModelCrashUndoneDeadLetterTakenByRawPuller(t *testing.T) {
+// TestModelCrashUndoneDeadLetter: a crash undid a dead-letter move no
+// synced write followed, so the message waits in its queue again, and a
+// raw puller that leaves may have had it (at most once): it is then
+// neither a dead letter nor delivered, which is allowed. Once a confirmed
+// push followed the move, it must be a dead letter; with no raw puller it
+// must come back; a queue that expired since took it.
+func TestModelCrashUndoneDeadLetter(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		pushes   int // confirmed after the nack, before the crash
-		violated bool
+		name      string
+		pushes    int  // confirmed after the nack, before the crash
+		expire    bool // the queue expired after the nack, before the crash
+		rawLeaves bool // a raw puller leaves after the crash, having read nothing
+		violated  bool
+		lost      int // counted lost to a raw puller
+		expired   int // counted expired
 	}{
-		{"not synced", 0, false},
-		{"synced by a later push", 1, true},
+		{"not synced, a raw puller left", 0, false, true, false, 1, 0},
+		{"synced by a later push, a raw puller left", 1, false, true, true, 1, 0},
+		{"not synced, no raw puller", 0, false, false, true, 0, 0},
+		{"its queue expired since", 0, true, false, false, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := newQueueModel(modelMaxAttempts, modelAckTimeout)
@@ -223,16 +232,20 @@ func TestModelCrashUndoneDeadLetterTakenByRawPuller(t *testing.T) {
 				q.pushConfirmed(2+i, uint64(8+i))
 			}
 			q.pullerClosed(p)
+			if tc.expire {
+				q.queueExpired(true)
+			}
 			q.restarted()
 			q.crashed()
-			raw := &modelPuller{id: 2}
-			q.pullerClosed(raw) // it read nothing before it left
+			if tc.rawLeaves {
+				q.pullerClosed(&modelPuller{id: 2})
+			}
 			q.finish(nil)
 			if _, violated := q.report(); violated != tc.violated {
 				t.Fatalf("violated %v, want %v:\n%s", violated, tc.violated, q.traceAround(20))
 			}
-			if !tc.violated && q.counts.rawLost != 1 {
-				t.Fatalf("%d messages counted lost to a raw puller, want 1:\n%s", q.counts.rawLost, q.traceAround(20))
+			if q.counts.rawLost != tc.lost || q.counts.expired != tc.expired {
+				t.Fatalf("%d lost to a raw puller, %d expired; want %d, %d:\n%s", q.counts.rawLost, q.counts.expired, tc.lost, tc.expired, q.traceAround(20))
 			}
 		})
 	}
