@@ -563,7 +563,10 @@ func (q *queue) tick() {
 		for len(s.held) > 0 && s.ack && !s.held[0].deadline.After(now) {
 			d := s.held[0]
 			q.unhold(s, d)
-			q.retry(d, 0, fmt.Sprintf("not acknowledged within %s", q.policy.AckTimeout))
+			// A frame of d may still wait for s's socket (a slow reader):
+			// the message goes on as a new delivery, which that frame can
+			// neither be written for (Claim) nor settle.
+			q.retry(d.handBack(), 0, fmt.Sprintf("not acknowledged within %s", q.policy.AckTimeout))
 		}
 	}
 	var ready []*Delivery
@@ -810,7 +813,7 @@ func (b *Broker) Nack(topic Topic, p Puller, id uint64, delay time.Duration, rea
 		if reason == "" {
 			reason = "nacked"
 		}
-		q.retry(d, delay, reason)
+		q.retry(d.handBack(), delay, reason) // as for an ack timeout (tick)
 	})
 }
 

@@ -314,3 +314,33 @@ func TestMustExist(t *testing.T) {
 		t.Fatalf("must_exist on a queue with a message: %v", err)
 	}
 }
+
+// An ack timeout hands the message to another puller: a frame of it still
+// waiting for the first puller's socket (a slow reader) must no longer be
+// written (Claim), or two pullers would hold it at once, the first with an
+// older attempt.
+func TestAckTimeoutLeavesNothingToWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := queueBroker(t, QueuePolicy{AckTimeout: time.Second})
+		slow, other := &inbox{hold: true}, &inbox{hold: true}
+		mustPull(t, b, "/jobs", slow, PullOptions{Ack: true, Prefetch: 1})
+		b.Push(msg("/jobs", "job"), PushOptions{})
+		mustPull(t, b, "/jobs", other, PullOptions{Ack: true, Prefetch: 1})
+		time.Sleep(1100 * time.Millisecond)
+		ds := other.heldNow()
+		if len(ds) != 1 || ds[0].Attempt != 2 {
+			t.Fatalf("the other puller holds %d after the ack timeout, want the message at attempt 2", len(ds))
+		}
+		stale := slow.heldNow()[0]
+		if stale.Claim() {
+			t.Fatal("the first puller may still write the message the other now holds")
+		}
+		stale.Sent() // must not touch the other's delivery
+		if err := b.Ack("/jobs", other, ds[0].ID()); err != nil {
+			t.Fatalf("the other puller's ack: %v", err)
+		}
+		if st := stats(b, "/jobs"); st.InFlight != 0 || st.Waiting != 0 {
+			t.Fatalf("stats %+v after the ack", st)
+		}
+	})
+}

@@ -400,7 +400,9 @@ func (q *queueModel) pullerLeft(p *modelPuller, quiet bool) {
 	}
 	p.held = nil
 	for _, m := range q.msgs {
-		if m.resolved() || m.holder != nil && now.Sub(m.heldAt) < q.ackTimeout/2 || quiet && m.notBefore.IsZero() {
+		// A settlement a crash may have undone leaves the message waiting
+		// again, as any other (see crashed).
+		if m.resolved() && !m.mayReturn || m.holder != nil && now.Sub(m.heldAt) < q.ackTimeout/2 || quiet && m.notBefore.IsZero() {
 			continue
 		}
 		if p.env {
@@ -565,6 +567,12 @@ func (q *queueModel) finish(dead []deadLetterEntry) {
 		switch {
 		case m.expired || m.maybeExpired && m.acked == 0 && m.rawRecv == 0 && !inDLQ[m]:
 			q.counts.expired++
+		case m.expectDead && !inDLQ[m] && m.acked == 0 && m.mayReturn && m.rawAtRisk != nil:
+			// A crash undid its dead-letter move: it waited in its queue
+			// again, and a raw puller that left since may have had it.
+			q.counts.undone++
+			q.counts.rawLost++
+			q.tracef("m%d is no dead letter: a crash undid its dead-letter move, not synced, and a raw puller may have had it when it left", m.n)
 		case m.expectDead && !inDLQ[m] && m.acked == 0:
 			if !m.settleLost {
 				q.violate("m%d left at max_attempts but is no dead letter", m.n)

@@ -16,7 +16,9 @@ import (
 // crash may undo exactly the settlements that no confirmed push followed,
 // and nothing else:
 //   - such an acked, dead-lettered or expired message may come back, with
-//     its id, and must then be settled again (once, outside crashes);
+//     its id, and must then be settled again (once, outside crashes); it
+//     waits in its queue as any other, and may go to a raw puller that
+//     leaves without reading it (at most once);
 //   - such a nack's delay may be lost: the message may come back at once;
 //   - a raw-pulled message never comes back; a confirmed push is never
 //     lost; no two live pullers hold a message within its ack timeout.
@@ -31,8 +33,11 @@ func (q *queueModel) crashed() {
 		if m.settledSync < q.syncs {
 			continue // a confirmed push came after its settlement
 		}
-		if m.acked > 0 || m.expectDead || m.expired {
+		if (m.acked > 0 || m.expectDead || m.expired) && !m.mayReturn {
 			m.mayReturn = true
+			// A raw puller that left before it was settled did not
+			// have it: only one that leaves from now on may.
+			m.rawAtRisk = nil
 		}
 		if !m.notBefore.IsZero() {
 			q.tracef("m%d: the nack's delay, not synced, may be lost", m.n)
@@ -188,6 +193,59 @@ func TestModelRefusedNackOfAnOlderDelivery(t *testing.T) {
 			q.settleResult(p, q.msgs[1], false, 300*time.Millisecond, sent, true, false)
 			if _, violated := q.report(); violated != tc.violated {
 				t.Fatalf("violated %v, want %v:\n%s", violated, tc.violated, q.traceAround(20))
+			}
+		})
+	}
+}
+
+// TestModelCrashUndoneDeadLetter: a crash undid a dead-letter move no
+// synced write followed, so the message waits in its queue again, and a
+// raw puller that leaves may have had it (at most once): it is then
+// neither a dead letter nor delivered, which is allowed. Once a confirmed
+// push followed the move, it must be a dead letter; with no raw puller it
+// must come back; a queue that expired since took it.
+func TestModelCrashUndoneDeadLetter(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		pushes    int  // confirmed after the nack, before the crash
+		expire    bool // the queue expired after the nack, before the crash
+		rawLeaves bool // a raw puller leaves after the crash, having read nothing
+		violated  bool
+		lost      int // counted lost to a raw puller
+		expired   int // counted expired
+	}{
+		{"not synced, a raw puller left", 0, false, true, false, 1, 0},
+		{"synced by a later push, a raw puller left", 1, false, true, true, 1, 0},
+		{"not synced, no raw puller", 0, false, false, true, 0, 0},
+		{"its queue expired since", 0, true, false, false, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newQueueModel(modelMaxAttempts, modelAckTimeout)
+			p := &modelPuller{id: 1, env: true}
+			q.pushStarted(1)
+			q.pushConfirmed(1, 7)
+			q.delivered(p, 1, 7, modelMaxAttempts)
+			q.nackSending(p, q.msgs[1])
+			q.settleResult(p, q.msgs[1], false, 0, time.Now(), false, false)
+			for i := range tc.pushes {
+				q.pushStarted(2 + i)
+				q.pushConfirmed(2+i, uint64(8+i))
+			}
+			q.pullerClosed(p)
+			if tc.expire {
+				q.queueExpired(true)
+			}
+			q.restarted()
+			q.crashed()
+			if tc.rawLeaves {
+				q.pullerClosed(&modelPuller{id: 2})
+			}
+			q.finish(nil)
+			if _, violated := q.report(); violated != tc.violated {
+				t.Fatalf("violated %v, want %v:\n%s", violated, tc.violated, q.traceAround(20))
+			}
+			if q.counts.rawLost != tc.lost || q.counts.expired != tc.expired {
+				t.Fatalf("%d lost to a raw puller, %d expired; want %d, %d:\n%s", q.counts.rawLost, q.counts.expired, tc.lost, tc.expired, q.traceAround(20))
 			}
 		})
 	}
