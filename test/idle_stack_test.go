@@ -3,8 +3,6 @@ package test
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,19 +49,6 @@ func TestServeIdleSubscribersKeepSmallStacks(t *testing.T) {
 		}
 		return m != nil
 	})
-	get := func(url string) []byte {
-		t.Helper()
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
-		}
-		return body
-	}
 	// gauge is the value of the gauge name, with the label name and value
 	// in label if given.
 	gauge := func(body []byte, name string, label ...string) float64 {
@@ -92,9 +77,9 @@ func TestServeIdleSubscribersKeepSmallStacks(t *testing.T) {
 	// frees them, and those grow with the load on the machine.
 	stacks := func() float64 {
 		t.Helper()
-		get(pprofURL + "heap?gc=1")
-		get(pprofURL + "heap?gc=1")
-		return gauge(get(b.HTTP+"/metrics"), "go_memstats_stack_inuse_bytes")
+		getURL(t, pprofURL+"heap?gc=1")
+		getURL(t, pprofURL+"heap?gc=1")
+		return gauge(getURL(t, b.HTTP+"/metrics"), "go_memstats_stack_inuse_bytes")
 	}
 	before := stacks()
 
@@ -150,7 +135,7 @@ func TestServeIdleSubscribersKeepSmallStacks(t *testing.T) {
 	if perConn > 3072 {
 		t.Fatalf("stack memory grew %.0f bytes per idle subscriber, want about 2048", perConn)
 	}
-	if open := gauge(get(b.HTTP+"/metrics"), "mercury_connections", "pattern", "sub"); open != conns {
+	if open := gauge(getURL(t, b.HTTP+"/metrics"), "mercury_connections", "pattern", "sub"); open != conns {
 		t.Fatalf("%v subscribers open, want %d", open, conns)
 	}
 }
