@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -246,13 +247,19 @@ func (c *conn) flush(s *shard, windowEnd mono) {
 	}
 	bufs := s.frames(batch)
 	n, blocked, err := c.wire.tryWritev(s.call, bufs)
-	c.wire.mu.Unlock()
+	midFrame := blocked && err == nil && n > 0
+	if !midFrame {
+		c.wire.mu.Unlock()
+	}
 	clear(bufs)
 	s.bufs = bufs[:0]
 	switch {
 	case err != nil:
 		c.done(batch, n, err)
 	case blocked:
+		if hook := frameCutShort.Load(); hook != nil && n > 0 {
+			(*hook)(c)
+		}
 		c.goSlow(batch, n)
 	default:
 		now := time.Now()
@@ -268,12 +275,22 @@ func (c *conn) flush(s *shard, windowEnd mono) {
 	}
 }
 
+// frameCutShort, when set by a test, runs after a non-blocking write went
+// out in part, before the rest is handed to a writer goroutine.
+var frameCutShort atomic.Pointer[func(c *conn)]
+
 // goSlow hands batch, of which the first written bytes went out already,
-// to a writer goroutine that may block on the socket.
+// to a writer goroutine that may block on the socket. With written > 0
+// the caller holds c.wire.mu and hands it over: the frame cut short must
+// be finished before anything else, a control frame the library writes
+// (a pong, a close) included, goes to the socket.
 func (c *conn) goSlow(batch []outFrame, written int) {
 	c.mu.Lock()
 	if c.dead {
 		c.mu.Unlock()
+		if written > 0 {
+			c.wire.mu.Unlock()
+		}
 		c.done(batch, written, nil) // what it claimed goes back
 		return
 	}
@@ -288,6 +305,7 @@ func (c *conn) goSlow(batch []outFrame, written int) {
 func (c *conn) writeSlow(batch []outFrame, written int) {
 	defer c.bg.Done()
 	var headers []byte
+	held := written > 0 // c.wire.mu, handed over by flush (see goSlow)
 	for {
 		var err error
 		if written == 0 && mustTake(batch) {
@@ -296,14 +314,19 @@ func (c *conn) writeSlow(batch []outFrame, written int) {
 			}
 		}
 		if err == nil {
-			c.wire.mu.Lock()
-			if !c.closeSent() {
+			if !held {
+				c.wire.mu.Lock()
+			}
+			// Held since a frame was cut short, no close frame can have
+			// gone, and the frame must be finished.
+			if held || !c.closeSent() {
 				bufs := skipBytes(appendFrames(&headers, nil, batch), written)
 				var n int
 				n, err = c.wire.writeAll(bufs)
 				written += n
 			}
 			c.wire.mu.Unlock()
+			held = false
 		}
 		c.done(batch, written, err)
 		c.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -213,5 +214,50 @@ func TestSubscriberOnceSlowThenQuietGetsTheNextMessage(t *testing.T) {
 	data, err := sub.readFrame(5 * time.Second)
 	if err != nil || string(data) != "after quiet" {
 		t.Fatalf("after a quiet time: %q %v", data, err)
+	}
+}
+
+// A frame the socket took only in part is finished before anything else
+// goes out: a control frame the library writes meanwhile (a pong to the
+// client's ping, here a ping) waits for it instead of landing inside it.
+func TestControlFrameWaitsForAFrameCutShort(t *testing.T) {
+	ts := startServer(t, Options{PingInterval: time.Hour, OutgoingQueue: 16 << 20})
+	sub := dialRaw(t, ts, "/sub/cut", 4096)
+	ts.waitSubscribed(t, 1)
+	var once sync.Once
+	controlWritten := make(chan error, 1)
+	hook := func(c *conn) {
+		once.Do(func() {
+			go func() {
+				_, err := c.wire.Write([]byte{0x89, 0}) // as the library writes its frames
+				controlWritten <- err
+			}()
+			time.Sleep(100 * time.Millisecond) // the control frame's writer is under way
+		})
+	}
+	frameCutShort.Store(&hook)
+	t.Cleanup(func() { frameCutShort.Store(nil) })
+	const burst = 8 // 4 MiB: more than the socket buffers hold
+	payloads := make([]string, burst)
+	for i := range payloads {
+		payloads[i] = strings.Repeat(string(rune('a'+i)), 512<<10)
+		ts.broker.Publish(&broker.Message{Topic: "/cut", Payload: []byte(payloads[i])})
+	}
+	for i, want := range payloads {
+		data, err := sub.readFrame(10 * time.Second)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if string(data) != want {
+			t.Fatalf("message %d differs from the one published (%d bytes of %q): a control frame was written inside it", i, len(want), want[:1])
+		}
+	}
+	select {
+	case err := <-controlWritten:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no write was cut short, or the control frame never went")
 	}
 }
