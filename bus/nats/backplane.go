@@ -195,6 +195,12 @@ func (p *Backplane) natsOptions() ([]nats.Option, error) {
 		nats.ReconnectBufSize(-1),
 		nats.Timeout(o.Timeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			p.mu.Lock()
+			closed := p.closed
+			p.mu.Unlock()
+			if closed { // our own Close, not an outage
+				return
+			}
 			p.log.Warn("cluster: lost NATS; refusing messages until it is back", "err", err)
 			p.suspectAll()
 		}),

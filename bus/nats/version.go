@@ -76,7 +76,7 @@ func (p *Backplane) adaptToServer() error {
 		p.oneFilter.Store(true)
 	}
 	if !v.atLeast(v2_10_14) {
-		p.log.Warn("cluster: NATS Server before 2.10.14 may deliver a queued message twice after a pull request was lost (nats-server#5305): a broker drops the second copy when it holds or just settled the first, but not when another broker does; raw pullers of a queue on several brokers are at most once from 2.10.14",
+		p.log.Warn("cluster: NATS Server before 2.10.14 may deliver a queued message twice after a pull request was lost (nats-server#5305): a broker drops the second copy when it holds or just settled the first, but not when another broker does; for pullers of one queue on several brokers, run 2.10.14 or later",
 			"version", s)
 	}
 	return nil
