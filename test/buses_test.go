@@ -470,6 +470,22 @@ func TestConfigCheck(t *testing.T) {
 			"mercury.yaml:3: buses./livesys.schema: schemas/livesys.json: not a valid JSON Schema: at /properties/cmd/enum"},
 		{"schema not JSON", "buses:\n  /livesys:\n    schema: schemas/livesys.json\n", "{\n\"type\": object\n}",
 			"mercury.yaml:3: buses./livesys.schema: schemas/livesys.json: livesys.json:2:9: not JSON"},
+		// What serve would refuse before it listens, the file's other
+		// settings too.
+		{"cluster name", "cluster:\n  urls: [nats://127.0.0.1:4222]\n  name: Fleet\n", "",
+			`cluster: nats: a cluster name is 1 to 32 lower-case letters, digits, '-' or '_', got "Fleet"`},
+		{"cluster credentials", "cluster:\n  urls: [nats://127.0.0.1:4222]\n  creds: gone.creds\n", "",
+			"cluster: nats: credentials file " + "%DIR%/gone.creds: open"},
+		{"cluster CA", "cluster:\n  urls: [nats://127.0.0.1:4222]\n  tls: {ca: gone.pem}\n", "",
+			"cluster: nats: error loading or parsing rootCA file"},
+		{"TLS certificate", "tls_cert: gone.pem\ntls_key: gone-key.pem\n", "",
+			"failed to load the TLS certificate"},
+		{"PROXY protocol", "proxy_protocol: true\n", "",
+			"proxy_protocol needs trusted_proxies"},
+		{"trusted proxies", "trusted_proxies: [10.0.0.0/33]\n", "",
+			"trusted_proxies:"},
+		{"two Minion databases", "minion: {pg: postgres://127.0.0.1/test, sqlite: minion.db}\n", "",
+			"minion.pg and minion.sqlite: configure one database"},
 	}
 	for _, c := range cases {
 		file := writeConfig(t, c.config)
@@ -477,9 +493,15 @@ func TestConfigCheck(t *testing.T) {
 			writeFile(t, filepath.Join(filepath.Dir(file), "schemas", "livesys.json"), c.schema)
 		}
 		code, out, errOut := run("check", file)
+		c.want = strings.ReplaceAll(c.want, "%DIR%", filepath.Dir(file))
 		if code != 1 || out != "" || !strings.Contains(errOut, c.want) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 1 and %q", c.name, code, out, errOut, c.want)
 		}
+	}
+	// A cluster's settings are checked, but NATS is not contacted.
+	code, out, errOut = run("check", writeConfig(t, "cluster:\n  urls: [nats://127.0.0.1:1]\n  name: fleet\n"))
+	if code != 0 || !strings.Contains(out, "  cluster: fleet on nats://127.0.0.1:1 (not contacted)") {
+		t.Errorf("cluster: exit %d\n%s%s", code, out, errOut)
 	}
 	if code, _, _ := run("check"); code != 2 {
 		t.Errorf("no file: exit %d, want 2", code)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -194,5 +195,36 @@ func TestCredentials(t *testing.T) {
 	if bp, err := Connect(Options{URLs: []string{url}, Logger: testLogger()}); err == nil {
 		bp.Close()
 		t.Fatal("connected without credentials")
+	}
+}
+
+// Check finds what would make Connect fail before it reaches NATS.
+func TestOptionsCheck(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage")
+	if err := os.WriteFile(garbage, []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := (Options{}).Check(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"name", Options{Name: "Fleet"}, `a cluster name is 1 to 32 lower-case letters, digits, '-' or '_', got "Fleet"`},
+		{"no credentials file", Options{CredsFile: filepath.Join(dir, "gone.creds")}, "credentials file " + filepath.Join(dir, "gone.creds") + ": open"},
+		{"credentials without a seed", Options{CredsFile: garbage}, "credentials file " + garbage + ": nkeys: no nkey seed found"},
+		{"certificate without a key", Options{TLSCert: garbage}, "needs both its file and its key file"},
+		{"CA not PEM", Options{TLSCA: garbage}, "failed to parse root certificate from"},
+	} {
+		err := c.opts.Check()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+		if _, cerr := Connect(c.opts); cerr == nil || cerr.Error() != err.Error() {
+			t.Errorf("%s: Connect says %v, Check %v", c.name, cerr, err)
+		}
 	}
 }

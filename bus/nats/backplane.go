@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/nats-io/nuid"
 
 	"github.com/mercury-broker/mercury/broker"
@@ -111,11 +113,11 @@ type Backplane struct {
 // missing, and returns the backplane. It fails when NATS cannot be reached
 // or refuses; once connected, it reconnects by itself.
 func Connect(opts Options) (*Backplane, error) {
+	if err := opts.Check(); err != nil {
+		return nil, err
+	}
 	if opts.Name == "" {
 		opts.Name = DefaultName
-	}
-	if !nameRE.MatchString(opts.Name) {
-		return nil, fmt.Errorf("%w, got %q", ErrBadName, opts.Name)
 	}
 	if len(opts.URLs) == 0 {
 		opts.URLs = []string{DefaultURL}
@@ -228,6 +230,35 @@ func (p *Backplane) natsOptions() ([]nats.Option, error) {
 		return nil, errors.New("nats: a client certificate needs both its file and its key file")
 	}
 	return nopts, nil
+}
+
+// Check reports what in o would make Connect fail before it reaches NATS:
+// a bad cluster name, or a credentials or TLS file that cannot be read.
+func (o Options) Check() error {
+	if o.Name != "" && !nameRE.MatchString(o.Name) {
+		return fmt.Errorf("%w, got %q", ErrBadName, o.Name)
+	}
+	if o.CredsFile != "" {
+		// What nats.UserCredentials reads, only when it connects.
+		creds, err := os.ReadFile(o.CredsFile)
+		if err == nil {
+			_, err = nkeys.ParseDecoratedNKey(creds)
+		}
+		if err != nil {
+			return fmt.Errorf("nats: credentials file %s: %w", o.CredsFile, err)
+		}
+	}
+	nopts, err := (&Backplane{opts: o}).natsOptions()
+	if err != nil {
+		return err
+	}
+	no := nats.GetDefaultOptions()
+	for _, opt := range nopts { // loads the TLS files
+		if err := opt(&no); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Node identifies this broker (broker.Backplane).

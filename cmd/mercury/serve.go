@@ -73,10 +73,10 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 	}
 	setGCTarget()
 	fileLimit, fileLimitKnown := raiseFileLimit(logger)
-	var self *selfAccess // the in-process bridge's credential
-	if cfg.MinionPG != "" && cfg.MinionSQLite != "" {
-		return fmt.Errorf("minion.pg and minion.sqlite: configure one database for the bridge")
+	if err := checkSettings(cfg); err != nil {
+		return err
 	}
+	var self *selfAccess // the in-process bridge's credential
 	if cfg.MinionPG != "" || cfg.MinionSQLite != "" || cfg.AuditSQLite != "" {
 		if self, err = newSelfAccess(); err != nil {
 			return err
@@ -117,11 +117,9 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 	if len(cfg.Cluster.URLs) > 0 {
 		// Clustered: durable buses, history and queues live in JetStream;
 		// nothing is kept on this broker's disk.
-		c := cfg.Cluster
-		bp, err := natsbus.Connect(natsbus.Options{
-			URLs: c.URLs, Name: c.Name, CredsFile: c.Creds, TLSCA: c.TLSCA, TLSCert: c.TLSCert, TLSKey: c.TLSKey,
-			Replicas: c.Replicas, MaxBytes: c.MaxBytes, QueueLimit: cfg.QueueLimit, Logger: logger,
-		})
+		opts := clusterOptions(cfg)
+		opts.Logger = logger
+		bp, err := natsbus.Connect(opts)
 		if err != nil {
 			return err
 		}
@@ -150,10 +148,7 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 		return err
 	}
 	defer b.Close()
-	trusted, err := web.ParseTrustedProxies(cfg.TrustedProxies)
-	if err != nil {
-		return command.UsageError("trusted_proxies: %v", err)
-	}
+	trusted, _ := web.ParseTrustedProxies(cfg.TrustedProxies) // checked
 	srv, err = web.New(b, web.Options{
 		AllowOrigins:        cfg.AllowOrigins,
 		AllowedHosts:        cfg.AllowedHosts,
@@ -192,9 +187,6 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 	}
 	var proxies []netip.Prefix // from whom the listeners take the PROXY protocol
 	if cfg.ProxyProtocol {
-		if len(trusted) == 0 {
-			return command.UsageError("proxy_protocol needs trusted_proxies: the proxies whose PROXY headers to believe")
-		}
 		proxies = trusted
 	}
 	ln, err := listen(cfg.Listen, "listen", certs, proxies, authn != nil, cfg.AllowAnonymous)
