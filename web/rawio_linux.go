@@ -49,19 +49,13 @@ func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec, flat *[]
 		if len(v) == 0 {
 			return n, false, nil
 		}
-		r, errno := syscall3(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v[0])), uintptr(len(v)), monitored)
+		r, blocked, err := socketCall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v[0])), uintptr(len(v)), 0, monitored)
 		runtime.KeepAlive(bufs)
-		switch errno {
-		case 0:
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return n, true, nil
-		default:
-			return n, false, errno
+		if blocked || err != nil {
+			return n, blocked, err
 		}
-		n += int(r)
-		bufs = skipBytes(bufs, int(r))
+		n += r
+		bufs = skipBytes(bufs, r)
 	}
 	return n, false, nil
 }
@@ -73,25 +67,24 @@ const maxIovecs = 1024
 const rawIO = true
 
 // readNonBlocking reads into p from the non-blocking socket fd; again
-// reports that nothing is there yet.
+// reports that nothing is there yet. It is read(2) rather than recv(2)
+// so that /proc/PID/io, which the benchmarks report, counts it.
 func readNonBlocking(fd uintptr, p []byte) (n int, again bool, err error) {
 	if len(p) == 0 {
 		return 0, false, nil
 	}
-	for {
-		r, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		runtime.KeepAlive(p)
-		switch errno {
-		case 0:
-			return int(r), false, nil
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return 0, true, nil
-		default:
-			return 0, false, errno
-		}
-	}
+	n, again, err = socketCall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, false)
+	runtime.KeepAlive(p)
+	return n, again, err
+}
+
+// peekNonBlocking reads into p from the non-blocking socket fd, as
+// readNonBlocking does, but leaves the bytes there (see
+// wireConn.awaitPong).
+func peekNonBlocking(fd uintptr, p []byte) (n int, again bool, err error) {
+	n, again, err = socketCall(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), syscall.MSG_PEEK, false)
+	runtime.KeepAlive(p)
+	return n, again, err
 }
 
 // flatMax is the largest batch sent from one copied buffer.
@@ -102,28 +95,38 @@ const flatMax = 4096
 func writeNonBlocking(fd uintptr, b []byte, monitored bool) (n int, blocked bool, err error) {
 	for n < len(b) {
 		p := b[n:]
-		r, errno := syscall3(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), monitored)
+		r, blocked, err := socketCall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, monitored)
 		runtime.KeepAlive(p)
-		switch errno {
-		case 0:
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return n, true, nil
-		default:
-			return n, false, errno
+		if blocked || err != nil {
+			return n, blocked, err
 		}
-		n += int(r)
+		n += r
 	}
 	return n, false, nil
 }
 
-// syscall3 makes a raw system call, or an ordinary one if monitored.
-func syscall3(trap, a1, a2, a3 uintptr, monitored bool) (uintptr, syscall.Errno) {
-	if monitored {
-		r, _, errno := syscall.Syscall(trap, a1, a2, a3)
-		return r, errno
+// socketCall makes a system call with a non-blocking socket's fd as its
+// first argument, again after EINTR; blocked reports EAGAIN (nothing to
+// read, or no room to write). The call is raw unless monitored: it cannot
+// block, and the runtime's bookkeeping around a call that might would
+// wake its monitor thread (see writevNonBlocking).
+func socketCall(trap, fd, a2, a3, a4 uintptr, monitored bool) (n int, blocked bool, err error) {
+	for {
+		var r uintptr
+		var errno syscall.Errno
+		if monitored {
+			r, _, errno = syscall.Syscall6(trap, fd, a2, a3, a4, 0, 0)
+		} else {
+			r, _, errno = syscall.RawSyscall6(trap, fd, a2, a3, a4, 0, 0)
+		}
+		switch errno {
+		case 0:
+			return int(r), false, nil
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return 0, true, nil
+		default:
+			return 0, false, errno
+		}
 	}
-	r, _, errno := syscall.RawSyscall(trap, a1, a2, a3)
-	return r, errno
 }

@@ -16,3 +16,9 @@ const rawIO = false
 func readNonBlocking(fd uintptr, p []byte) (n int, again bool, err error) {
 	return 0, false, syscall.ENOTSUP
 }
+
+// peekNonBlocking is Linux only; elsewhere the WebSocket library reads
+// every frame (see wireConn.awaitPong).
+func peekNonBlocking(fd uintptr, p []byte) (n int, again bool, err error) {
+	return 0, false, syscall.ENOTSUP
+}

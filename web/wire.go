@@ -91,16 +91,16 @@ func (w *wireConn) awaitPong(closing *atomic.Bool) bool {
 			return true
 		}
 		var f [bareClientPongLen]byte
-		n, errno := recvNonBlocking(fd, f[:], true)
-		if errno == syscall.EAGAIN {
+		n, again, err := peekNonBlocking(fd, f[:])
+		if again {
 			return false // nothing yet: wait
 		}
-		if errno != 0 || n < len(f) || f[0] != 0x8a || f[1] != 0x80 {
+		if err != nil || n < len(f) || f[0] != 0x8a || f[1] != 0x80 {
 			return true // for the library
 		}
 		// The peek saw the whole frame, and no one else reads the socket.
-		n, errno = recvNonBlocking(fd, f[:], false)
-		pong = errno == 0 && n == len(f)
+		n, _, err = readNonBlocking(fd, f[:])
+		pong = err == nil && n == len(f)
 		if !pong {
 			w.Conn.Close() // cannot happen; the stream would be cut mid-frame
 		}
