@@ -32,6 +32,9 @@ ROUNDS=${ROUNDS:-3}
 NODELAY=${NODELAY:-1}
 BEFORE=${BEFORE:-}
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+# Each server takes the larger phase's connections, with room for the
+# publishers and the bench's own.
+max_conns=$(( (IDLE_CONNS > SUBS ? IDLE_CONNS : SUBS) + 1000 ))
 
 work=$(mktemp -d /tmp/mercury-compare.XXXXXX)
 OUT=${OUT:-$work/out}
@@ -106,7 +109,7 @@ wait_for_line() {
 
 # --- Mercury
 say "starting mercury"
-"$bin" serve --listen 127.0.0.1:0 --max-connections $((IDLE_CONNS + 1000)) --max-connections-per-ip 0 --publish-rate 0 >"$work/mercury.log" 2>&1 &
+"$bin" serve --listen 127.0.0.1:0 --max-connections $max_conns --max-connections-per-ip 0 --publish-rate 0 >"$work/mercury.log" 2>&1 &
 mercury_pid=$!
 pids+=("$mercury_pid")
 mercury_addr=$(wait_for_line "$work/mercury.log" 'addr=http://[0-9.:]+' | sed 's/addr=http:\/\///')
@@ -114,7 +117,7 @@ mercury_addr=$(wait_for_line "$work/mercury.log" 'addr=http://[0-9.:]+' | sed 's
 # --- Mercury again, without its write-coalescing window
 if [ "$NODELAY" = 1 ]; then
   say "starting mercury with --write-coalesce 0"
-  "$bin" serve --listen 127.0.0.1:0 --max-connections $((IDLE_CONNS + 1000)) --max-connections-per-ip 0 --publish-rate 0 \
+  "$bin" serve --listen 127.0.0.1:0 --max-connections $max_conns --max-connections-per-ip 0 --publish-rate 0 \
     --write-coalesce 0 >"$work/mercury-nodelay.log" 2>&1 &
   nodelay_pid=$!
   pids+=("$nodelay_pid")
@@ -124,7 +127,7 @@ fi
 # --- an earlier Mercury, for a before-and-after comparison
 if [ -n "$BEFORE" ]; then
   say "starting mercury-before ($before_src)"
-  "$BEFORE" serve --listen 127.0.0.1:0 --max-connections $((IDLE_CONNS + 1000)) --max-connections-per-ip 0 --publish-rate 0 \
+  "$BEFORE" serve --listen 127.0.0.1:0 --max-connections $max_conns --max-connections-per-ip 0 --publish-rate 0 \
     >"$work/mercury-before.log" 2>&1 &
   before_pid=$!
   pids+=("$before_pid")
@@ -150,7 +153,7 @@ worker_rlimit_nofile $(ulimit -Hn);
 daemon off;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log warn;
-events { worker_connections $((IDLE_CONNS + 1000)); }
+events { worker_connections $max_conns; }
 http {
   access_log off;
   client_body_temp_path $work/nginx/body;
