@@ -18,9 +18,7 @@ import (
 // The system calls are raw: the socket never blocks, and the runtime's
 // bookkeeping around a blocking call would wake its monitor thread, which
 // then polls every 20 µs for as long as the shards write (see rawRead).
-// monitored asks for the ordinary call, which a shard makes now and then
-// so that in a long run of writes the monitor keeps its watch.
-func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec, flat *[]byte, monitored bool) (n int, blocked bool, err error) {
+func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec, flat *[]byte) (n int, blocked bool, err error) {
 	if total := buffersLen(bufs); total > 0 && total <= flatMax {
 		if cap(*flat) < flatMax {
 			*flat = make([]byte, 0, flatMax)
@@ -30,7 +28,7 @@ func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec, flat *[]
 			b = append(b, p...)
 		}
 		*flat = b
-		return writeNonBlocking(fd, b, monitored)
+		return writeNonBlocking(fd, b)
 	}
 	for len(bufs) > 0 {
 		v := (*iov)[:0]
@@ -49,7 +47,7 @@ func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec, flat *[]
 		if len(v) == 0 {
 			return n, false, nil
 		}
-		r, blocked, err := socketCall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v[0])), uintptr(len(v)), 0, monitored)
+		r, blocked, err := socketCall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v[0])), uintptr(len(v)), 0)
 		runtime.KeepAlive(bufs)
 		if blocked || err != nil {
 			return n, blocked, err
@@ -73,7 +71,7 @@ func readNonBlocking(fd uintptr, p []byte) (n int, again bool, err error) {
 	if len(p) == 0 {
 		return 0, false, nil
 	}
-	n, again, err = socketCall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, false)
+	n, again, err = socketCall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0)
 	runtime.KeepAlive(p)
 	return n, again, err
 }
@@ -82,7 +80,7 @@ func readNonBlocking(fd uintptr, p []byte) (n int, again bool, err error) {
 // readNonBlocking does, but leaves the bytes there (see
 // wireConn.awaitPong).
 func peekNonBlocking(fd uintptr, p []byte) (n int, again bool, err error) {
-	n, again, err = socketCall(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), syscall.MSG_PEEK, false)
+	n, again, err = socketCall(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), syscall.MSG_PEEK)
 	runtime.KeepAlive(p)
 	return n, again, err
 }
@@ -92,10 +90,10 @@ const flatMax = 4096
 
 // writeNonBlocking writes b to the non-blocking socket fd until all of it
 // is written or the socket is full.
-func writeNonBlocking(fd uintptr, b []byte, monitored bool) (n int, blocked bool, err error) {
+func writeNonBlocking(fd uintptr, b []byte) (n int, blocked bool, err error) {
 	for n < len(b) {
 		p := b[n:]
-		r, blocked, err := socketCall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, monitored)
+		r, blocked, err := socketCall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0)
 		runtime.KeepAlive(p)
 		if blocked || err != nil {
 			return n, blocked, err
@@ -105,20 +103,13 @@ func writeNonBlocking(fd uintptr, b []byte, monitored bool) (n int, blocked bool
 	return n, false, nil
 }
 
-// socketCall makes a system call with a non-blocking socket's fd as its
-// first argument, again after EINTR; blocked reports EAGAIN (nothing to
-// read, or no room to write). The call is raw unless monitored: it cannot
-// block, and the runtime's bookkeeping around a call that might would
-// wake its monitor thread (see writevNonBlocking).
-func socketCall(trap, fd, a2, a3, a4 uintptr, monitored bool) (n int, blocked bool, err error) {
+// socketCall makes a raw system call with a non-blocking socket's fd as
+// its first argument, again after EINTR; blocked reports EAGAIN (nothing
+// to read, or no room to write). It cannot block, so the runtime need not
+// hear of it (see writevNonBlocking).
+func socketCall(trap, fd, a2, a3, a4 uintptr) (n int, blocked bool, err error) {
 	for {
-		var r uintptr
-		var errno syscall.Errno
-		if monitored {
-			r, _, errno = syscall.Syscall6(trap, fd, a2, a3, a4, 0, 0)
-		} else {
-			r, _, errno = syscall.RawSyscall6(trap, fd, a2, a3, a4, 0, 0)
-		}
+		r, _, errno := syscall.RawSyscall6(trap, fd, a2, a3, a4, 0, 0)
 		switch errno {
 		case 0:
 			return int(r), false, nil

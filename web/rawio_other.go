@@ -6,7 +6,7 @@ import "syscall"
 
 // writevNonBlocking is Linux only; elsewhere every batch takes the
 // blocking path, in a goroutine of its own.
-func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec, flat *[]byte, monitored bool) (n int, blocked bool, err error) {
+func writevNonBlocking(fd uintptr, bufs [][]byte, iov *[]syscall.Iovec, flat *[]byte) (n int, blocked bool, err error) {
 	return 0, true, nil
 }
 

@@ -269,7 +269,6 @@ type writevCall struct {
 	bufs    [][]byte
 	iov     []syscall.Iovec
 	flat    []byte
-	calls   uint32 // since the shard last waited, for rawRun
 	n       int
 	blocked bool
 	err     error
@@ -279,19 +278,10 @@ type writevCall struct {
 func newWritevCall() *writevCall {
 	c := &writevCall{}
 	c.run = func(fd uintptr) {
-		c.calls++
-		c.n, c.blocked, c.err = writevNonBlocking(fd, c.bufs, &c.iov, &c.flat, c.calls > rawRun)
+		c.n, c.blocked, c.err = writevNonBlocking(fd, c.bufs, &c.iov, &c.flat)
 	}
 	return c
 }
-
-// rawRun: in a run of writes without a wait between them, the first this
-// many are raw system calls, the rest ordinary ones. A fan-out to a few
-// hundred subscribers stays raw throughout; a longer one is written as it
-// was before raw calls, with the runtime's monitor awake to hand the
-// processor of a slow call to other goroutines, to preempt and to poll
-// the network.
-const rawRun = 256
 
 // readCall is writevCall's counterpart for reads; they are pooled, as
 // only the connections that receive messages read often.

@@ -124,7 +124,6 @@ func (s *shard) run() {
 				s.idle = true
 				s.mu.Unlock()
 				s.spare = batch
-				s.call.calls = 0 // rawRun counts a run of writes
 				break
 			}
 			s.mu.Unlock()
