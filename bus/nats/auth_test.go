@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/mercury-broker/mercury/broker"
+	"github.com/mercury-broker/mercury/test/syncbuf"
 )
 
 // startServer runs one embedded JetStream server with opts filled in.
@@ -226,5 +228,27 @@ func TestOptionsCheck(t *testing.T) {
 		if _, cerr := Connect(c.opts); cerr == nil || cerr.Error() != err.Error() {
 			t.Errorf("%s: Connect says %v, Check %v", c.name, cerr, err)
 		}
+	}
+}
+
+// A Connect that fails after connecting (here: no JetStream) says why,
+// and nothing about losing NATS: it closed the connection itself.
+func TestConnectFailureIsNoLostNATS(t *testing.T) {
+	s := startServer(t, &server.Options{})
+	s.DisableJetStream()
+	var logs syncbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	url := fmt.Sprintf("nats://127.0.0.1:%d", s.Addr().(*net.TCPAddr).Port)
+	bp, err := Connect(Options{URLs: []string{url}, Logger: log, Timeout: 2 * time.Second})
+	if err == nil {
+		bp.Close()
+		t.Fatal("connected to a server without JetStream")
+	}
+	if !strings.Contains(err.Error(), "JetStream") {
+		t.Errorf("error: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond) // the client's handlers run on a goroutine of their own
+	if strings.Contains(logs.String(), "lost NATS") {
+		t.Errorf("a failed Connect logged a lost connection:\n%s", logs.String())
 	}
 }

@@ -159,7 +159,7 @@ func Connect(opts Options) (*Backplane, error) {
 		return nil, fmt.Errorf("failed to connect to NATS at %s: %w", url, err)
 	}
 	if err := p.adaptToServer(); err != nil {
-		p.nc.Close()
+		p.abandon()
 		return nil, err
 	}
 	p.js, err = jetstream.New(p.nc,
@@ -174,7 +174,7 @@ func Connect(opts Options) (*Backplane, error) {
 		err = p.listenEvictions()
 	}
 	if err != nil {
-		p.nc.Close()
+		p.abandon()
 		return nil, err
 	}
 	p.wg.Go(p.sweep)
@@ -182,6 +182,16 @@ func Connect(opts Options) (*Backplane, error) {
 	p.log.Info("cluster: connected to NATS", "url", p.nc.ConnectedUrlRedacted(), "server", p.nc.ConnectedServerName(),
 		"version", p.nc.ConnectedServerVersion(), "cluster", opts.Name, "node", p.node)
 	return p, nil
+}
+
+// abandon closes the connection of a Connect that failed, as Close would:
+// no "lost NATS" warning for it.
+func (p *Backplane) abandon() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.nc.Close()
+	p.cancel()
 }
 
 // natsOptions turns the options into the NATS client's.
