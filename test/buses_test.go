@@ -473,19 +473,21 @@ func TestConfigCheck(t *testing.T) {
 		// What serve would refuse before it listens, the file's other
 		// settings too.
 		{"cluster name", "cluster:\n  urls: [nats://127.0.0.1:4222]\n  name: Fleet\n", "",
-			`cluster: nats: a cluster name is 1 to 32 lower-case letters, digits, '-' or '_', got "Fleet"`},
+			`mercury.yaml:3: cluster.name: nats: a cluster name is 1 to 32 lower-case letters, digits, '-' or '_', got "Fleet"`},
 		{"cluster credentials", "cluster:\n  urls: [nats://127.0.0.1:4222]\n  creds: gone.creds\n", "",
-			"cluster: nats: credentials file " + "%DIR%/gone.creds: open"},
+			"mercury.yaml:3: cluster.creds: nats: credentials file %DIR%/gone.creds: open"},
 		{"cluster CA", "cluster:\n  urls: [nats://127.0.0.1:4222]\n  tls: {ca: gone.pem}\n", "",
-			"cluster: nats: error loading or parsing rootCA file"},
+			"mercury.yaml:3: cluster.tls.ca: nats: error loading or parsing rootCA file"},
 		{"TLS certificate", "tls_cert: gone.pem\ntls_key: gone-key.pem\n", "",
-			"failed to load the TLS certificate"},
+			"mercury.yaml:1: tls_cert: failed to load the TLS certificate %DIR%/gone.pem"},
+		{"TLS certificate without a key", "max_connections: 10\ntls_cert: cert.pem\n", "",
+			"mercury.yaml:2: tls_cert: set without tls_key (--tls-key): give both, or neither"},
 		{"PROXY protocol", "proxy_protocol: true\n", "",
-			"proxy_protocol needs trusted_proxies"},
+			"mercury.yaml:1: proxy_protocol: needs trusted_proxies"},
 		{"trusted proxies", "trusted_proxies: [10.0.0.0/33]\n", "",
-			"trusted_proxies:"},
+			"mercury.yaml:1: trusted_proxies: "},
 		{"two Minion databases", "minion: {pg: postgres://127.0.0.1/test, sqlite: minion.db}\n", "",
-			"minion.pg and minion.sqlite: configure one database"},
+			"mercury.yaml:1: minion.sqlite: minion.pg is set too: configure one database for the bridge"},
 	}
 	for _, c := range cases {
 		file := writeConfig(t, c.config)
@@ -497,6 +499,23 @@ func TestConfigCheck(t *testing.T) {
 		if code != 1 || out != "" || !strings.Contains(errOut, c.want) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 1 and %q", c.name, code, out, errOut, c.want)
 		}
+		// serve refuses the same file, for the same reason.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		serveOut, err := exec.CommandContext(ctx, mercuryBin, "serve", "--listen", "127.0.0.1:0", "--config", file).CombinedOutput()
+		cancel()
+		if code := exitCode(err); code != 1 || !strings.Contains(string(serveOut), c.want) {
+			t.Errorf("%s: serve: exit %d, %s; want exit 1 and %q", c.name, code, serveOut, c.want)
+		}
+	}
+	// The same mistake in a flag is a usage error, named by its flag.
+	serveOut, err := exec.Command(mercuryBin, "serve", "--listen", "127.0.0.1:0", "--proxy-protocol").CombinedOutput()
+	if code := exitCode(err); code != 2 || !strings.Contains(string(serveOut), "--proxy-protocol: needs trusted_proxies") {
+		t.Errorf("--proxy-protocol: exit %d, %s", code, serveOut)
+	}
+	// Cluster settings without servers are said to be unused.
+	code, out, errOut = run("check", writeConfig(t, "cluster:\n  name: fleet\n"))
+	if code != 0 || !strings.Contains(out, "  cluster: none, as cluster.urls is empty: cluster.name not used") {
+		t.Errorf("cluster without urls: exit %d\n%s%s", code, out, errOut)
 	}
 	// A cluster's settings are checked, but NATS is not contacted.
 	code, out, errOut = run("check", writeConfig(t, "cluster:\n  urls: [nats://127.0.0.1:1]\n  name: fleet\n"))

@@ -220,7 +220,7 @@ func TestTLSAndCertificateReloadOnSIGHUP(t *testing.T) {
 	}
 
 	// Half a TLS configuration is a usage error.
-	if code, out := serveOnce(t, nil, "--listen", "127.0.0.1:0", "--tls-cert", certFile); code != 2 || !strings.Contains(out, "--tls-cert and --tls-key go together") {
+	if code, out := serveOnce(t, nil, "--listen", "127.0.0.1:0", "--tls-cert", certFile); code != 2 || !strings.Contains(out, "--tls-cert: set without tls_key (--tls-key): give both, or neither") {
 		t.Fatalf("only --tls-cert: %d %s", code, out)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -211,19 +212,23 @@ func TestOptionsCheck(t *testing.T) {
 		t.Fatalf("defaults: %v", err)
 	}
 	for _, c := range []struct {
-		name string
-		opts Options
-		want string
+		name         string
+		opts         Options
+		option, want string
 	}{
-		{"name", Options{Name: "Fleet"}, `a cluster name is 1 to 32 lower-case letters, digits, '-' or '_', got "Fleet"`},
-		{"no credentials file", Options{CredsFile: filepath.Join(dir, "gone.creds")}, "credentials file " + filepath.Join(dir, "gone.creds") + ": open"},
-		{"credentials without a seed", Options{CredsFile: garbage}, "credentials file " + garbage + ": nkeys: no nkey seed found"},
-		{"certificate without a key", Options{TLSCert: garbage}, "needs both its file and its key file"},
-		{"CA not PEM", Options{TLSCA: garbage}, "failed to parse root certificate from"},
+		{"name", Options{Name: "Fleet"}, "Name", `a cluster name is 1 to 32 lower-case letters, digits, '-' or '_', got "Fleet"`},
+		{"no credentials file", Options{CredsFile: filepath.Join(dir, "gone.creds")}, "CredsFile", "credentials file " + filepath.Join(dir, "gone.creds") + ": open"},
+		{"credentials without a seed", Options{CredsFile: garbage}, "CredsFile", "credentials file " + garbage + ": nkeys: no nkey seed found"},
+		{"certificate without a key", Options{TLSCert: garbage}, "TLSKey", "needs both its file and its key file"},
+		{"key without a certificate", Options{TLSKey: garbage}, "TLSCert", "needs both its file and its key file"},
+		{"certificate not PEM", Options{TLSCert: garbage, TLSKey: garbage}, "TLSCert", "error loading client certificate"},
+		{"CA not PEM", Options{TLSCA: garbage}, "TLSCA", "failed to parse root certificate from"},
 	} {
 		err := c.opts.Check()
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		var oe *OptionError
+		if !errors.As(err, &oe) || oe.Option != c.option || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q about %s", c.name, err, c.want, c.option)
+			continue
 		}
 		if _, cerr := Connect(c.opts); cerr == nil || cerr.Error() != err.Error() {
 			t.Errorf("%s: Connect says %v, Check %v", c.name, cerr, err)

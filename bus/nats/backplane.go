@@ -149,12 +149,9 @@ func Connect(opts Options) (*Backplane, error) {
 		sweepSoon:   make(chan struct{}, 1),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	nopts, err := p.natsOptions()
-	if err != nil {
-		return nil, err
-	}
 	url := strings.Join(opts.URLs, ",")
-	p.nc, err = nats.Connect(url, nopts...)
+	var err error
+	p.nc, err = nats.Connect(url, p.natsOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("failed to connect to NATS at %s: %w", url, err)
 	}
@@ -195,7 +192,7 @@ func (p *Backplane) abandon() {
 }
 
 // natsOptions turns the options into the NATS client's.
-func (p *Backplane) natsOptions() ([]nats.Option, error) {
+func (p *Backplane) natsOptions() []nats.Option {
 	o := p.opts
 	nopts := []nats.Option{
 		nats.Name("mercury " + p.node),
@@ -233,20 +230,18 @@ func (p *Backplane) natsOptions() ([]nats.Option, error) {
 	if o.TLSCA != "" {
 		nopts = append(nopts, nats.RootCAs(o.TLSCA))
 	}
-	switch {
-	case o.TLSCert != "" && o.TLSKey != "":
+	if o.TLSCert != "" && o.TLSKey != "" { // Check refused one without the other
 		nopts = append(nopts, nats.ClientCert(o.TLSCert, o.TLSKey))
-	case o.TLSCert != "" || o.TLSKey != "":
-		return nil, errors.New("nats: a client certificate needs both its file and its key file")
 	}
-	return nopts, nil
+	return nopts
 }
 
 // Check reports what in o would make Connect fail before it reaches NATS:
 // a bad cluster name, or a credentials or TLS file that cannot be read.
+// The error is an *OptionError.
 func (o Options) Check() error {
 	if o.Name != "" && !nameRE.MatchString(o.Name) {
-		return fmt.Errorf("%w, got %q", ErrBadName, o.Name)
+		return &OptionError{"Name", fmt.Errorf("%w, got %q", ErrBadName, o.Name)}
 	}
 	if o.CredsFile != "" {
 		// What nats.UserCredentials reads, only when it connects.
@@ -255,21 +250,37 @@ func (o Options) Check() error {
 			_, err = nkeys.ParseDecoratedNKey(creds)
 		}
 		if err != nil {
-			return fmt.Errorf("nats: credentials file %s: %w", o.CredsFile, err)
+			return &OptionError{"CredsFile", fmt.Errorf("nats: credentials file %s: %w", o.CredsFile, err)}
 		}
 	}
-	nopts, err := (&Backplane{opts: o}).natsOptions()
-	if err != nil {
-		return err
-	}
-	no := nats.GetDefaultOptions()
-	for _, opt := range nopts { // loads the TLS files
-		if err := opt(&no); err != nil {
-			return err
+	var no nats.Options // nats.go's options load the TLS files
+	if o.TLSCA != "" {
+		if err := nats.RootCAs(o.TLSCA)(&no); err != nil {
+			return &OptionError{"TLSCA", err}
 		}
+	}
+	switch {
+	case o.TLSCert != "" && o.TLSKey != "":
+		if err := nats.ClientCert(o.TLSCert, o.TLSKey)(&no); err != nil {
+			return &OptionError{"TLSCert", err}
+		}
+	case o.TLSCert != "":
+		return &OptionError{"TLSKey", errors.New("nats: a client certificate needs both its file and its key file")}
+	case o.TLSKey != "":
+		return &OptionError{"TLSCert", errors.New("nats: a client certificate needs both its file and its key file")}
 	}
 	return nil
 }
+
+// OptionError is an option Connect cannot use; Option names its field of
+// Options.
+type OptionError struct {
+	Option string
+	Err    error
+}
+
+func (e *OptionError) Error() string { return e.Err.Error() }
+func (e *OptionError) Unwrap() error { return e.Err }
 
 // Node identifies this broker (broker.Backplane).
 func (p *Backplane) Node() string { return p.node }

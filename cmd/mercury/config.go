@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,10 +41,6 @@ func runConfig(ctx context.Context, args []string, io command.Stdio) error {
 		return err
 	}
 	if err := checkSettings(cfg); err != nil {
-		var usage *command.ExitError
-		if errors.As(err, &usage) {
-			err = usage.Err // a mistake in the file: exit 1
-		}
 		return err
 	}
 	fmt.Fprintf(io.Out, "%s: ok, %d buses, %d with a schema\n", file, len(cfg.Buses), len(schemas.Buses()))
@@ -52,6 +49,8 @@ func runConfig(ctx context.Context, args []string, io command.Stdio) error {
 	}
 	if c := cfg.Cluster; len(c.URLs) > 0 {
 		fmt.Fprintf(io.Out, "  cluster: %s on %s (not contacted)\n", clusterOptions(cfg).Name, strings.Join(c.URLs, ", "))
+	} else if ignored := clusterIgnored(cfg); len(ignored) > 0 {
+		fmt.Fprintf(io.Out, "  cluster: none, as cluster.urls is empty: %s not used\n", strings.Join(ignored, ", "))
 	}
 	for _, b := range cfg.Buses {
 		var what []string
@@ -79,29 +78,59 @@ func runConfig(ctx context.Context, args []string, io command.Stdio) error {
 
 // checkSettings reports what in cfg would stop serve before it listens,
 // short of what needs the network or the data directory: serve and
-// config check both run it.
+// config check both run it. Each error names the setting and where it was
+// set (a *config.Error).
 func checkSettings(cfg *config.Config) error {
 	if cfg.MinionPG != "" && cfg.MinionSQLite != "" {
-		return fmt.Errorf("minion.pg and minion.sqlite: configure one database for the bridge")
+		return cfg.Invalid("minion.sqlite", "minion.pg is set too: configure one database for the bridge")
 	}
 	trusted, err := web.ParseTrustedProxies(cfg.TrustedProxies)
 	if err != nil {
-		return command.UsageError("trusted_proxies: %v", err)
+		return cfg.Invalid("trusted_proxies", "%v", err)
 	}
 	if cfg.ProxyProtocol && len(trusted) == 0 {
-		return command.UsageError("proxy_protocol needs trusted_proxies: the proxies whose PROXY headers to believe")
+		return cfg.Invalid("proxy_protocol", "needs trusted_proxies: the proxies whose PROXY headers to believe")
 	}
-	if cfg.TLSCert != "" || cfg.TLSKey != "" {
-		if _, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, nil); err != nil {
-			return err
+	switch {
+	case cfg.TLSCert != "" && cfg.TLSKey != "":
+		if _, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return cfg.Invalid("tls_cert", "failed to load the TLS certificate %s and key %s: %v", cfg.TLSCert, cfg.TLSKey, err)
 		}
+	case cfg.TLSCert != "":
+		return cfg.Invalid("tls_cert", "set without tls_key (--tls-key): give both, or neither")
+	case cfg.TLSKey != "":
+		return cfg.Invalid("tls_key", "set without tls_cert (--tls-cert): give both, or neither")
 	}
 	if len(cfg.Cluster.URLs) > 0 {
-		if err := clusterOptions(cfg).Check(); err != nil {
-			return fmt.Errorf("cluster: %w", err)
+		var oe *natsbus.OptionError
+		if err := clusterOptions(cfg).Check(); errors.As(err, &oe) {
+			return cfg.Invalid(clusterKeys[oe.Option], "%v", oe.Err)
+		} else if err != nil {
+			return cfg.Invalid("cluster.urls", "%v", err)
 		}
 	}
 	return nil
+}
+
+// clusterKeys are the settings behind natsbus.Options' fields.
+var clusterKeys = map[string]string{
+	"Name": "cluster.name", "CredsFile": "cluster.creds",
+	"TLSCA": "cluster.tls.ca", "TLSCert": "cluster.tls.cert", "TLSKey": "cluster.tls.key",
+}
+
+// clusterIgnored lists the cluster settings given without cluster.urls,
+// which leave them unused.
+func clusterIgnored(cfg *config.Config) []string {
+	if len(cfg.Cluster.URLs) > 0 {
+		return nil
+	}
+	var set []string
+	for _, key := range []string{"cluster.name", "cluster.creds", "cluster.tls.ca", "cluster.tls.cert", "cluster.tls.key", "cluster.replicas", "cluster.max_bytes"} {
+		if cfg.IsSet(key) {
+			set = append(set, key)
+		}
+	}
+	return set
 }
 
 // clusterOptions are the NATS backplane's options from cfg, without a

@@ -51,11 +51,7 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 	load := func() (*config.Config, *web.Buses, error) {
 		cfg, err := config.Load(file, os.Getenv, flags)
 		if err != nil {
-			var ce *config.Error
-			if errors.As(err, &ce) && ce.Flag {
-				return nil, nil, command.UsageError("%v", err)
-			}
-			return nil, nil, err
+			return nil, nil, usageIfFlag(err)
 		}
 		policies, schemas, err := cfg.Compile()
 		if err != nil {
@@ -74,7 +70,10 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 	setGCTarget()
 	fileLimit, fileLimitKnown := raiseFileLimit(logger)
 	if err := checkSettings(cfg); err != nil {
-		return err
+		return usageIfFlag(err)
+	}
+	if ignored := clusterIgnored(cfg); len(ignored) > 0 {
+		logger.Warn("cluster.urls is empty: a single broker; these settings are not used", "settings", strings.Join(ignored, ","))
 	}
 	var self *selfAccess // the in-process bridge's credential
 	if cfg.MinionPG != "" || cfg.MinionSQLite != "" || cfg.AuditSQLite != "" {
@@ -235,6 +234,16 @@ func runServe(ctx context.Context, args []string, io command.Stdio) error {
 		defer func() { stopAudit(); <-done }()
 	}
 	return serveUntilSignal(ctx, listeners{main: ln, admin: adminLn, handshake: cfg.HandshakeTimeout, onHUP: onHUP, auth: auth}, srv, logger)
+}
+
+// usageIfFlag makes a bad setting given as a flag a usage error (exit 2);
+// one from the file or the environment exits 1.
+func usageIfFlag(err error) error {
+	var ce *config.Error
+	if errors.As(err, &ce) && ce.Flag {
+		return command.UsageError("%v", err)
+	}
+	return err
 }
 
 // listen listens on addr, with TLS when certs are given and the PROXY

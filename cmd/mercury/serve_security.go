@@ -42,10 +42,8 @@ type certReloader struct {
 	cert *tls.Certificate
 }
 
+// newCertReloader loads the pair; checkSettings has seen both given.
 func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
-	if certFile == "" || keyFile == "" {
-		return nil, command.UsageError("--tls-cert and --tls-key go together: give both, or neither")
-	}
 	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log}
 	if err := r.reload(); err != nil {
 		return nil, err

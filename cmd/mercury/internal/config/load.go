@@ -100,7 +100,7 @@ func Load(file string, getenv func(string) string, flags *Flags) (*Config, error
 			return nil, err
 		}
 	}
-	c := &Config{File: file, Buses: fv.buses}
+	c := &Config{File: file, Buses: fv.buses, origins: map[string]origin{}}
 	c.Auth.APIKeys = fv.apiKeys
 	for _, s := range settings {
 		if err := s.kind.parse(c, []string{s.def}); err != nil {
@@ -110,26 +110,66 @@ func Load(file string, getenv func(string) string, flags *Flags) (*Config, error
 			if s.kind.paths {
 				v.vals = relativeTo(dirOf(file), v.vals)
 			}
+			o := origin{where: fmt.Sprintf("%s:%d", file, v.line), inFile: true}
 			if err := s.kind.parse(c, v.vals); err != nil {
-				return nil, &Error{Where: fmt.Sprintf("%s:%d", file, v.line), Key: s.key, Msg: err.Error()}
+				return nil, o.error(s.key, err.Error())
 			}
+			c.origins[s.key] = o
 		}
 		if getenv != nil {
 			if v := getenv(s.Env()); v != "" {
+				o := origin{where: s.Env()}
 				if err := s.kind.parse(c, []string{v}); err != nil {
-					return nil, &Error{Where: s.Env(), Msg: err.Error()}
+					return nil, o.error(s.key, err.Error())
 				}
+				c.origins[s.key] = o
 			}
 		}
 		if flags != nil {
 			if v := flags.values[s.key]; len(v.vals) > 0 {
+				o := origin{where: "--" + s.Flag(), flag: true}
 				if err := s.kind.parse(c, v.vals); err != nil {
-					return nil, &Error{Where: "--" + s.Flag(), Msg: err.Error(), Flag: true}
+					return nil, o.error(s.key, err.Error())
 				}
+				c.origins[s.key] = o
 			}
 		}
 	}
 	return c, nil
+}
+
+// origin is where a setting's value came from.
+type origin struct {
+	where  string // file:line, variable or flag
+	inFile bool
+	flag   bool
+}
+
+// error is a bad value of setting key from o. A variable or a flag names
+// the setting itself; a line of the file does not.
+func (o origin) error(key, msg string) *Error {
+	e := &Error{Where: o.where, Msg: msg, Flag: o.flag}
+	if o.inFile || o.where == "" {
+		e.Key = key
+	}
+	if e.Where == "" {
+		e.Where = "default"
+	}
+	return e
+}
+
+// Invalid is the error for a value of setting key that the broker cannot
+// use, found after Load: it names where the value was set, as Load's own
+// errors do (a flag's is a usage error).
+func (c *Config) Invalid(key, format string, args ...any) error {
+	return c.origins[key].error(key, fmt.Sprintf(format, args...))
+}
+
+// IsSet reports whether setting key was given in the file, the environment
+// or a flag, rather than left at its default.
+func (c *Config) IsSet(key string) bool {
+	_, ok := c.origins[key]
+	return ok
 }
 
 // relativeTo resolves relative paths against dir (the config file's

@@ -17,6 +17,8 @@ import (
 type Config struct {
 	File string // the config file; "" without one
 
+	origins map[string]origin // by key: where each value not a default came from
+
 	Listen         string
 	AllowOrigins   []string
 	MaxMessageSize int64
