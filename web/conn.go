@@ -265,8 +265,16 @@ func (c *conn) start(ws *websocket.Conn, wire *wireConn) {
 //
 //go:noinline
 func (c *conn) closed(err error) {
+	reason := closeReason(err)
+	c.mu.Lock()
+	if c.closing {
+		// The broker closed it: its own code says why, where the error
+		// is only what the reader met on the way out.
+		reason = fmt.Sprintf("%d %s (by the broker)", c.closeCode, c.closeReason)
+	}
+	c.mu.Unlock()
 	c.s.log.Info("connection closed", "id", c.id, "remote", c.remote, "pattern", c.pattern.String(), "topic", c.topic,
-		"duration", time.Since(c.opened).Round(time.Millisecond), "reason", closeReason(err),
+		"duration", time.Since(c.opened).Round(time.Millisecond), "reason", reason,
 		"messages_in", c.msgsIn.Load(), "messages_out", c.msgsOut.Load())
 }
 

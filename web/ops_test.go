@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/go-chi/chi/v5"
@@ -459,4 +461,22 @@ func TestEventStreamsAreConnectionsToo(t *testing.T) {
 		t.Errorf("the stream did not end cleanly: %v", err)
 	}
 	waitFor(t, func() bool { subs, _ := ts.broker.Subscriptions(); return subs == 0 })
+}
+
+// A connection the broker closes is logged with the broker's own code
+// and reason, not the error its reader met on the way out.
+func TestConnectionClosedByTheBrokerLogsWhy(t *testing.T) {
+	logs := &syncbuf.Buffer{}
+	ts := startServer(t, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	sub := ts.dial(t, "sub", "/livesys")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-sub.done
+	waitFor(t, func() bool { return strings.Contains(logs.String(), `msg="connection closed" id=1`) })
+	if out := logs.String(); !strings.Contains(out, `reason="1001 going away (by the broker)"`) {
+		t.Errorf("the close line does not say why:\n%s", out)
+	}
 }
