@@ -525,6 +525,9 @@ func TestConfigCheck(t *testing.T) {
 	if code, _, _ := run("check"); code != 2 {
 		t.Errorf("no file: exit %d, want 2", code)
 	}
+	if code, _, errOut := run("check", "--bogus", "mercury.yaml"); code != 2 || !strings.Contains(errOut, "flag provided but not defined: -bogus") {
+		t.Errorf("unknown flag after check: exit %d, %s", code, errOut)
+	}
 	if code, _, _ := run("verify", "x"); code != 2 {
 		t.Errorf("unknown subcommand: exit %d, want 2", code)
 	}

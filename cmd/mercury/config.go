@@ -20,14 +20,18 @@ import (
 func runConfig(ctx context.Context, args []string, io command.Stdio) error {
 	fs := command.NewFlagSet("config", "check FILE",
 		"mercury config check mercury.yaml    # exit 0 and a summary, or 1 and the reason")
+	var sub string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:] // flags after the subcommand are flags too
+	}
 	if err := command.ParseFlags(fs, args, io); err != nil {
 		return err
 	}
-	if fs.NArg() != 2 || fs.Arg(0) != "check" {
+	if sub != "check" || fs.NArg() != 1 {
 		fs.Usage()
 		return command.UsageError("want: mercury config check FILE")
 	}
-	file := fs.Arg(1)
+	file := fs.Arg(0)
 	cfg, err := config.Load(file, nil, nil)
 	if err != nil {
 		return err

@@ -47,8 +47,13 @@ func NewFlagSet(name, synopsis string, examples ...string) *flag.FlagSet {
 	fs := flag.NewFlagSet("mercury "+name, flag.ContinueOnError)
 	fs.Usage = func() {
 		w := fs.Output()
-		fmt.Fprintf(w, "Usage: mercury %s %s\n\nFlags:\n", name, synopsis)
-		fs.PrintDefaults()
+		fmt.Fprintf(w, "Usage: mercury %s %s\n", name, synopsis)
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintf(w, "\nFlags:\n")
+			fs.PrintDefaults()
+		}
 		if len(examples) > 0 {
 			fmt.Fprintf(w, "\nExamples:\n  %s\n", strings.Join(examples, "\n  "))
 		}
