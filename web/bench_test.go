@@ -225,10 +225,7 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 	const conns = 2000
 	ts := startServer(b, unlimited(Options{}))
 	measure := func() (heap, stack uint64) {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
+		ms := memStatsAfterGC()
 		return ms.HeapInuse, ms.StackInuse
 	}
 	for b.Loop() {

@@ -250,13 +250,7 @@ func TestConnectCyclesLeaveNothingBehind(t *testing.T) {
 	if raceEnabled {
 		cycles = 20000 // the race detector makes each cycle ~5x slower
 	}
-	heap := func() uint64 {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
+	heap := func() uint64 { return memStatsAfterGC().HeapAlloc }
 	cycle := func(i int) {
 		pattern := []string{"sub", "bus", "pull", "pub", "push"}[i%5]
 		topic := "/cycle/x" + strings.Repeat("x", i%7) + "/n" + string(rune('a'+i%26))
@@ -319,13 +313,7 @@ func TestIdleReaderKeepsSmallStack(t *testing.T) {
 	// small beside theirs.
 	const conns = 1000
 	ts := startServer(t, unlimited(Options{PingInterval: 20 * time.Millisecond, PongTimeout: time.Minute}))
-	stacks := func() uint64 {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.StackInuse
-	}
+	stacks := func() uint64 { return memStatsAfterGC().StackInuse }
 	before := stacks()
 	peers := make([]*rawPeer, conns)
 	for i := range peers {

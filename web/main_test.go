@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -198,4 +199,14 @@ func post(t testing.TB, ts *testServer, pattern, topic, contentType, body string
 		t.Fatal(err)
 	}
 	return resp
+}
+
+// memStatsAfterGC reads the memory statistics after two collections: the
+// second frees what the first only finalized.
+func memStatsAfterGC() runtime.MemStats {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms
 }
