@@ -265,12 +265,14 @@ func (o Options) Check() error {
 			return &OptionError{"TLSCert", err}
 		}
 	case o.TLSCert != "":
-		return &OptionError{"TLSKey", errors.New("nats: a client certificate needs both its file and its key file")}
+		return &OptionError{"TLSKey", errHalfClientCert}
 	case o.TLSKey != "":
-		return &OptionError{"TLSCert", errors.New("nats: a client certificate needs both its file and its key file")}
+		return &OptionError{"TLSCert", errHalfClientCert}
 	}
 	return nil
 }
+
+var errHalfClientCert = errors.New("nats: a client certificate needs both its file and its key file")
 
 // OptionError is an option Connect cannot use; Option names its field of
 // Options.

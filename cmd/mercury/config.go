@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/mercury-broker/mercury/broker"
@@ -128,13 +129,7 @@ func clusterIgnored(cfg *config.Config) []string {
 	if len(cfg.Cluster.URLs) > 0 {
 		return nil
 	}
-	var set []string
-	for _, key := range []string{"cluster.name", "cluster.creds", "cluster.tls.ca", "cluster.tls.cert", "cluster.tls.key", "cluster.replicas", "cluster.max_bytes"} {
-		if cfg.IsSet(key) {
-			set = append(set, key)
-		}
-	}
-	return set
+	return slices.DeleteFunc(cfg.SetUnder("cluster."), func(key string) bool { return key == "cluster.urls" })
 }
 
 // clusterOptions are the NATS backplane's options from cfg, without a

@@ -165,11 +165,17 @@ func (c *Config) Invalid(key, format string, args ...any) error {
 	return c.origins[key].error(key, fmt.Sprintf(format, args...))
 }
 
-// IsSet reports whether setting key was given in the file, the environment
-// or a flag, rather than left at its default.
-func (c *Config) IsSet(key string) bool {
-	_, ok := c.origins[key]
-	return ok
+// SetUnder lists the settings whose keys start with prefix that were given
+// in the file, the environment or a flag, rather than left at their
+// defaults, in the order of the settings' table.
+func (c *Config) SetUnder(prefix string) []string {
+	var keys []string
+	for _, s := range settings {
+		if _, ok := c.origins[s.key]; ok && strings.HasPrefix(s.key, prefix) {
+			keys = append(keys, s.key)
+		}
+	}
+	return keys
 }
 
 // relativeTo resolves relative paths against dir (the config file's
